@@ -1,0 +1,14 @@
+//! Speech recognition collection of nemo-rs.
+//!
+//! The paper's §4.1 pipelines: a data layer reading NeMo manifests and WAV files, the mel
+//! preprocessor, Jasper/QuartzNet encoders with a CTC decoder and loss, greedy decoding and WER.
+
+pub mod data;
+pub mod decoding;
+pub mod error;
+pub mod kernels;
+pub mod losses;
+pub mod metrics;
+pub mod preprocessing;
+
+pub use error::{Error, Result};

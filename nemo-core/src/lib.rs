@@ -1,0 +1,45 @@
+//! Core of nemo-rs: neural types checked by the compiler and at run time, and the training
+//! runtime built on them.
+//!
+//! * [`types`] — runtime neural types: axes, the element-type tree, [`NeuralType`](types::NeuralType)
+//!   with its textual form, and NeMo's [`Comparison`](types::Comparison) semantics;
+//! * [`typed`] — the same types as compile-time markers, [`NTensor`](typed::NTensor), typed axis
+//!   operations, and the bounds that make miswiring a build error;
+//! * [`module`] — [`#[neural_module]`](neural_module) modules, their runtime port maps and the
+//!   dynamic (trait-object) path; [`graph`] — modules wired from data;
+//! * [`check`] — the runtime fallback for what the compiler cannot know;
+//! * [`optim`] — optimizers and learning-rate schedules.
+//!
+//! Sibling crates: `nemo-macros` (the macros re-exported here), `nemo-asr` (speech), and the
+//! facade `nemo`.
+
+// Lets the macros' generated code name `::nemo_core` inside this crate too.
+extern crate self as nemo_core;
+
+pub mod check;
+pub mod error;
+pub mod graph;
+pub mod module;
+pub mod optim;
+pub mod typed;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use module::{DynModule, Forward, ModuleKind, NeuralModule, PortTypes};
+pub use nemo_macros::{element_type, neural_module};
+pub use typed::NTensor;
+
+/// Markers and traits most modules need: `use nemo_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::module::{DynModule, Forward, NeuralModule};
+    pub use crate::typed::axes::{Any, B, C, D, H, T, W};
+    pub use crate::typed::elements::*;
+    pub use crate::typed::{Element, IsA, NTensor, Port};
+    pub use crate::{element_type, neural_module};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use candle_core::Tensor;
+    pub use inventory;
+}

@@ -1,0 +1,470 @@
+//! Code generation for `#[neural_module]`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+
+use super::ast::Kind;
+use super::check::{Model, PortModel, SizeModel};
+
+fn spec(krate: &TokenStream, port: &PortModel) -> TokenStream {
+    let name = port.name.to_string();
+    let element = &port.element;
+    let optional = port.optional;
+    let axes = match &port.axes {
+        Some(axes) => {
+            let specs = axes.iter().map(|a| {
+                let marker = &a.marker;
+                let size = match &a.size {
+                    SizeModel::Free => quote!(#krate::check::SizeSpec::Free),
+                    SizeModel::Fixed(n) => quote!(#krate::check::SizeSpec::Fixed(#n)),
+                    SizeModel::Config(i, text) => quote!(#krate::check::SizeSpec::Config(#i, #text)),
+                    SizeModel::Symbol(i) => quote!(#krate::check::SizeSpec::Symbol(#i)),
+                };
+                quote! {
+                    #krate::check::AxisSpec {
+                        kind: <#marker as #krate::typed::Axis>::KIND,
+                        size: #size,
+                    }
+                }
+            });
+            quote!(::core::option::Option::Some(&[#(#specs),*]))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let params = port.params.iter().map(|(key, index)| {
+        quote!(#krate::check::ParamSpec { key: #key, index: #index })
+    });
+    quote! {
+        #krate::check::PortSpec {
+            name: #name,
+            axes: #axes,
+            element: <#element as #krate::typed::Element>::info,
+            params: &[#(#params),*],
+            optional: #optional,
+        }
+    }
+}
+
+fn tensor_struct(
+    krate: &TokenStream,
+    vis: &syn::Visibility,
+    ident: &syn::Ident,
+    doc: &str,
+    ports: &[PortModel],
+    ports_const: &syn::Ident,
+    module_name: &str,
+    dir: TokenStream,
+) -> TokenStream {
+    let fields = ports.iter().map(|p| {
+        let name = &p.name;
+        let doc = format!("Port `{}`.", p.text);
+        if p.optional {
+            quote!(#[doc = #doc] pub #name: ::core::option::Option<#krate::__private::Tensor>)
+        } else {
+            quote!(#[doc = #doc] pub #name: #krate::__private::Tensor)
+        }
+    });
+    let takes = ports.iter().enumerate().map(|(i, p)| {
+        let name = &p.name;
+        let key = name.to_string();
+        if p.optional {
+            quote!(let #name = __values.remove(#key);)
+        } else {
+            quote! {
+                let #name = match __values.remove(#key) {
+                    ::core::option::Option::Some(t) => t,
+                    ::core::option::Option::None => {
+                        return ::core::result::Result::Err(
+                            #krate::module::port_missing(#module_name, #dir, &#ports_const[#i]),
+                        );
+                    }
+                };
+            }
+        }
+    });
+    let names: Vec<_> = ports.iter().map(|p| &p.name).collect();
+    let puts = ports.iter().map(|p| {
+        let name = &p.name;
+        let key = name.to_string();
+        if p.optional {
+            quote! {
+                if let ::core::option::Option::Some(t) = self.#name {
+                    __out.insert(::std::string::String::from(#key), t);
+                }
+            }
+        } else {
+            quote!(__out.insert(::std::string::String::from(#key), self.#name);)
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone)]
+        #vis struct #ident {
+            #(#fields,)*
+        }
+
+        const _: () = {
+            #[automatically_derived]
+            impl #krate::module::TensorStruct for #ident {
+                fn from_named(
+                    mut __values: #krate::module::NamedTensors,
+                ) -> #krate::Result<Self> {
+                    #(#takes)*
+                    #krate::module::reject_unknown_ports(#module_name, #dir, #ports_const, &__values)?;
+                    ::core::result::Result::Ok(#ident { #(#names),* })
+                }
+                fn into_named(self) -> #krate::module::NamedTensors {
+                    let mut __out = #krate::module::NamedTensors::new();
+                    #(#puts)*
+                    __out
+                }
+            }
+        };
+    }
+}
+
+fn check_calls(krate: &TokenStream, ports: &[PortModel], var: TokenStream, dir: TokenStream) -> Vec<TokenStream> {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let name = &p.name;
+            if p.optional {
+                quote! {
+                    if let ::core::option::Option::Some(t) = &#var.#name {
+                        __check.port(#dir, &__ports[#i], t, ::core::option::Option::None)?;
+                    }
+                }
+            } else {
+                let _ = krate;
+                quote!(__check.port(#dir, &__ports[#i], &#var.#name, ::core::option::Option::None)?;)
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
+    let krate = &model.krate;
+    let ident = &item.ident;
+    let vis = &item.vis;
+    let module_name = ident.to_string();
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+
+    let inputs_ident = format_ident!("{}Inputs", ident);
+    let outputs_ident = format_ident!("{}Outputs", ident);
+    let in_tensors = format_ident!("{}InputTensors", ident);
+    let out_tensors = format_ident!("{}OutputTensors", ident);
+    let ports_mod = format_ident!("__nemo_ports_{}", ident);
+    let in_const = format_ident!("__NEMO_INPUTS_{}", ident);
+    let out_const = format_ident!("__NEMO_OUTPUTS_{}", ident);
+    let input_dir = quote!(#krate::check::Direction::Input);
+    let output_dir = quote!(#krate::check::Direction::Output);
+
+    let in_specs = model.inputs.iter().map(|p| spec(krate, p));
+    let out_specs = model.outputs.iter().map(|p| spec(krate, p));
+    let symbols = &model.symbols;
+    let sizes = model.config_sizes.iter().enumerate().map(|(i, v)| quote!(__c.sizes[#i] = #v;));
+    let params = model.config_params.iter().enumerate().map(|(i, v)| quote!(__c.params[#i] = #v;));
+    let kind = match model.kind {
+        Kind::Module => quote!(#krate::module::ModuleKind::Module),
+        Kind::DataLayer => quote!(#krate::module::ModuleKind::DataLayer),
+        Kind::Loss => quote!(#krate::module::ModuleKind::Loss),
+    };
+
+    let port_markers = model.inputs.iter().chain(&model.outputs).map(|p| &p.name);
+    let mut seen = std::collections::HashSet::new();
+    let port_markers: Vec<_> = port_markers.filter(|n| seen.insert(n.to_string())).collect();
+
+    let describe = |ports: &[PortModel]| {
+        ports
+            .iter()
+            .map(|p| format!("* `{}`", p.text))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    let out_fields = model.outputs.iter().map(|p| {
+        let name = &p.name;
+        let axes = p.axes_tuple();
+        let element = &p.element;
+        let doc = format!("Port `{}`.", p.text);
+        let ty = quote!(#krate::typed::NTensor<#axes, #element>);
+        if p.optional {
+            quote!(#[doc = #doc] pub #name: ::core::option::Option<#ty>)
+        } else {
+            quote!(#[doc = #doc] pub #name: #ty)
+        }
+    });
+    let outputs_doc = format!(
+        "Typed outputs of [`{module_name}`].\n\n{}",
+        describe(&model.outputs)
+    );
+    let wrap_outputs = model.outputs.iter().enumerate().map(|(i, p)| {
+        let name = &p.name;
+        let wrap = quote! {
+            #krate::typed::NTensor::from_checked(
+                t,
+                __out_ports[#i].element_type(&__cfg).map(::std::sync::Arc::new),
+            )
+        };
+        if p.optional {
+            quote!(#name: __raw.#name.map(|t| #wrap))
+        } else {
+            quote!(#name: { let t = __raw.#name; #wrap })
+        }
+    });
+    let wrap_outputs: Vec<_> = wrap_outputs.collect();
+
+    let in_struct = if model.kind == Kind::DataLayer {
+        quote!()
+    } else {
+        tensor_struct(
+            krate,
+            vis,
+            &in_tensors,
+            &format!("Plain-tensor inputs of [`{module_name}`], for its `Forward` implementation."),
+            &model.inputs,
+            &in_const,
+            &module_name,
+            input_dir.clone(),
+        )
+    };
+    let out_struct = tensor_struct(
+        krate,
+        vis,
+        &out_tensors,
+        &format!("Plain-tensor outputs of [`{module_name}`], for its `Forward` implementation."),
+        &model.outputs,
+        &out_const,
+        &module_name,
+        output_dir.clone(),
+    );
+    let in_tensors_ty = if model.kind == Kind::DataLayer {
+        quote!(())
+    } else {
+        quote!(#in_tensors)
+    };
+    let check_in = check_calls(krate, &model.inputs, quote!(__x), input_dir.clone());
+    let check_out = check_calls(krate, &model.outputs, quote!(__y), output_dir.clone());
+
+    // The typed call (modules and losses) or the checked wrapper (data layers).
+    let typed = if model.kind == Kind::DataLayer {
+        let doc = format!(
+            "Checks plain output tensors against the ports of [`{module_name}`] and returns them typed."
+        );
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #ident #ty_generics #where_clause {
+                #[doc = #doc]
+                #vis fn wrap_outputs(&self, __raw: #out_tensors) -> #krate::Result<#outputs_ident> {
+                    let __cfg = <Self as #krate::module::NeuralModule>::port_config(self);
+                    let mut __check = #krate::check::CallCheck::new(
+                        <Self as #krate::module::NeuralModule>::NAME,
+                        <Self as #krate::module::NeuralModule>::symbols(),
+                        &__cfg,
+                    );
+                    if __check.active() {
+                        <Self as #krate::module::NeuralModule>::check_outputs(self, &mut __check, &__raw)?;
+                    }
+                    let __out_ports = <Self as #krate::module::NeuralModule>::output_ports();
+                    ::core::result::Result::Ok(#outputs_ident { #(#wrap_outputs,)* })
+                }
+            }
+        }
+    } else {
+        let mandatory: Vec<&PortModel> = model.inputs.iter().filter(|p| !p.optional).collect();
+        let generics: Vec<_> = (0..mandatory.len()).map(|i| format_ident!("P{}", i)).collect();
+        let indices: Vec<_> = (0..mandatory.len()).map(|i| format_ident!("I{}", i)).collect();
+        let mut g = 0usize;
+        let in_fields = model.inputs.iter().map(|p| {
+            let name = &p.name;
+            let doc = format!("Port `{}`.", p.text);
+            if p.optional {
+                let axes = p.axes_tuple();
+                let element = &p.element;
+                quote!(#[doc = #doc] pub #name: ::core::option::Option<#krate::typed::NTensor<#axes, #element>>)
+            } else {
+                let gp = &generics[g];
+                g += 1;
+                quote!(#[doc = #doc] pub #name: #gp)
+            }
+        });
+        let in_fields: Vec<_> = in_fields.collect();
+        let bounds = mandatory.iter().zip(generics.iter().zip(&indices)).map(|(p, (gp, ip))| {
+            let name = &p.name;
+            let axes = p.axes_tuple();
+            let element = &p.element;
+            quote_spanned! {p.span()=>
+                <#gp as #krate::typed::Port>::Axes:
+                    #krate::typed::AxesFit<#axes, Self, #ports_mod::#name>,
+                <#gp as #krate::typed::Port>::Element:
+                    #krate::typed::ElementFits<#element, Self, #ports_mod::#name, #ip>,
+            }
+        });
+        let checks = model.inputs.iter().enumerate().map(|(i, p)| {
+            let name = &p.name;
+            if p.optional {
+                quote! {
+                    if let ::core::option::Option::Some(v) = &__inputs.#name {
+                        __check.port(#input_dir, &__in_ports[#i], v.tensor(), v.element_type())?;
+                    }
+                }
+            } else {
+                quote! {
+                    __check.port(
+                        #input_dir,
+                        &__in_ports[#i],
+                        #krate::typed::Port::tensor(&__inputs.#name),
+                        #krate::typed::Port::element_type(&__inputs.#name),
+                    )?;
+                }
+            }
+        });
+        let raws = model.inputs.iter().map(|p| {
+            let name = &p.name;
+            if p.optional {
+                quote!(#name: __inputs.#name.as_ref().map(|v| v.tensor().clone()))
+            } else {
+                quote!(#name: #krate::typed::Port::tensor(&__inputs.#name).clone())
+            }
+        });
+        let inputs_doc = format!(
+            "Typed inputs of [`{module_name}`]: the named arguments of its typed call `forward`.\n\n{}",
+            describe(&model.inputs)
+        );
+        let forward_doc = format!(
+            "The typed call of [`{module_name}`]: connects typed values to its input ports (checked by the compiler), runs the runtime fallback on inputs and outputs, and returns typed outputs.\n\n# Inputs\n{}\n\n# Outputs\n{}",
+            describe(&model.inputs),
+            describe(&model.outputs)
+        );
+        let struct_generics = if generics.is_empty() { quote!() } else { quote!(<#(#generics),*>) };
+        quote! {
+            #[doc = #inputs_doc]
+            #vis struct #inputs_ident #struct_generics {
+                #(#in_fields,)*
+            }
+
+            #[automatically_derived]
+            impl #impl_generics #ident #ty_generics #where_clause {
+                #[doc = #forward_doc]
+                #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+                #vis fn forward<#(#generics: #krate::typed::Port,)* #(#indices,)*>(
+                    &self,
+                    __inputs: #inputs_ident #struct_generics,
+                ) -> #krate::Result<#outputs_ident>
+                where
+                    Self: #krate::module::Forward,
+                    #(#bounds)*
+                {
+                    let __cfg = <Self as #krate::module::NeuralModule>::port_config(self);
+                    let mut __check = #krate::check::CallCheck::new(
+                        <Self as #krate::module::NeuralModule>::NAME,
+                        <Self as #krate::module::NeuralModule>::symbols(),
+                        &__cfg,
+                    );
+                    let __in_ports = <Self as #krate::module::NeuralModule>::input_ports();
+                    if __check.active() {
+                        #(#checks)*
+                    }
+                    let __raw_in = #in_tensors { #(#raws,)* };
+                    let __raw = <Self as #krate::module::Forward>::forward_tensors(self, __raw_in)?;
+                    if __check.active() {
+                        <Self as #krate::module::NeuralModule>::check_outputs(self, &mut __check, &__raw)?;
+                    }
+                    let __out_ports = <Self as #krate::module::NeuralModule>::output_ports();
+                    ::core::result::Result::Ok(#outputs_ident { #(#wrap_outputs,)* })
+                }
+            }
+        }
+    };
+
+    let loss_assert = if model.kind == Kind::Loss {
+        model.outputs.first().map(|p| {
+            let element = &p.element;
+            quote_spanned! {p.span()=>
+                const _: fn() = || {
+                    fn __nemo_loss_output_is_a_loss<E: #krate::typed::IsA<#krate::typed::elements::Loss, I>, I>() {}
+                    __nemo_loss_output_is_a_loss::<#element, _>();
+                };
+            }
+        })
+    } else {
+        None
+    };
+
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, non_camel_case_types, missing_docs, unreachable_pub)]
+        #vis mod #ports_mod {
+            #(
+                #[derive(Debug, Clone, Copy)]
+                pub struct #port_markers;
+            )*
+        }
+
+        #[doc = #outputs_doc]
+        #[derive(Debug, Clone)]
+        #vis struct #outputs_ident {
+            #(#out_fields,)*
+        }
+
+        #in_struct
+        #out_struct
+
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        const #in_const: &[#krate::check::PortSpec] = &[#(#in_specs),*];
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        const #out_const: &[#krate::check::PortSpec] = &[#(#out_specs),*];
+
+        #loss_assert
+
+        #[automatically_derived]
+        impl #impl_generics #krate::module::NeuralModule for #ident #ty_generics #where_clause {
+            const NAME: &'static str = #module_name;
+            const KIND: #krate::module::ModuleKind = #kind;
+            type InputTensors = #in_tensors_ty;
+            type OutputTensors = #out_tensors;
+            fn input_ports() -> &'static [#krate::check::PortSpec] {
+                #in_const
+            }
+            fn output_ports() -> &'static [#krate::check::PortSpec] {
+                #out_const
+            }
+            fn symbols() -> &'static [&'static str] {
+                &[#(#symbols),*]
+            }
+            #[allow(clippy::unnecessary_cast)]
+            fn port_config(&self) -> #krate::check::PortConfig {
+                #[allow(unused_mut)]
+                let mut __c = #krate::check::PortConfig::default();
+                #(#sizes)*
+                #(#params)*
+                __c
+            }
+            #[allow(unused_variables)]
+            fn check_inputs(
+                &self,
+                __check: &mut #krate::check::CallCheck<'_>,
+                __x: &Self::InputTensors,
+            ) -> #krate::Result<()> {
+                #[allow(unused_variables)]
+                let __ports = #in_const;
+                #(#check_in)*
+                ::core::result::Result::Ok(())
+            }
+            fn check_outputs(
+                &self,
+                __check: &mut #krate::check::CallCheck<'_>,
+                __y: &Self::OutputTensors,
+            ) -> #krate::Result<()> {
+                let __ports = #out_const;
+                #(#check_out)*
+                ::core::result::Result::Ok(())
+            }
+        }
+
+        #typed
+    }
+}
