@@ -27,14 +27,21 @@ struct Encoder {
 impl Encoder {
     fn new(feat_in: usize, feat_out: usize) -> Result<Self> {
         let weight = Tensor::ones((feat_out, feat_in), DType::F32, &Device::Cpu)?;
-        Ok(Encoder { feat_in, feat_out, weight })
+        Ok(Encoder {
+            feat_in,
+            feat_out,
+            weight,
+        })
     }
 }
 
 impl Forward for Encoder {
     fn forward_tensors(&self, x: EncoderInputTensors) -> Result<EncoderOutputTensors> {
         let outputs = self.weight.broadcast_matmul(&x.audio_signal)?;
-        Ok(EncoderOutputTensors { outputs, encoded_lengths: x.length })
+        Ok(EncoderOutputTensors {
+            outputs,
+            encoded_lengths: x.length,
+        })
     }
 }
 
@@ -70,8 +77,15 @@ impl Forward for Mel {
     fn forward_tensors(&self, x: MelInputTensors) -> Result<MelOutputTensors> {
         let (b, t) = x.input_signal.dims2()?;
         let frames = t / 160 + 1;
-        let processed_signal = Tensor::zeros((b, self.features, frames), DType::F32, x.input_signal.device())?;
-        Ok(MelOutputTensors { processed_signal, processed_length: x.length })
+        let processed_signal = Tensor::zeros(
+            (b, self.features, frames),
+            DType::F32,
+            x.input_signal.device(),
+        )?;
+        Ok(MelOutputTensors {
+            processed_signal,
+            processed_length: x.length,
+        })
     }
 }
 
@@ -85,7 +99,9 @@ struct MeanLoss;
 
 impl Forward for MeanLoss {
     fn forward_tensors(&self, x: MeanLossInputTensors) -> Result<MeanLossOutputTensors> {
-        Ok(MeanLossOutputTensors { loss: x.x.mean_all()? })
+        Ok(MeanLossOutputTensors {
+            loss: x.x.mean_all()?,
+        })
     }
 }
 
@@ -93,7 +109,11 @@ fn cpu() -> Device {
     Device::Cpu
 }
 
-fn mel_input(b: usize, d: usize, t: usize) -> Result<(NTensor<(B, D, T), MelSpectrogram>, NTensor<(B,), Lengths>)> {
+fn mel_input(
+    b: usize,
+    d: usize,
+    t: usize,
+) -> Result<(NTensor<(B, D, T), MelSpectrogram>, NTensor<(B,), Lengths>)> {
     let x = NTensor::new(Tensor::zeros((b, d, t), DType::F32, &cpu())?)?;
     let l = NTensor::new(Tensor::zeros(b, DType::U32, &cpu())?)?;
     Ok((x, l))
@@ -103,11 +123,20 @@ fn mel_input(b: usize, d: usize, t: usize) -> Result<(NTensor<(B, D, T), MelSpec
 fn typed_call_returns_typed_outputs() -> Result<()> {
     let enc = Encoder::new(64, 32)?;
     let (x, l) = mel_input(2, 64, 50)?;
-    let out = enc.forward(EncoderInputs { audio_signal: &x, length: &l })?;
+    let out = enc.forward(EncoderInputs {
+        audio_signal: &x,
+        length: &l,
+    })?;
     assert_eq!(out.outputs.dims(), &[2, 32, 50]);
-    assert_eq!(out.outputs.neural_type().to_string(), "(B, D, T) AcousticEncodedRepresentation");
+    assert_eq!(
+        out.outputs.neural_type().to_string(),
+        "(B, D, T) AcousticEncodedRepresentation"
+    );
     // A subtype feeds a supertype port: the encoder output into a `Channel` loss.
-    let loss = MeanLoss.forward(MeanLossInputs { x: &out.outputs, mask: None })?;
+    let loss = MeanLoss.forward(MeanLossInputs {
+        x: &out.outputs,
+        mask: None,
+    })?;
     assert_eq!(loss.loss.neural_type().to_string(), "Loss");
     Ok(())
 }
@@ -117,11 +146,32 @@ fn runtime_types_come_from_the_declaration_and_configuration() -> Result<()> {
     let enc = Encoder::new(64, 32)?;
     let inputs = enc.input_types();
     assert_eq!(inputs.names(), ["audio_signal", "length"]);
-    assert_eq!(inputs.to_string(), "audio_signal: (B, D:64, T) MelSpectrogram, length: (B) Lengths");
-    assert_eq!(enc.output_types().to_string(), "outputs: (B, D:32, T) AcousticEncodedRepresentation, encoded_lengths: (B) Lengths");
-    let mel = Mel { sample_rate: 16000, features: 64 };
-    assert_eq!(mel.input_types().get("input_signal").map(ToString::to_string).as_deref(), Some("(B, T) AudioSignal{freq=16000}"));
-    assert_eq!(MeanLoss.input_types().get("mask").map(NeuralType::is_optional), Some(true));
+    assert_eq!(
+        inputs.to_string(),
+        "audio_signal: (B, D:64, T) MelSpectrogram, length: (B) Lengths"
+    );
+    assert_eq!(
+        enc.output_types().to_string(),
+        "outputs: (B, D:32, T) AcousticEncodedRepresentation, encoded_lengths: (B) Lengths"
+    );
+    let mel = Mel {
+        sample_rate: 16000,
+        features: 64,
+    };
+    assert_eq!(
+        mel.input_types()
+            .get("input_signal")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("(B, T) AudioSignal{freq=16000}")
+    );
+    assert_eq!(
+        MeanLoss
+            .input_types()
+            .get("mask")
+            .map(NeuralType::is_optional),
+        Some(true)
+    );
     assert_eq!(<MeanLoss as NeuralModule>::KIND, nemo::ModuleKind::Loss);
     Ok(())
 }
@@ -137,12 +187,29 @@ fn type_error(r: Result<impl std::fmt::Debug>) -> Box<nemo::check::TypeError> {
 fn runtime_size_from_configuration_is_checked() -> Result<()> {
     let enc = Encoder::new(64, 32)?;
     let (x, l) = mel_input(2, 80, 50)?;
-    let e = type_error(enc.forward(EncoderInputs { audio_signal: &x, length: &l }));
+    let e = type_error(enc.forward(EncoderInputs {
+        audio_signal: &x,
+        length: &l,
+    }));
     assert_eq!(e.port, "audio_signal");
-    assert!(matches!(e.problem, Problem::Size { axis: 1, expected: 64, found: 80, .. }), "{e}");
+    assert!(
+        matches!(
+            e.problem,
+            Problem::Size {
+                axis: 1,
+                expected: 64,
+                found: 80,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let msg = e.to_string();
     assert!(msg.contains("`Encoder` input `audio_signal`: axis 1 (D) has size 80, expected 64 (from the module's `feat_in`)"), "{msg}");
-    assert!(msg.contains("port type: (B, D:64, T) MelSpectrogram"), "{msg}");
+    assert!(
+        msg.contains("port type: (B, D:64, T) MelSpectrogram"),
+        "{msg}"
+    );
     Ok(())
 }
 
@@ -151,10 +218,17 @@ fn symbolic_batch_binds_across_ports() -> Result<()> {
     let enc = Encoder::new(64, 32)?;
     let (x, _) = mel_input(2, 64, 50)?;
     let (_, l3) = mel_input(3, 64, 50)?;
-    let e = type_error(enc.forward(EncoderInputs { audio_signal: &x, length: &l3 }));
+    let e = type_error(enc.forward(EncoderInputs {
+        audio_signal: &x,
+        length: &l3,
+    }));
     assert_eq!(e.port, "length");
     assert_eq!(e.bindings, vec![("B".to_string(), 2)]);
-    assert!(e.to_string().contains("symbol `B` bound by port `audio_signal`"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("symbol `B` bound by port `audio_signal`"),
+        "{e}"
+    );
     Ok(())
 }
 
@@ -165,11 +239,25 @@ fn element_parameters_are_checked_and_can_be_disabled() -> Result<()> {
         audio_signal: Tensor::zeros((2, 1600), DType::F32, &cpu())?,
         a_sig_length: Tensor::zeros(2, DType::U32, &cpu())?,
     })?;
-    assert_eq!(batch.audio_signal.neural_type().to_string(), "(B, T) AudioSignal{freq=8000}");
-    let mel = Mel { sample_rate: 16000, features: 64 };
-    let call = |m: &Mel| m.forward(MelInputs { input_signal: &batch.audio_signal, length: &batch.a_sig_length });
+    assert_eq!(
+        batch.audio_signal.neural_type().to_string(),
+        "(B, T) AudioSignal{freq=8000}"
+    );
+    let mel = Mel {
+        sample_rate: 16000,
+        features: 64,
+    };
+    let call = |m: &Mel| {
+        m.forward(MelInputs {
+            input_signal: &batch.audio_signal,
+            length: &batch.a_sig_length,
+        })
+    };
     let e = type_error(call(&mel));
-    assert!(matches!(&e.problem, Problem::Param { key, expected, found } if key == "freq" && *expected == 16000.0 && *found == 8000.0), "{e}");
+    assert!(
+        matches!(&e.problem, Problem::Param { key, expected, found } if key == "freq" && *expected == 16000.0 && *found == 8000.0),
+        "{e}"
+    );
     {
         let _semantic_off = disable_semantic_checks();
         call(&mel)?;
@@ -187,10 +275,12 @@ fn element_parameters_are_checked_and_can_be_disabled() -> Result<()> {
 #[test]
 fn dtype_and_device_must_agree() -> Result<()> {
     let enc = Encoder::new(4, 4)?;
-    let x = NTensor::<(B, D, T), MelSpectrogram>::new(Tensor::zeros((1, 4, 3), DType::F64, &cpu())?)?;
+    let x =
+        NTensor::<(B, D, T), MelSpectrogram>::new(Tensor::zeros((1, 4, 3), DType::F64, &cpu())?)?;
     let l = NTensor::<(B,), Lengths>::new(Tensor::zeros(1, DType::U32, &cpu())?)?;
     // The encoder's weight is f32, so candle itself refuses; the check is on the ports of one call:
-    let loss_in = NTensor::<(B, D, T), Channel>::new(Tensor::zeros((1, 4, 3), DType::F16, &cpu())?)?;
+    let loss_in =
+        NTensor::<(B, D, T), Channel>::new(Tensor::zeros((1, 4, 3), DType::F16, &cpu())?)?;
     let _ = (enc, x, l);
     let e = type_error(MeanLoss.forward(MeanLossInputs {
         x: &loss_in,
@@ -204,7 +294,13 @@ fn dtype_and_device_must_agree() -> Result<()> {
 fn wrong_rank_at_wrap_time() -> Result<()> {
     let r = NTensor::<(B, D, T), MelSpectrogram>::new(Tensor::zeros((2, 3), DType::F32, &cpu())?);
     let e = type_error(r);
-    assert!(matches!(e.problem, Problem::Rank { expected: 3, found: 2 }));
+    assert!(matches!(
+        e.problem,
+        Problem::Rank {
+            expected: 3,
+            found: 2
+        }
+    ));
     Ok(())
 }
 
@@ -212,13 +308,22 @@ fn wrong_rank_at_wrap_time() -> Result<()> {
 fn dynamic_path_checks_named_tensors() -> Result<()> {
     let enc = Encoder::new(64, 32)?;
     let mut named = nemo::module::NamedTensors::new();
-    named.insert("audio_signal".into(), Tensor::zeros((2, 64, 10), DType::F32, &cpu())?);
+    named.insert(
+        "audio_signal".into(),
+        Tensor::zeros((2, 64, 10), DType::F32, &cpu())?,
+    );
     let e = type_error(enc.forward_dyn(named.clone()));
-    assert!(matches!(e.problem, Problem::Missing) && e.port == "length", "{e}");
+    assert!(
+        matches!(e.problem, Problem::Missing) && e.port == "length",
+        "{e}"
+    );
     named.insert("length".into(), Tensor::zeros(2, DType::U32, &cpu())?);
     named.insert("lenght".into(), Tensor::zeros(2, DType::U32, &cpu())?);
     let e = type_error(enc.forward_dyn(named.clone()));
-    assert!(matches!(&e.problem, Problem::Unknown { known } if known == &["audio_signal", "length"]), "{e}");
+    assert!(
+        matches!(&e.problem, Problem::Unknown { known } if known == &["audio_signal", "length"]),
+        "{e}"
+    );
     named.remove("lenght");
     let out = enc.forward_dyn(named)?;
     assert_eq!(out["outputs"].dims(), &[2, 32, 10]);
@@ -231,15 +336,42 @@ fn dynamic_graph_checks_connections_before_compute() -> Result<()> {
     let mut g = DynGraph::new();
     g.input("audio", "(B, T) AudioSignal{freq=8000}".parse()?)?;
     g.input("audio_len", "(B) Lengths".parse()?)?;
-    g.add("mel", Mel { sample_rate: 16000, features: 64 })?;
+    g.add(
+        "mel",
+        Mel {
+            sample_rate: 16000,
+            features: 64,
+        },
+    )?;
     g.add("encoder", Encoder::new(80, 32)?)?;
     let e = type_error(g.connect("audio", "mel.input_signal"));
-    assert!(matches!(e.problem, Problem::Connection { comparison: Comparison::SameTypeIncompatibleParams, .. }), "{e}");
+    assert!(
+        matches!(
+            e.problem,
+            Problem::Connection {
+                comparison: Comparison::SameTypeIncompatibleParams,
+                ..
+            }
+        ),
+        "{e}"
+    );
     g.connect("audio_len", "mel.length")?;
     let e = type_error(g.connect("mel.processed_signal", "encoder.audio_signal"));
-    assert!(matches!(e.problem, Problem::Connection { comparison: Comparison::DimIncompatible, .. }), "{e}");
+    assert!(
+        matches!(
+            e.problem,
+            Problem::Connection {
+                comparison: Comparison::DimIncompatible,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains("cannot connect `mel.processed_signal` of type `(B, D:64, T) MelSpectrogram`"), "{msg}");
+    assert!(
+        msg.contains("cannot connect `mel.processed_signal` of type `(B, D:64, T) MelSpectrogram`"),
+        "{msg}"
+    );
     let e = type_error(g.connect("mel.processed_length", "encoder.lengths"));
     assert!(matches!(e.problem, Problem::Unknown { .. }), "{e}");
     Ok(())

@@ -118,7 +118,11 @@ impl DynGraph {
                     key: from.to_string(),
                     msg: format!(
                         "no graph input `{name}`; inputs: {}",
-                        self.inputs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                        self.inputs
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }),
             (node, Some(port)) => {
@@ -167,7 +171,9 @@ impl DynGraph {
             if from_idx >= idx {
                 return Err(Error::Config {
                     key: to.to_string(),
-                    msg: format!("`{from}` is added after `{node}`; add producers before consumers"),
+                    msg: format!(
+                        "`{from}` is added after `{node}`; add producers before consumers"
+                    ),
                 });
             }
         }
@@ -204,7 +210,12 @@ impl DynGraph {
         for node in &self.nodes {
             for (port, ty) in node.module.dyn_input_types().iter() {
                 if !ty.is_optional() && !node.inputs.contains_key(port) {
-                    return Err(wiring_error(&node.name, port, ty.to_string(), Problem::Missing));
+                    return Err(wiring_error(
+                        &node.name,
+                        port,
+                        ty.to_string(),
+                        Problem::Missing,
+                    ));
                 }
             }
         }
@@ -216,9 +227,9 @@ impl DynGraph {
         self.validate()?;
         let mut values: HashMap<String, Tensor> = HashMap::new();
         for (name, ty) in &self.inputs {
-            let t = inputs.get(name).ok_or_else(|| {
-                wiring_error("graph", name, ty.to_string(), Problem::Missing)
-            })?;
+            let t = inputs
+                .get(name)
+                .ok_or_else(|| wiring_error("graph", name, ty.to_string(), Problem::Missing))?;
             values.insert(name.clone(), t.clone());
         }
         for node in &self.nodes {

@@ -47,9 +47,9 @@ use std::fmt;
 
 use candle_core::Tensor;
 
+use crate::Result;
 use crate::check::{CallCheck, PortConfig, PortSpec};
 use crate::types::NeuralType;
-use crate::Result;
 
 /// The three kinds of NeMo modules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,7 +151,8 @@ pub trait NeuralModule {
     /// Runtime-checks plain input tensors (no element information).
     fn check_inputs(&self, check: &mut CallCheck<'_>, inputs: &Self::InputTensors) -> Result<()>;
     /// Runtime-checks plain output tensors.
-    fn check_outputs(&self, check: &mut CallCheck<'_>, outputs: &Self::OutputTensors) -> Result<()>;
+    fn check_outputs(&self, check: &mut CallCheck<'_>, outputs: &Self::OutputTensors)
+    -> Result<()>;
 
     /// The input ports and their runtime types under this module's configuration (NeMo's
     /// `input_types`).
@@ -235,7 +236,11 @@ impl<M: Forward + Send + Sync> DynModule for M {
 
 /// The error for a mandatory port missing from named tensors (generated code).
 #[doc(hidden)]
-pub fn port_missing(module: &'static str, dir: crate::check::Direction, spec: &PortSpec) -> crate::Error {
+pub fn port_missing(
+    module: &'static str,
+    dir: crate::check::Direction,
+    spec: &PortSpec,
+) -> crate::Error {
     crate::Error::Type(Box::new(crate::check::TypeError {
         module: module.to_string(),
         direction: dir,

@@ -32,6 +32,11 @@ impl Ctxt {
         }
     }
 
+    /// Whether any error was recorded.
+    pub(crate) fn has_errors(&self) -> bool {
+        self.errors.borrow().as_ref().is_some_and(|e| !e.is_empty())
+    }
+
     /// Consumes the context: `Err` with all errors combined, if any.
     pub(crate) fn check(self) -> Result<(), syn::Error> {
         let errors = self.errors.borrow_mut().take().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! Where `nemo_core` is from the point of view of the crate using the macro.
 
-use proc_macro2::TokenStream;
 use proc_macro_crate::{FoundCrate, crate_name};
+use proc_macro2::TokenStream;
 use quote::quote;
 
 /// The path generated code uses for `nemo_core`: an explicit `crate = "..."` override, else

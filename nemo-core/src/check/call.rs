@@ -138,7 +138,11 @@ pub struct CallCheck<'a> {
 impl<'a> CallCheck<'a> {
     /// A checker for one call of `module`, whose ports use `symbols`, under configuration `cfg`.
     #[inline]
-    pub fn new(module: &'static str, symbols: &'static [&'static str], cfg: &'a PortConfig) -> Self {
+    pub fn new(
+        module: &'static str,
+        symbols: &'static [&'static str],
+        cfg: &'a PortConfig,
+    ) -> Self {
         CallCheck {
             module,
             symbols,
@@ -169,7 +173,13 @@ impl<'a> CallCheck<'a> {
     }
 
     #[cold]
-    fn fail(&self, dir: Direction, spec: &PortSpec, shape: Option<&[usize]>, problem: Problem) -> Error {
+    fn fail(
+        &self,
+        dir: Direction,
+        spec: &PortSpec,
+        shape: Option<&[usize]>,
+        problem: Problem,
+    ) -> Error {
         Error::Type(Box::new(TypeError {
             module: self.module.to_string(),
             direction: dir,
@@ -236,7 +246,14 @@ impl<'a> CallCheck<'a> {
                                 continue;
                             }
                             Some(v) => v,
-                            None => return Err(self.fail(dir, spec, Some(dims), Problem::TooManySymbols)),
+                            None => {
+                                return Err(self.fail(
+                                    dir,
+                                    spec,
+                                    Some(dims),
+                                    Problem::TooManySymbols,
+                                ));
+                            }
                         },
                     };
                     if expected != found {

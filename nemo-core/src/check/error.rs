@@ -151,10 +151,9 @@ impl fmt::Display for TypeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}` {} `{}`: ", self.module, self.direction, self.port)?;
         match &self.problem {
-            Problem::Rank { expected, found } => write!(
-                f,
-                "expected {expected} axes, found a tensor with {found}"
-            )?,
+            Problem::Rank { expected, found } => {
+                write!(f, "expected {expected} axes, found a tensor with {found}")?
+            }
             Problem::Size {
                 axis,
                 label,
@@ -169,7 +168,10 @@ impl fmt::Display for TypeError {
                 key,
                 expected,
                 found,
-            } => write!(f, "element parameter `{key}` is {found}, expected {expected}")?,
+            } => write!(
+                f,
+                "element parameter `{key}` is {found}, expected {expected}"
+            )?,
             Problem::Element { found, comparison } => write!(
                 f,
                 "found element type `{found}`: {comparison} ({})",

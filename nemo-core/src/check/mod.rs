@@ -14,6 +14,10 @@ mod call;
 mod error;
 mod mode;
 
-pub use call::{AxisSpec, CallCheck, MAX_CONFIG, MAX_SYMBOLS, ParamSpec, PortConfig, PortSpec, SizeSpec};
+pub use call::{
+    AxisSpec, CallCheck, MAX_CONFIG, MAX_SYMBOLS, ParamSpec, PortConfig, PortSpec, SizeSpec,
+};
 pub use error::{Direction, Problem, TypeError};
-pub use mode::{CheckGuard, checks_enabled, disable_checks, disable_semantic_checks, semantic_checks_enabled};
+pub use mode::{
+    CheckGuard, checks_enabled, disable_checks, disable_semantic_checks, semantic_checks_enabled,
+};

@@ -12,7 +12,8 @@ pub trait Axis: 'static + Send + Sync {
     const KIND: AxisKind;
 }
 
-/// `Self` (an axis of a value) fits an axis `P` of a port: the same kind, or either is [`Any`].
+/// `Self` (an axis of a value) fits an axis `P` of a port: the same kind, or the port's axis is
+/// [`Any`]. A value's `Any` axis (kind unknown) fits only an `Any` port axis.
 pub trait AxisMatches<P> {}
 
 macro_rules! builtin_axes {
@@ -30,7 +31,6 @@ macro_rules! builtin_axes {
     (@any Any $($name:ident)*) => {
         $(
             impl AxisMatches<Any> for $name {}
-            impl AxisMatches<$name> for Any {}
         )*
     };
 }
@@ -148,7 +148,6 @@ macro_rules! axis_kind {
         }
         impl $crate::typed::AxisMatches<$name> for $name {}
         impl $crate::typed::AxisMatches<$crate::typed::axes::Any> for $name {}
-        impl $crate::typed::AxisMatches<$name> for $crate::typed::axes::Any {}
         $crate::__private::inventory::submit! {
             $crate::types::AxisKindRegistration { label: $label }
         }

@@ -5,7 +5,7 @@
 //! `Spectrogram`") instead of the inner list-membership machinery.
 
 use super::Element;
-use super::axes::{AxisMatches, Axes, FromList};
+use super::axes::{Axes, AxisMatches, FromList};
 use super::list::{Member, Remove};
 
 /// `Self` is the element type `P` or one of its descendants (`I` is inferred; never name it).
@@ -45,6 +45,7 @@ macro_rules! axes_fit {
         impl<$($a: AxisMatches<$p>, $p,)+ M, Port> AxesFit<($($p,)+), M, Port> for ($($a,)+) {}
     };
 }
+#[diagnostic::do_not_recommend]
 impl<M, Port> AxesFit<(), M, Port> for () {}
 axes_fit!(A0 P0);
 axes_fit!(A0 P0, A1 P1);
@@ -73,16 +74,25 @@ where
 }
 
 /// The axes `Self` without the axis `X`: what a reduction over `X` leaves.
-pub trait WithoutAxis<X, I>: HasAxis<X, I> {
+#[diagnostic::on_unimplemented(
+    message = "axes `{Self}` have no `{X}` axis",
+    label = "no `{X}` axis here",
+    note = "axis operations name the axis they work on; it must be one of the value's axes"
+)]
+pub trait WithoutAxis<X, I>: Axes {
+    /// The 0-based position of `X`.
+    const POS: usize;
     /// The remaining axes.
     type Rest: Axes;
 }
 
-impl<A: Axes + HasAxis<X, I>, X, I> WithoutAxis<X, I> for A
+#[diagnostic::do_not_recommend]
+impl<A: Axes, X, I> WithoutAxis<X, I> for A
 where
-    A::List: Remove<X, I>,
+    A::List: Member<X, I> + Remove<X, I>,
     <A::List as Remove<X, I>>::Rest: FromList,
 {
+    const POS: usize = <A::List as Member<X, I>>::POS;
     type Rest = <<A::List as Remove<X, I>>::Rest as FromList>::Tuple;
 }
 

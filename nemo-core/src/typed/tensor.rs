@@ -118,7 +118,11 @@ impl<A: Axes, E: Element> NTensor<A, E> {
     where
         A: HasAxis<X, I>,
     {
-        self.tensor.dims().get(<A as HasAxis<X, I>>::POS).copied().unwrap_or(0)
+        self.tensor
+            .dims()
+            .get(<A as HasAxis<X, I>>::POS)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The same value seen as a more general element type (`MelSpectrogram` → `Spectrogram`);
@@ -181,7 +185,7 @@ impl<A: Axes, E: Element> NTensor<A, E> {
     where
         A: WithoutAxis<X, I>,
     {
-        let t = self.tensor.sum(<A as HasAxis<X, I>>::POS)?;
+        let t = self.tensor.sum(<A as WithoutAxis<X, I>>::POS)?;
         Ok(NTensor::from_checked(t, self.element.clone()))
     }
 
@@ -190,7 +194,7 @@ impl<A: Axes, E: Element> NTensor<A, E> {
     where
         A: WithoutAxis<X, I>,
     {
-        let t = self.tensor.mean(<A as HasAxis<X, I>>::POS)?;
+        let t = self.tensor.mean(<A as WithoutAxis<X, I>>::POS)?;
         Ok(NTensor::from_checked(t, self.element.clone()))
     }
 
@@ -199,7 +203,7 @@ impl<A: Axes, E: Element> NTensor<A, E> {
     where
         A: WithoutAxis<X, I>,
     {
-        let t = self.tensor.max(<A as HasAxis<X, I>>::POS)?;
+        let t = self.tensor.max(<A as WithoutAxis<X, I>>::POS)?;
         Ok(NTensor::from_checked(t, self.element.clone()))
     }
 

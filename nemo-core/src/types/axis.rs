@@ -93,7 +93,11 @@ impl AxisKind {
     /// Every label the parser accepts, for error messages.
     pub fn known_labels() -> Vec<&'static str> {
         let mut out: Vec<&'static str> = SPELLINGS.iter().map(|(_, n)| n[0]).collect();
-        out.extend(inventory::iter::<AxisKindRegistration>.into_iter().map(|r| r.label));
+        out.extend(
+            inventory::iter::<AxisKindRegistration>
+                .into_iter()
+                .map(|r| r.label),
+        );
         out
     }
 }

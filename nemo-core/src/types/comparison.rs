@@ -57,9 +57,7 @@ impl Comparison {
         match self {
             Comparison::Same => "the types are the same",
             Comparison::Less => "the output is a more specific kind of the input",
-            Comparison::Greater => {
-                "the output is a more general kind than the input accepts"
-            }
+            Comparison::Greater => "the output is a more general kind than the input accepts",
             Comparison::DimIncompatible => "a fixed dimension size differs",
             Comparison::TransposeSame => {
                 "the axes are the same but in another order; permute the output"

@@ -50,7 +50,7 @@ impl ElementInfo {
         self.parent.is_none()
     }
 
-    /// The chain from this type up to the root, e.g. `MelSpectrogram < Spectrogram < Channel < void`.
+    /// The chain from this type up to the root, e.g. `MelSpectrogram < Spectrogram < Channel < Void`.
     pub fn lineage(&self) -> String {
         let mut out = self.name.to_string();
         let mut cur = self.parent();
@@ -144,7 +144,11 @@ impl ElementType {
 
     /// Parameter keys with their values, in declaration order.
     pub fn params(&self) -> impl Iterator<Item = (&'static str, Option<f64>)> + '_ {
-        self.info.params.iter().copied().zip(self.params.iter().copied())
+        self.info
+            .params
+            .iter()
+            .copied()
+            .zip(self.params.iter().copied())
     }
 
     /// Compares this element type, on an *output* port, with `input`, the element type of the
@@ -190,7 +194,10 @@ impl fmt::Display for ElementType {
             return f.write_str("void");
         }
         f.write_str(self.info.name)?;
-        let set: Vec<_> = self.params().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let set: Vec<_> = self
+            .params()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
         if !set.is_empty() {
             f.write_str("{")?;
             for (i, (k, v)) in set.iter().enumerate() {

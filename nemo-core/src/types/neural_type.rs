@@ -89,15 +89,17 @@ impl NeuralType {
     /// Rules (NeMo's, with its quirks fixed — each deviation says what NeMo does):
     /// * An input of type `void` without axes accepts anything: [`Comparison::Same`].
     /// * Types without axes match only types without axes; then the element result decides.
-    /// * Axes are compared position by position; `Any` matches exactly one axis of any kind, on
-    ///   either side. Every position must match: a mismatch is never cancelled by a later `Any`
-    ///   (NeMo keeps only the last position's verdict, so `(T, Any)` vs `(B, Any)` is SAME there).
+    /// * Axes are compared position by position; an input `Any` matches exactly one axis of any
+    ///   kind, while an output `Any` (an axis of unknown kind) fits only an input `Any`, as in
+    ///   NeMo. Every position must match: a mismatch is never cancelled by a later `Any` (NeMo
+    ///   keeps only the last position's verdict, so `(T, Any)` vs `(B, Any)` is SAME there).
     /// * An input axis with a fixed size accepts only that size; one without a size accepts any.
     ///   An output of unknown size into a fixed-size input is [`Comparison::DimIncompatible`]: at
     ///   wiring time nothing guarantees the size.
-    /// * Axes that are a permutation of each other — compared as *multisets* of kinds (NeMo
-    ///   compares sets, so `(B, D, D)` vs `(D, B, B)` passes there) — are
-    ///   [`Comparison::TransposeSame`] when the elements are compatible.
+    /// * Axes that are a permutation of each other — a one-to-one matching of axes, so kinds
+    ///   count as a *multiset* (NeMo compares sets, so `(B, D, D)` vs `(D, B, B)` passes there) —
+    ///   are [`Comparison::TransposeSame`] when the elements are compatible and the permuted sizes
+    ///   fit, and [`Comparison::DimIncompatible`] when only the sizes stand in the way.
     /// * A size mismatch with compatible elements is [`Comparison::DimIncompatible`]; the paper's
     ///   Table 1 reports this for a compatible subtype too, and so do we (NeMo's code requires the
     ///   elements to be SAME). With incompatible elements both are [`Comparison::Incompatible`].
@@ -123,8 +125,41 @@ impl NeuralType {
     }
 }
 
-fn kinds_match(a: AxisKind, b: AxisKind) -> bool {
-    a == b || a == AxisKind::Any || b == AxisKind::Any
+/// An output axis of kind `out` fits an input axis of kind `inp`: the same kind, or the input is
+/// `Any`. An output `Any` (a kind nobody knows) fits only an input `Any`, as in NeMo's
+/// `test_any_axis`.
+fn kinds_match(out: AxisKind, inp: AxisKind) -> bool {
+    out == inp || inp == AxisKind::Any
+}
+
+fn size_fits(out: &AxisType, inp: &AxisType) -> bool {
+    inp.size.is_none() || out.size == inp.size
+}
+
+/// Whether the input axes can each take a distinct output axis of a fitting kind (and, if
+/// `sizes`, a fitting size): a small bipartite matching by backtracking (ranks are at most 6).
+fn permutation_exists(out: &[AxisType], inp: &[AxisType], sizes: bool) -> bool {
+    fn go(i: usize, out: &[AxisType], inp: &[AxisType], used: &mut [bool], sizes: bool) -> bool {
+        let Some(target) = inp.get(i) else {
+            return true;
+        };
+        for (j, o) in out.iter().enumerate() {
+            if used[j] || o.is_list != target.is_list || !kinds_match(o.kind, target.kind) {
+                continue;
+            }
+            if sizes && !size_fits(o, target) {
+                continue;
+            }
+            used[j] = true;
+            if go(i + 1, out, inp, used, sizes) {
+                return true;
+            }
+            used[j] = false;
+        }
+        false
+    }
+    let mut used = vec![false; out.len()];
+    go(0, out, inp, &mut used, sizes)
 }
 
 fn compare_axes(out: &[AxisType], inp: &[AxisType]) -> AxesRelation {
@@ -140,22 +175,16 @@ fn compare_axes(out: &[AxisType], inp: &[AxisType]) -> AxesRelation {
         .zip(inp)
         .all(|(o, i)| kinds_match(o.kind, i.kind) && o.is_list == i.is_list);
     if positional {
-        let sizes_ok = out
-            .iter()
-            .zip(inp)
-            .all(|(o, i)| i.size.is_none() || o.size == i.size);
-        return if sizes_ok {
+        return if out.iter().zip(inp).all(|(o, i)| size_fits(o, i)) {
             AxesRelation::Same
         } else {
             AxesRelation::SizeMismatch
         };
     }
-    let mut a: Vec<(bool, AxisKind)> = out.iter().map(|x| (x.is_list, x.kind)).collect();
-    let mut b: Vec<(bool, AxisKind)> = inp.iter().map(|x| (x.is_list, x.kind)).collect();
-    a.sort();
-    b.sort();
-    if a == b {
+    if permutation_exists(out, inp, true) {
         AxesRelation::Transposed
+    } else if permutation_exists(out, inp, false) {
+        AxesRelation::SizeMismatch
     } else {
         AxesRelation::Unrelated
     }

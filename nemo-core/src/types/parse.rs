@@ -20,8 +20,15 @@ impl<'a> Parser<'a> {
     fn err(&self, msg: impl Into<String>) -> Error {
         Error::ParseType {
             input: self.src.to_string(),
-            msg: format!("{} (at character {})", msg.into(), self.pos + 1),
+            msg: format!("{} (at character {})", msg.into(), self.char_pos() + 1),
         }
+    }
+
+    /// The position in characters (not bytes), for messages.
+    fn char_pos(&self) -> usize {
+        self.src
+            .get(..self.pos)
+            .map_or(self.pos, |s| s.chars().count())
     }
 
     fn rest(&self) -> &'a str {
@@ -153,18 +160,26 @@ impl<'a> Parser<'a> {
                     } else {
                         format!("it has {}", info.params.join(", "))
                     };
-                    return Err(self.err(format!(
-                        "`{}` has no parameter `{key}`; {known}",
-                        info.name
-                    )));
+                    return Err(
+                        self.err(format!("`{}` has no parameter `{key}`; {known}", info.name))
+                    );
                 }
                 self.expect('=', "after the parameter name")?;
                 let at = self.pos;
                 let text = self.number("a number")?;
-                let value = text.parse::<f64>().map_err(|_| {
-                    self.pos = at;
-                    self.err(format!("`{text}` is not a number"))
-                })?;
+                let value = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        self.pos = at;
+                        self.err(format!("`{text}` is not a finite number"))
+                    })?;
+                if element.param(key).is_some() {
+                    self.pos = key_at;
+                    self.skip_ws();
+                    return Err(self.err(format!("parameter `{key}` given twice")));
+                }
                 element = element
                     .with_param(key, value)
                     .ok_or_else(|| self.err(format!("`{key}` is not a parameter")))?;
@@ -208,9 +223,9 @@ pub(crate) fn parse_neural_type(src: &str) -> Result<NeuralType> {
     let mut p = Parser { src, pos: 0 };
     let axes = if p.eat('(') {
         if p.peek() == Some(')') {
-            return Err(p.err(
-                "empty axis list; write the element type alone for a type without axes",
-            ));
+            return Err(
+                p.err("empty axis list; write the element type alone for a type without axes")
+            );
         }
         let mut axes = vec![p.axis()?];
         while !p.eat(')') {

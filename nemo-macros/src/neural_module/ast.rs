@@ -120,9 +120,12 @@ impl Parse for PortDecl {
             None
         };
         if input.is_empty() {
-            return Err(input.error(format!(
-                "expected the element type of port `{name}` after its axes, e.g. `MelSpectrogram`"
-            )));
+            return Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "port `{name}` has no element type; write it after the axes, e.g. `{name}: (B) Lengths`"
+                ),
+            ));
         }
         let element: Path = input.parse()?;
         let mut params = Vec::new();
@@ -142,7 +145,9 @@ impl Parse for PortDecl {
         }
         let optional = input.parse::<Option<Token![?]>>()?.is_some();
         if !input.is_empty() {
-            return Err(input.error("unexpected tokens after the port type; separate ports with `,`"));
+            return Err(
+                input.error("unexpected tokens after the port type; separate ports with `,`")
+            );
         }
         Ok(PortDecl {
             name,

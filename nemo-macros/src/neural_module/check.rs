@@ -143,7 +143,9 @@ impl Builder<'_> {
                 if self.config_sizes.len() == MAX_CONFIG {
                     self.cx.error_spanned_by(
                         path,
-                        format!("a module's ports may take at most {MAX_CONFIG} sizes from the module"),
+                        format!(
+                            "a module's ports may take at most {MAX_CONFIG} sizes from the module"
+                        ),
                     );
                     SizeModel::Free
                 } else {
@@ -197,7 +199,8 @@ impl Builder<'_> {
                 continue;
             }
             if self.config_params.len() == MAX_CONFIG {
-                self.cx.error_spanned_by(&p.key, "too many element parameters");
+                self.cx
+                    .error_spanned_by(&p.key, "too many element parameters");
                 continue;
             }
             self.config_params.push(value_tokens(&p.value, quote!(f64)));
@@ -209,7 +212,12 @@ impl Builder<'_> {
             axes,
             element,
             params,
-            text: decl.tokens.to_string().replace(" ,", ",").replace("( ", "(").replace(" )", ")"),
+            text: decl
+                .tokens
+                .to_string()
+                .replace(" ,", ",")
+                .replace("( ", "(")
+                .replace(" )", ")"),
         }
     }
 }
@@ -255,10 +263,9 @@ pub(crate) fn check(cx: &Ctxt, item: &syn::DeriveInput, args: Args) -> Model {
     if let (Kind::Loss, Some((span, outs))) = (args.kind, &args.outputs) {
         match outs.as_slice() {
             [one] if one.axes.is_none() => {}
-            [one] => cx.error_spanned_by(
-                &one.name,
-                "a loss's output has no axes: write `loss: Loss`",
-            ),
+            [one] => {
+                cx.error_spanned_by(&one.name, "a loss's output has no axes: write `loss: Loss`")
+            }
             _ => cx.syn_error(syn::Error::new(
                 *span,
                 "a loss has exactly one output, e.g. `outputs(loss: Loss)`",
@@ -272,16 +279,26 @@ pub(crate) fn check(cx: &Ctxt, item: &syn::DeriveInput, args: Args) -> Model {
         config_sizes: Vec::new(),
         config_params: Vec::new(),
     };
-    let inputs = args
-        .inputs
-        .as_ref()
-        .map(|(_, ports)| ports.iter().map(|p| b.port(p)).collect())
-        .unwrap_or_default();
-    let outputs = args
-        .outputs
-        .as_ref()
-        .map(|(_, ports)| ports.iter().map(|p| b.port(p)).collect())
-        .unwrap_or_default();
+    // Ports that broke a rule are left out of the model (a data layer's inputs, a second port of
+    // the same name), so the expansion stays valid and users see only the errors above.
+    let mut ports = |side: &Option<(Span, Vec<PortDecl>)>| -> Vec<PortModel> {
+        let mut seen = HashSet::new();
+        side.as_ref()
+            .map(|(_, ports)| {
+                ports
+                    .iter()
+                    .filter(|p| seen.insert(p.name.to_string()))
+                    .map(|p| b.port(p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let inputs = if args.kind == Kind::DataLayer {
+        Vec::new()
+    } else {
+        ports(&args.inputs)
+    };
+    let outputs = ports(&args.outputs);
     Model {
         kind: args.kind,
         krate,

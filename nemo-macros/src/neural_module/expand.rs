@@ -1,7 +1,26 @@
 //! Code generation for `#[neural_module]`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
+
+/// Gives every token of `tokens` the span `span`, so rustc's "required by this bound" note
+/// points at the port's declaration rather than at the whole attribute.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                TokenTree::Group(group)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
 
 use super::ast::Kind;
 use super::check::{Model, PortModel, SizeModel};
@@ -17,7 +36,9 @@ fn spec(krate: &TokenStream, port: &PortModel) -> TokenStream {
                 let size = match &a.size {
                     SizeModel::Free => quote!(#krate::check::SizeSpec::Free),
                     SizeModel::Fixed(n) => quote!(#krate::check::SizeSpec::Fixed(#n)),
-                    SizeModel::Config(i, text) => quote!(#krate::check::SizeSpec::Config(#i, #text)),
+                    SizeModel::Config(i, text) => {
+                        quote!(#krate::check::SizeSpec::Config(#i, #text))
+                    }
                     SizeModel::Symbol(i) => quote!(#krate::check::SizeSpec::Symbol(#i)),
                 };
                 quote! {
@@ -31,9 +52,10 @@ fn spec(krate: &TokenStream, port: &PortModel) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    let params = port.params.iter().map(|(key, index)| {
-        quote!(#krate::check::ParamSpec { key: #key, index: #index })
-    });
+    let params = port
+        .params
+        .iter()
+        .map(|(key, index)| quote!(#krate::check::ParamSpec { key: #key, index: #index }));
     quote! {
         #krate::check::PortSpec {
             name: #name,
@@ -123,7 +145,12 @@ fn tensor_struct(
     }
 }
 
-fn check_calls(krate: &TokenStream, ports: &[PortModel], var: TokenStream, dir: TokenStream) -> Vec<TokenStream> {
+fn check_calls(
+    krate: &TokenStream,
+    ports: &[PortModel],
+    var: TokenStream,
+    dir: TokenStream,
+) -> Vec<TokenStream> {
     ports
         .iter()
         .enumerate()
@@ -143,7 +170,9 @@ fn check_calls(krate: &TokenStream, ports: &[PortModel], var: TokenStream, dir: 
         .collect()
 }
 
-pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
+/// Generates the module's items. With `fallback` (the attribute had errors) the typed call's body
+/// is `unreachable!` so it needs no `Forward`, and users of the module see only the macro's errors.
+pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> TokenStream {
     let krate = &model.krate;
     let ident = &item.ident;
     let vis = &item.vis;
@@ -163,8 +192,16 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
     let in_specs = model.inputs.iter().map(|p| spec(krate, p));
     let out_specs = model.outputs.iter().map(|p| spec(krate, p));
     let symbols = &model.symbols;
-    let sizes = model.config_sizes.iter().enumerate().map(|(i, v)| quote!(__c.sizes[#i] = #v;));
-    let params = model.config_params.iter().enumerate().map(|(i, v)| quote!(__c.params[#i] = #v;));
+    let sizes = model
+        .config_sizes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| quote!(__c.sizes[#i] = #v;));
+    let params = model
+        .config_params
+        .iter()
+        .enumerate()
+        .map(|(i, v)| quote!(__c.params[#i] = #v;));
     let kind = match model.kind {
         Kind::Module => quote!(#krate::module::ModuleKind::Module),
         Kind::DataLayer => quote!(#krate::module::ModuleKind::DataLayer),
@@ -173,7 +210,9 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
 
     let port_markers = model.inputs.iter().chain(&model.outputs).map(|p| &p.name);
     let mut seen = std::collections::HashSet::new();
-    let port_markers: Vec<_> = port_markers.filter(|n| seen.insert(n.to_string())).collect();
+    let port_markers: Vec<_> = port_markers
+        .filter(|n| seen.insert(n.to_string()))
+        .collect();
 
     let describe = |ports: &[PortModel]| {
         ports
@@ -273,8 +312,12 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
         }
     } else {
         let mandatory: Vec<&PortModel> = model.inputs.iter().filter(|p| !p.optional).collect();
-        let generics: Vec<_> = (0..mandatory.len()).map(|i| format_ident!("P{}", i)).collect();
-        let indices: Vec<_> = (0..mandatory.len()).map(|i| format_ident!("I{}", i)).collect();
+        let generics: Vec<_> = (0..mandatory.len())
+            .map(|i| format_ident!("P{}", i))
+            .collect();
+        let indices: Vec<_> = (0..mandatory.len())
+            .map(|i| format_ident!("I{}", i))
+            .collect();
         let mut g = 0usize;
         let in_fields = model.inputs.iter().map(|p| {
             let name = &p.name;
@@ -290,17 +333,23 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
             }
         });
         let in_fields: Vec<_> = in_fields.collect();
-        let bounds = mandatory.iter().zip(generics.iter().zip(&indices)).map(|(p, (gp, ip))| {
-            let name = &p.name;
-            let axes = p.axes_tuple();
-            let element = &p.element;
-            quote_spanned! {p.span()=>
-                <#gp as #krate::typed::Port>::Axes:
-                    #krate::typed::AxesFit<#axes, Self, #ports_mod::#name>,
-                <#gp as #krate::typed::Port>::Element:
-                    #krate::typed::ElementFits<#element, Self, #ports_mod::#name, #ip>,
-            }
-        });
+        let bounds = mandatory
+            .iter()
+            .zip(generics.iter().zip(&indices))
+            .map(|(p, (gp, ip))| {
+                let name = &p.name;
+                let axes = p.axes_tuple();
+                let element = &p.element;
+                respan(
+                    quote! {
+                        <#gp as #krate::typed::Port>::Axes:
+                            #krate::typed::AxesFit<#axes, Self, #ports_mod::#name>,
+                        <#gp as #krate::typed::Port>::Element:
+                            #krate::typed::ElementFits<#element, Self, #ports_mod::#name, #ip>,
+                    },
+                    p.span(),
+                )
+            });
         let checks = model.inputs.iter().enumerate().map(|(i, p)| {
             let name = &p.name;
             if p.optional {
@@ -337,25 +386,10 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
             describe(&model.inputs),
             describe(&model.outputs)
         );
-        let struct_generics = if generics.is_empty() { quote!() } else { quote!(<#(#generics),*>) };
-        quote! {
-            #[doc = #inputs_doc]
-            #vis struct #inputs_ident #struct_generics {
-                #(#in_fields,)*
-            }
-
-            #[automatically_derived]
-            impl #impl_generics #ident #ty_generics #where_clause {
-                #[doc = #forward_doc]
-                #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-                #vis fn forward<#(#generics: #krate::typed::Port,)* #(#indices,)*>(
-                    &self,
-                    __inputs: #inputs_ident #struct_generics,
-                ) -> #krate::Result<#outputs_ident>
-                where
-                    Self: #krate::module::Forward,
-                    #(#bounds)*
-                {
+        let body = if fallback {
+            quote!(::core::unreachable!("#[neural_module] had errors"))
+        } else {
+            quote! {
                     let __cfg = <Self as #krate::module::NeuralModule>::port_config(self);
                     let mut __check = #krate::check::CallCheck::new(
                         <Self as #krate::module::NeuralModule>::NAME,
@@ -373,6 +407,31 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model) -> TokenStream {
                     }
                     let __out_ports = <Self as #krate::module::NeuralModule>::output_ports();
                     ::core::result::Result::Ok(#outputs_ident { #(#wrap_outputs,)* })
+            }
+        };
+        let struct_generics = if generics.is_empty() {
+            quote!()
+        } else {
+            quote!(<#(#generics),*>)
+        };
+        quote! {
+            #[doc = #inputs_doc]
+            #vis struct #inputs_ident #struct_generics {
+                #(#in_fields,)*
+            }
+
+            #[automatically_derived]
+            impl #impl_generics #ident #ty_generics #where_clause {
+                #[doc = #forward_doc]
+                #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+                #vis fn forward<#(#generics: #krate::typed::Port,)* #(#indices,)*>(
+                    &self,
+                    __inputs: #inputs_ident #struct_generics,
+                ) -> #krate::Result<#outputs_ident>
+                where
+                    #(#bounds)*
+                {
+                    #body
                 }
             }
         }

@@ -30,7 +30,7 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let args = ast::parse_args(&cx, args);
     let model = check::check(&cx, &item, args);
-    let generated = expand::expand(&item, &model);
+    let generated = expand::expand(&item, &model, cx.has_errors());
     let errors = cx.into_compile_errors();
     let out = quote! {
         #errors

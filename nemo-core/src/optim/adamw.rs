@@ -1,0 +1,302 @@
+//! Adam with decoupled weight decay, as `torch.optim.AdamW`
+//! ([Loshchilov & Hutter, 2019](https://arxiv.org/abs/1711.05101)).
+//!
+//! Per parameter `p` with gradient `g`, learning rate `lr`, at the parameter's update `t`
+//! (1-based), all element-wise:
+//!
+//! ```text
+//! p     = p * (1 - lr * weight_decay)                    (decoupled decay, before the step)
+//! m     = beta1 * m + (1 - beta1) * g
+//! v     = beta2 * v + (1 - beta2) * g^2
+//! v_max = max(v_max, v)                                  (amsgrad only; used instead of v)
+//! p     = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+//! ```
+//!
+//! State per parameter: `exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq`,
+//! all of the parameter's shape.
+
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, check_range,
+    par_map, with_cpu_f32,
+};
+use crate::{Error, Result};
+
+/// Options of [`AdamW`] (NeMo's `AdamWParams`; PyTorch's defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamWConfig {
+    /// Decay rates of the first and second moment, each in `[0, 1)`. Default `[0.9, 0.999]`.
+    pub betas: [f64; 2],
+    /// Added to the denominator. Default 1e-8.
+    pub eps: f64,
+    /// Decoupled weight decay: each step multiplies `p` by `1 - lr * weight_decay`.
+    /// Default 0.01.
+    pub weight_decay: f64,
+    /// Normalize by the running maximum of the second moment (AMSGrad). Default false.
+    pub amsgrad: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self {
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 0.01,
+            amsgrad: false,
+        }
+    }
+}
+
+impl AdamWConfig {
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for betas outside `[0, 1)` or a negative or non-finite eps or weight decay.
+    pub fn validate(&self) -> Result<()> {
+        for beta in self.betas {
+            check_range("optim.betas", beta, 0.0, 1.0)?;
+        }
+        check_non_negative("optim.eps", self.eps)?;
+        check_non_negative("optim.weight_decay", self.weight_decay)
+    }
+}
+
+/// AdamW (see the module doc).
+#[derive(Debug)]
+pub struct AdamW {
+    config: AdamWConfig,
+    core: Core,
+}
+
+impl AdamW {
+    /// AdamW over `params` (checkpoint name, f32 variable).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid options; [`Error::Optimizer`] for empty or duplicated names
+    /// or non-f32 variables.
+    pub fn new(params: Vec<(String, Var)>, config: AdamWConfig) -> Result<Self> {
+        config.validate()?;
+        let mut slots = vec![
+            ("exp_avg", SlotShape::LikeParam),
+            ("exp_avg_sq", SlotShape::LikeParam),
+        ];
+        if config.amsgrad {
+            slots.push(("max_exp_avg_sq", SlotShape::LikeParam));
+        }
+        let core = Core::new(params, slots)?;
+        Ok(Self { config, core })
+    }
+
+    /// The options.
+    pub fn adamw_config(&self) -> &AdamWConfig {
+        &self.config
+    }
+}
+
+/// One AdamW update of `param`; returns the new value.
+fn update(
+    c: &AdamWConfig,
+    param: &Tensor,
+    grad: &Tensor,
+    state: &mut ParamState,
+    lr: f64,
+) -> Result<Tensor> {
+    match update_cpu(c, param, grad, state, lr)? {
+        Some(next) => Ok(next),
+        None => update_tensors(c, param, grad, state, lr),
+    }
+}
+
+/// Step size `lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)` for the parameter's update `t`.
+fn bias_corrections(c: &AdamWConfig, t: u64, lr: f64) -> (f64, f64) {
+    let [beta1, beta2] = c.betas;
+    // Exponents beyond i32 only matter as beta^t -> 0; saturating keeps that.
+    let t = i32::try_from(t).unwrap_or(i32::MAX);
+    (lr / (1.0 - beta1.powi(t)), (1.0 - beta2.powi(t)).sqrt())
+}
+
+/// [`update`] as one fused pass on CPU data; `None` if a tensor is not contiguous f32 on the CPU.
+fn update_cpu(
+    c: &AdamWConfig,
+    param: &Tensor,
+    grad: &Tensor,
+    state: &mut ParamState,
+    lr: f64,
+) -> Result<Option<Tensor>> {
+    let (step_size, bc2_sqrt) = bias_corrections(c, state.step + 1, lr);
+    let (step_size, bc2_sqrt) = (step_size as f32, bc2_sqrt as f32);
+    let decay = (1.0 - lr * c.weight_decay) as f32;
+    let (wd, eps) = (c.weight_decay, c.eps as f32);
+    let [b1, b2] = c.betas.map(|b| b as f32);
+    let [c1, c2] = c.betas.map(|b| (1.0 - b) as f32);
+    let shape = param.shape();
+    // p, m, v -> new p, m, v, with the denominator taken from `v_hat` (v, or its running max).
+    let element = move |p: f32, g: f32, m: f32, v: f32, v_max: Option<f32>| -> (f32, f32, f32) {
+        let p = if wd != 0.0 { p * decay } else { p };
+        let m = m * b1 + c1 * g;
+        let v = v * b2 + c2 * g * g;
+        let v_hat = v_max.map_or(v, |vm| vm.max(v));
+        let denom = v_hat.sqrt() / bc2_sqrt + eps;
+        (p - step_size * (m / denom), m, v)
+    };
+    let mut tensors = vec![param, grad];
+    tensors.extend(state.slots.iter());
+    let out = with_cpu_f32(&tensors, |s| {
+        let outs: Vec<Vec<f32>> = match *s {
+            [p, g, m, v] => par_map([p, g, m, v], |[p, g, m, v], [po, mo, vo]| {
+                let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
+                for ((((((po, mo), vo), &p), &g), &m), &v) in outs.zip(p).zip(g).zip(m).zip(v) {
+                    (*po, *mo, *vo) = element(p, g, m, v, None);
+                }
+            })?
+            .into(),
+            [p, g, m, v, vmax] => {
+                par_map([p, g, m, v, vmax], |[p, g, m, v, vm], [po, mo, vo, vmo]| {
+                    let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
+                    let ins = p.iter().zip(g).zip(m).zip(v).zip(vm);
+                    for ((((po, mo), vo), vmo), ((((&p, &g), &m), &v), &vm)) in
+                        outs.zip(vmo.iter_mut()).zip(ins)
+                    {
+                        (*po, *mo, *vo) = element(p, g, m, v, Some(vm));
+                        *vmo = vm.max(*vo);
+                    }
+                })?
+                .into()
+            }
+            _ => return Err(lost_buffers()),
+        };
+        outs.into_iter()
+            .map(|v| Ok(Tensor::from_vec(v, shape, &Device::Cpu)?))
+            .collect::<Result<Vec<Tensor>>>()
+    })?;
+    let Some(mut out) = out else {
+        return Ok(None);
+    };
+    let next = out.remove(0);
+    state.slots = out;
+    state.step += 1;
+    Ok(Some(next))
+}
+
+fn lost_buffers() -> Error {
+    Error::Optimizer {
+        msg: "adamw: parameter state lost its buffers".to_string(),
+    }
+}
+
+/// [`update`] with tensor operations, on any device.
+fn update_tensors(
+    c: &AdamWConfig,
+    param: &Tensor,
+    grad: &Tensor,
+    state: &mut ParamState,
+    lr: f64,
+) -> Result<Tensor> {
+    let [beta1, beta2] = c.betas;
+    let (m, v, v_max) = match state.slots.as_slice() {
+        [m, v] => (m, v, None),
+        [m, v, v_max] => (m, v, Some(v_max)),
+        _ => return Err(lost_buffers()),
+    };
+    let param = if c.weight_decay != 0.0 {
+        param.affine(1.0 - lr * c.weight_decay, 0.0)?
+    } else {
+        param.clone()
+    };
+    let m = (m.affine(beta1, 0.0)? + grad.affine(1.0 - beta1, 0.0)?)?;
+    let v = (v.affine(beta2, 0.0)? + grad.sqr()?.affine(1.0 - beta2, 0.0)?)?;
+    let v_max = v_max.map(|vm| vm.maximum(&v)).transpose()?;
+    let (step_size, bias_correction2_sqrt) = bias_corrections(c, state.step + 1, lr);
+    let denom = v_max
+        .as_ref()
+        .unwrap_or(&v)
+        .sqrt()?
+        .affine(1.0 / bias_correction2_sqrt, c.eps)?;
+    let next = (param - (m.div(&denom)?.affine(step_size, 0.0))?)?;
+    state.slots = match v_max {
+        Some(v_max) => vec![m, v, v_max],
+        None => vec![m, v],
+    };
+    state.step += 1;
+    Ok(next)
+}
+
+impl Optimizer for AdamW {
+    fn name(&self) -> &'static str {
+        "adamw"
+    }
+
+    fn config(&self) -> OptimizerConfig {
+        OptimizerConfig::AdamW(self.config.clone())
+    }
+
+    fn params(&self) -> &[(String, Var)] {
+        self.core.params()
+    }
+
+    fn step_count(&self) -> u64 {
+        self.core.step_count()
+    }
+
+    fn step(
+        &mut self,
+        grads: &candle_core::backprop::GradStore,
+        lr: f64,
+        frozen: &dyn Fn(&str) -> bool,
+    ) -> Result<()> {
+        let c = &self.config;
+        self.core
+            .step(grads, lr, frozen, |p, g, s| update(c, p, g, s, lr))
+    }
+
+    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
+        self.core.state_dict()
+    }
+
+    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        self.core.load_state_dict(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::test_util::{TestResult, check_paths_agree};
+
+    #[test]
+    fn fused_cpu_kernel_matches_tensor_ops() -> TestResult {
+        for c in [
+            AdamWConfig::default(),
+            AdamWConfig {
+                betas: [0.8, 0.95],
+                eps: 1e-6,
+                weight_decay: 0.1,
+                amsgrad: true,
+            },
+            AdamWConfig {
+                weight_decay: 0.0,
+                ..AdamWConfig::default()
+            },
+        ] {
+            let slots = {
+                let mut s = vec![
+                    ("exp_avg", SlotShape::LikeParam),
+                    ("exp_avg_sq", SlotShape::LikeParam),
+                ];
+                if c.amsgrad {
+                    s.push(("max_exp_avg_sq", SlotShape::LikeParam));
+                }
+                s
+            };
+            check_paths_agree(
+                &slots,
+                |p, g, s, lr| update_cpu(&c, p, g, s, lr),
+                |p, g, s, lr| update_tensors(&c, p, g, s, lr),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+// Reducing or concatenating along an axis the value does not have.
+use nemo::prelude::{MelSpectrogram, NTensor, B, D, H, T, W};
+
+fn wire(x: NTensor<(B, D, T), MelSpectrogram>) {
+    let _ = x.sum_over::<W, _>();
+    let _ = NTensor::cat::<H, _>(&[&x, &x]);
+}
+
+fn main() {}
