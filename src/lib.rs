@@ -14,8 +14,8 @@
 
 pub use nemo_core as core;
 pub use nemo_core::{
-    DynModule, Error, Forward, ModuleKind, NTensor, NeuralModule, PortTypes, Result, axis_kind, check,
-    graph, module, optim, typed, types,
+    DynModule, Error, Forward, ModuleKind, NTensor, NeuralModule, PortTypes, Result, axis_kind,
+    check, graph, module, optim, typed, types,
 };
 pub use nemo_macros::{element_type, neural_module};
 

@@ -82,6 +82,25 @@ impl<A: Axes, E: Element> NTensor<A, E> {
         Ok(self)
     }
 
+    /// The same value with element parameter `key` set, e.g. `.with_param("freq", 16000.0)` on an
+    /// `AudioSignal`. Errors if the element type has no such parameter.
+    pub fn with_param(self, key: &str, value: f64) -> Result<Self> {
+        let current = self
+            .element
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| ElementType::new(E::info()));
+        let element = current.with_param(key, value).ok_or_else(|| Error::ParseType {
+            input: format!("{key}={value}"),
+            msg: format!(
+                "`{}` has no parameter `{key}`; it has: {}",
+                E::info().name,
+                E::info().params.join(", ")
+            ),
+        })?;
+        self.with_element_type(element)
+    }
+
     /// The runtime type, derived from the markers (plus any element parameters carried).
     pub fn neural_type(&self) -> NeuralType {
         let element = self
