@@ -8,6 +8,7 @@
 //! * [`module`] — [`#[neural_module]`](neural_module) modules, their runtime port maps and the
 //!   dynamic (trait-object) path; [`graph`] — modules wired from data;
 //! * [`check`] — the runtime fallback for what the compiler cannot know;
+//! * [`params`] — a model's named weights, freezing and train/eval mode; [`io`] — atomic files;
 //! * [`optim`] — optimizers and learning-rate schedules.
 //!
 //! Sibling crates: `nemo-macros` (the macros re-exported here), `nemo-asr` (speech), and the
@@ -19,8 +20,10 @@ extern crate self as nemo_core;
 pub mod check;
 pub mod error;
 pub mod graph;
+pub mod io;
 pub mod module;
 pub mod optim;
+pub mod params;
 pub mod typed;
 pub mod types;
 

@@ -1,0 +1,339 @@
+//! [`Parameters`]: a model's named weights, their trainable flags, and train/eval mode.
+//!
+//! Every module of a model takes its weights from one store under its own prefix
+//! (`encoder.jasper.0.conv.weight`), through a candle [`VarBuilder`], so one path both initializes
+//! for training and loads safetensors. The store remembers which parameters train: NeMo's
+//! `freeze()` / `unfreeze()` / `as_frozen()` per module prefix, restoring each parameter's *own*
+//! earlier flag, and the per-module training mode that dropout and batch norm obey.
+//!
+//! ```
+//! use candle_core::{DType, Device};
+//! use nemo_core::params::Parameters;
+//! let params = Parameters::new();
+//! let vb = params.var_builder(DType::F32, &Device::Cpu);
+//! let _w = vb.pp("encoder").get_with_hints((4, 3), "weight", candle_nn::init::ZERO)?;
+//! assert_eq!(params.num_weights("encoder"), 12);
+//! params.freeze("encoder");
+//! assert_eq!(params.num_weights("encoder"), 0);
+//! assert!(!params.is_training("encoder"));
+//! params.unfreeze("encoder");
+//! assert_eq!(params.num_weights(""), 12);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::{Error, Result};
+
+#[derive(Default)]
+struct State {
+    /// Parameters whose trainable flag is off, by full name.
+    not_trainable: std::collections::HashSet<String>,
+    /// Per `freeze(prefix)`, the flags it overrode, to restore on `unfreeze(prefix)`.
+    saved: HashMap<String, Vec<(String, bool)>>,
+    /// Module prefixes in eval mode (besides the global mode).
+    eval_prefixes: std::collections::HashSet<String>,
+    /// The global mode: training unless `eval()` was called.
+    global_eval: bool,
+}
+
+/// A model's named parameters with trainable flags and train/eval mode. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Parameters {
+    varmap: VarMap,
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for Parameters {
+    fn default() -> Self {
+        Parameters {
+            varmap: VarMap::new(),
+            state: Arc::default(),
+        }
+    }
+}
+
+fn under(name: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || name == prefix
+        || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
+}
+
+impl Parameters {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked mid-update of flags; the flags are
+        // still a valid set, so keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A builder that creates (or finds) parameters in this store.
+    pub fn var_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_varmap(&self.varmap, dtype, device)
+    }
+
+    /// The underlying candle map.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// Every parameter, sorted by name.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        let sorted: BTreeMap<_, _> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        sorted.into_iter().collect()
+    }
+
+    /// The parameters under `prefix` (all for `""`), sorted by name.
+    pub fn vars_under(&self, prefix: &str) -> Vec<(String, Var)> {
+        self.named_vars()
+            .into_iter()
+            .filter(|(n, _)| under(n, prefix))
+            .collect()
+    }
+
+    /// Whether parameter `name` is trainable.
+    pub fn is_trainable(&self, name: &str) -> bool {
+        !self.state().not_trainable.contains(name)
+    }
+
+    /// Sets the trainable flag of every parameter under `prefix`.
+    pub fn set_trainable(&self, prefix: &str, trainable: bool) {
+        let names: Vec<String> = self.vars_under(prefix).into_iter().map(|(n, _)| n).collect();
+        let mut st = self.state();
+        for n in names {
+            if trainable {
+                st.not_trainable.remove(&n);
+            } else {
+                st.not_trainable.insert(n);
+            }
+        }
+    }
+
+    /// The number of trainable weights under `prefix` (NeMo's `num_weights`).
+    pub fn num_weights(&self, prefix: &str) -> usize {
+        let vars = self.vars_under(prefix);
+        let st = self.state();
+        vars.iter()
+            .filter(|(n, _)| !st.not_trainable.contains(n))
+            .map(|(_, v)| v.elem_count())
+            .sum()
+    }
+
+    /// Freezes the module at `prefix`: its parameters stop training (each one's earlier flag is
+    /// remembered) and it enters eval mode. Freezing twice keeps the first memory.
+    pub fn freeze(&self, prefix: &str) {
+        let names: Vec<String> = self.vars_under(prefix).into_iter().map(|(n, _)| n).collect();
+        let mut st = self.state();
+        if !st.saved.contains_key(prefix) {
+            let saved = names
+                .iter()
+                .map(|n| (n.clone(), !st.not_trainable.contains(n)))
+                .collect();
+            st.saved.insert(prefix.to_string(), saved);
+        }
+        for n in names {
+            st.not_trainable.insert(n);
+        }
+        st.eval_prefixes.insert(prefix.to_string());
+    }
+
+    /// Unfreezes the module at `prefix`: each parameter gets back the flag it had before
+    /// [`Parameters::freeze`] (a parameter frozen on its own before stays frozen), and the module
+    /// returns to training mode.
+    pub fn unfreeze(&self, prefix: &str) {
+        let mut st = self.state();
+        if let Some(saved) = st.saved.remove(prefix) {
+            for (n, trainable) in saved {
+                if trainable {
+                    st.not_trainable.remove(&n);
+                } else {
+                    st.not_trainable.insert(n);
+                }
+            }
+        }
+        st.eval_prefixes.remove(prefix);
+    }
+
+    /// Freezes `prefix` until the guard drops (NeMo's `as_frozen`).
+    pub fn as_frozen(&self, prefix: &str) -> FrozenGuard {
+        let was_frozen = self.state().saved.contains_key(prefix);
+        self.freeze(prefix);
+        FrozenGuard {
+            params: self.clone(),
+            prefix: prefix.to_string(),
+            was_frozen,
+        }
+    }
+
+    /// Whether the module at `prefix` runs in training mode (dropout on, batch statistics).
+    pub fn is_training(&self, prefix: &str) -> bool {
+        let st = self.state();
+        !st.global_eval && !st.eval_prefixes.iter().any(|p| under(prefix, p))
+    }
+
+    /// Puts the whole model in training mode (frozen modules stay in eval mode).
+    pub fn train(&self) {
+        self.state().global_eval = false;
+    }
+
+    /// Puts the whole model in eval mode.
+    pub fn eval(&self) {
+        self.state().global_eval = true;
+    }
+
+    /// The trainable parameters (the ones to give an optimizer), sorted by name.
+    pub fn trainable_vars(&self) -> Vec<(String, Var)> {
+        let vars = self.named_vars();
+        let st = self.state();
+        vars.into_iter()
+            .filter(|(n, _)| !st.not_trainable.contains(n))
+            .collect()
+    }
+
+    /// The current values of all parameters, by name.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Writes all parameters to a safetensors file atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: HashMap<String, Tensor> = self.tensors().into_iter().collect();
+        crate::io::write_safetensors_atomic(&tensors, path)
+    }
+
+    /// Loads every parameter of this store from a safetensors file: a missing name or a shape
+    /// mismatch is an error naming the parameter; nothing is changed unless all load.
+    pub fn load(&self, path: &Path) -> Result<()> {
+        let loaded = crate::io::read_safetensors(path)?;
+        let vars = self.named_vars();
+        let mut updates = Vec::with_capacity(vars.len());
+        for (name, var) in &vars {
+            let t = loaded.get(name).ok_or_else(|| Error::Checkpoint {
+                path: path.to_path_buf(),
+                msg: format!("parameter `{name}` is missing"),
+            })?;
+            if t.dims() != var.dims() {
+                return Err(Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    msg: format!(
+                        "parameter `{name}` has shape {:?} in the file, {:?} in the model",
+                        t.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+            updates.push((var, t.to_dtype(var.dtype())?.to_device(var.device())?));
+        }
+        for (var, t) in updates {
+            var.set(&t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Unfreezes its module on drop, unless it was frozen before the guard was made.
+#[must_use = "the module is unfrozen when the guard drops"]
+pub struct FrozenGuard {
+    params: Parameters,
+    prefix: String,
+    was_frozen: bool,
+}
+
+impl Drop for FrozenGuard {
+    fn drop(&mut self) {
+        if !self.was_frozen {
+            self.params.unfreeze(&self.prefix);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Result<Parameters> {
+        let p = Parameters::new();
+        let vb = p.var_builder(DType::F32, &Device::Cpu);
+        vb.pp("encoder.a").get_with_hints(3, "weight", candle_nn::init::ZERO)?;
+        vb.pp("encoder.b").get_with_hints(2, "weight", candle_nn::init::ZERO)?;
+        vb.pp("encoderx").get_with_hints(5, "weight", candle_nn::init::ZERO)?;
+        vb.pp("decoder").get_with_hints(4, "weight", candle_nn::init::ZERO)?;
+        Ok(p)
+    }
+
+    #[test]
+    fn freeze_restores_each_parameters_own_flag() -> Result<()> {
+        let p = store()?;
+        assert_eq!(p.num_weights(""), 14);
+        assert_eq!(p.num_weights("encoder"), 5, "prefix match is by path segment");
+        p.set_trainable("encoder.b", false);
+        p.freeze("encoder");
+        assert_eq!(p.num_weights("encoder"), 0);
+        assert!(!p.is_training("encoder.a"));
+        assert!(p.is_training("decoder"));
+        p.unfreeze("encoder");
+        assert!(p.is_trainable("encoder.a.weight"));
+        assert!(!p.is_trainable("encoder.b.weight"), "frozen before, frozen after");
+        assert!(p.is_training("encoder"));
+        Ok(())
+    }
+
+    #[test]
+    fn as_frozen_is_scoped_and_nests() -> Result<()> {
+        let p = store()?;
+        {
+            let _g = p.as_frozen("decoder");
+            assert_eq!(p.num_weights("decoder"), 0);
+            {
+                let _inner = p.as_frozen("decoder");
+            }
+            assert_eq!(p.num_weights("decoder"), 0, "inner guard leaves the outer freeze");
+        }
+        assert_eq!(p.num_weights("decoder"), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn global_eval_mode() -> Result<()> {
+        let p = store()?;
+        p.eval();
+        assert!(!p.is_training("decoder"));
+        p.train();
+        assert!(p.is_training("decoder"));
+        Ok(())
+    }
+
+    #[test]
+    fn save_load_round_trip_and_refuse_mismatch() -> Result<()> {
+        let p = store()?;
+        let dir = tempfile::tempdir().map_err(|e| Error::Io { path: "tmp".into(), source: e })?;
+        let path = dir.path().join("w.safetensors");
+        let a = |p: &Parameters| p.named_vars().into_iter().find(|(n, _)| n == "encoder.a.weight");
+        if let Some((_, v)) = a(&p) {
+            v.set(&Tensor::new(&[1f32, 2., 3.], &Device::Cpu)?)?;
+        }
+        p.save(&path)?;
+        let q = store()?;
+        q.load(&path)?;
+        let loaded = a(&q).map(|(_, v)| v.as_tensor().to_vec1::<f32>()).transpose()?;
+        assert_eq!(loaded, Some(vec![1., 2., 3.]));
+        let r = Parameters::new();
+        r.var_builder(DType::F32, &Device::Cpu).pp("decoder").get_with_hints(7, "weight", candle_nn::init::ZERO)?;
+        let err = r.load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("`decoder.weight` has shape [4]"), "{err}");
+        Ok(())
+    }
+}
