@@ -51,6 +51,24 @@ pub enum Error {
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// An error from the core: a type check, a checkpoint, an optimizer.
+    #[error(transparent)]
+    Core(#[from] nemo_core::Error),
+}
+
+/// Module computations return the core's error type; ASR errors travel inside it unchanged
+/// (type errors and candle errors as themselves, the rest as the module's error).
+impl From<Error> for nemo_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(e) => e,
+            Error::Candle(e) => nemo_core::Error::Candle(e),
+            other => nemo_core::Error::Module {
+                module: "nemo-asr".into(),
+                source: Box::new(other),
+            },
+        }
+    }
 }
 
 /// Result alias of `nemo-asr`.

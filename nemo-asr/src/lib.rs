@@ -9,6 +9,9 @@ pub mod error;
 pub mod kernels;
 pub mod losses;
 pub mod metrics;
+pub mod models;
+pub mod modules;
 pub mod preprocessing;
+pub mod train;
 
 pub use error::{Error, Result};

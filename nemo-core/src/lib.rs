@@ -9,7 +9,8 @@
 //!   dynamic (trait-object) path; [`graph`] — modules wired from data;
 //! * [`check`] — the runtime fallback for what the compiler cannot know;
 //! * [`params`] — a model's named weights, freezing and train/eval mode; [`io`] — atomic files;
-//! * [`optim`] — optimizers and learning-rate schedules.
+//! * [`optim`] — optimizers and learning-rate schedules; [`train`] — the training loop,
+//!   checkpoints, dynamic freezing.
 //!
 //! Sibling crates: `nemo-macros` (the macros re-exported here), `nemo-asr` (speech), and the
 //! facade `nemo`.
@@ -24,6 +25,7 @@ pub mod io;
 pub mod module;
 pub mod optim;
 pub mod params;
+pub mod train;
 pub mod typed;
 pub mod types;
 

@@ -49,6 +49,15 @@ pub struct Parameters {
     state: Arc<Mutex<State>>,
 }
 
+impl std::fmt::Debug for Parameters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parameters")
+            .field("tensors", &self.named_vars().len())
+            .field("trainable_weights", &self.num_weights(""))
+            .finish()
+    }
+}
+
 impl Default for Parameters {
     fn default() -> Self {
         Parameters {

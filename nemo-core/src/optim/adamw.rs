@@ -15,12 +15,12 @@
 //! State per parameter: `exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq`,
 //! all of the parameter's shape.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::{
     Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, check_range,
-    par_map, with_cpu_f32,
+    par_update, update_cpu_in_place,
 };
 use crate::{Error, Result};
 
@@ -96,18 +96,18 @@ impl AdamW {
     }
 }
 
-/// One AdamW update of `param`; returns the new value.
+/// One AdamW update of `param`: in place on the CPU, else the new value.
 fn update(
     c: &AdamWConfig,
     param: &Tensor,
     grad: &Tensor,
     state: &mut ParamState,
     lr: f64,
-) -> Result<Tensor> {
-    match update_cpu(c, param, grad, state, lr)? {
-        Some(next) => Ok(next),
-        None => update_tensors(c, param, grad, state, lr),
+) -> Result<Option<Tensor>> {
+    if update_cpu(c, param, grad, state, lr)? {
+        return Ok(None);
     }
+    update_tensors(c, param, grad, state, lr).map(Some)
 }
 
 /// Step size `lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)` for the parameter's update `t`.
@@ -118,67 +118,59 @@ fn bias_corrections(c: &AdamWConfig, t: u64, lr: f64) -> (f64, f64) {
     (lr / (1.0 - beta1.powi(t)), (1.0 - beta2.powi(t)).sqrt())
 }
 
-/// [`update`] as one fused pass on CPU data; `None` if a tensor is not contiguous f32 on the CPU.
+/// [`update`] as one fused in-place pass over contiguous f32 CPU data; `false` (nothing done)
+/// for other tensors.
 fn update_cpu(
     c: &AdamWConfig,
     param: &Tensor,
     grad: &Tensor,
     state: &mut ParamState,
     lr: f64,
-) -> Result<Option<Tensor>> {
+) -> Result<bool> {
     let (step_size, bc2_sqrt) = bias_corrections(c, state.step + 1, lr);
     let (step_size, bc2_sqrt) = (step_size as f32, bc2_sqrt as f32);
     let decay = (1.0 - lr * c.weight_decay) as f32;
     let (wd, eps) = (c.weight_decay, c.eps as f32);
     let [b1, b2] = c.betas.map(|b| b as f32);
     let [c1, c2] = c.betas.map(|b| (1.0 - b) as f32);
-    let shape = param.shape();
-    // p, m, v -> new p, m, v, with the denominator taken from `v_hat` (v, or its running max).
-    let element = move |p: f32, g: f32, m: f32, v: f32, v_max: Option<f32>| -> (f32, f32, f32) {
+    // Updates p, m, v (and the running max) of one element; returns the new p.
+    let element = move |p: f32, g: f32, m: &mut f32, v: &mut f32, v_max: Option<&mut f32>| {
         let p = if wd != 0.0 { p * decay } else { p };
-        let m = m * b1 + c1 * g;
-        let v = v * b2 + c2 * g * g;
-        let v_hat = v_max.map_or(v, |vm| vm.max(v));
-        let denom = v_hat.sqrt() / bc2_sqrt + eps;
-        (p - step_size * (m / denom), m, v)
-    };
-    let mut tensors = vec![param, grad];
-    tensors.extend(state.slots.iter());
-    let out = with_cpu_f32(&tensors, |s| {
-        let outs: Vec<Vec<f32>> = match *s {
-            [p, g, m, v] => par_map([p, g, m, v], |[p, g, m, v], [po, mo, vo]| {
-                let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
-                for ((((((po, mo), vo), &p), &g), &m), &v) in outs.zip(p).zip(g).zip(m).zip(v) {
-                    (*po, *mo, *vo) = element(p, g, m, v, None);
-                }
-            })?
-            .into(),
-            [p, g, m, v, vmax] => {
-                par_map([p, g, m, v, vmax], |[p, g, m, v, vm], [po, mo, vo, vmo]| {
-                    let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
-                    let ins = p.iter().zip(g).zip(m).zip(v).zip(vm);
-                    for ((((po, mo), vo), vmo), ((((&p, &g), &m), &v), &vm)) in
-                        outs.zip(vmo.iter_mut()).zip(ins)
-                    {
-                        (*po, *mo, *vo) = element(p, g, m, v, Some(vm));
-                        *vmo = vm.max(*vo);
-                    }
-                })?
-                .into()
+        *m = *m * b1 + c1 * g;
+        *v = *v * b2 + c2 * g * g;
+        let v_hat = match v_max {
+            Some(vm) => {
+                *vm = vm.max(*v);
+                *vm
             }
-            _ => return Err(lost_buffers()),
+            None => *v,
         };
-        outs.into_iter()
-            .map(|v| Ok(Tensor::from_vec(v, shape, &Device::Cpu)?))
-            .collect::<Result<Vec<Tensor>>>()
-    })?;
-    let Some(mut out) = out else {
-        return Ok(None);
+        let denom = v_hat.sqrt() / bc2_sqrt + eps;
+        p - step_size * (*m / denom)
     };
-    let next = out.remove(0);
-    state.slots = out;
-    state.step += 1;
-    Ok(Some(next))
+    let done = update_cpu_in_place(param, grad, &state.slots, |p, g, buffers| match buffers {
+        [m, v] => par_update([p, &mut **m, &mut **v], [g], |[p, m, v], [g]| {
+            let pmv = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut());
+            for (((p, m), v), &g) in pmv.zip(g) {
+                *p = element(*p, g, m, v, None);
+            }
+        }),
+        [m, v, vm] => par_update(
+            [p, &mut **m, &mut **v, &mut **vm],
+            [g],
+            |[p, m, v, vm], [g]| {
+                let pmv = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut());
+                for ((((p, m), v), vm), &g) in pmv.zip(vm.iter_mut()).zip(g) {
+                    *p = element(*p, g, m, v, Some(vm));
+                }
+            },
+        ),
+        _ => Err(lost_buffers()),
+    })?;
+    if done {
+        state.step += 1;
+    }
+    Ok(done)
 }
 
 fn lost_buffers() -> Error {

@@ -295,13 +295,14 @@ impl Core {
     }
 
     /// Runs `update(param, grad_f32, state)` for every trainable parameter with a gradient and
-    /// stores the new value it returns; counts the step.
+    /// stores the new value it returns (`None`: it updated `param`, which shares the variable's
+    /// storage, in place); counts the step.
     pub(crate) fn step(
         &mut self,
         grads: &GradStore,
         lr: f64,
         frozen: &dyn Fn(&str) -> bool,
-        mut update: impl FnMut(&Tensor, &Tensor, &mut ParamState) -> Result<Tensor>,
+        mut update: impl FnMut(&Tensor, &Tensor, &mut ParamState) -> Result<Option<Tensor>>,
     ) -> Result<()> {
         if !lr.is_finite() || lr < 0.0 {
             return Err(Error::Optimizer {
@@ -326,8 +327,9 @@ impl Core {
             }
             let grad = grad.detach().to_dtype(DType::F32)?;
             let param = var.as_detached_tensor();
-            let next = update(&param, &grad, state)?;
-            var.set(&next)?;
+            if let Some(next) = update(&param, &grad, state)? {
+                var.set(&next)?;
+            }
         }
         self.step += 1;
         Ok(())
@@ -339,7 +341,8 @@ impl Core {
         for ((name, _), state) in self.params.iter().zip(&self.states) {
             out.push((format!("{name}.step"), counter_tensor(state.step)?));
             for ((slot, _), buffer) in self.slots.iter().zip(&state.slots) {
-                out.push((format!("{name}.{slot}"), buffer.clone()));
+                // A copy: the fused CPU kernels update the buffers in place.
+                out.push((format!("{name}.{slot}"), buffer.copy()?));
             }
         }
         Ok(out)
@@ -479,7 +482,7 @@ impl<'a> StateReader<'a> {
             .detach()
             .to_dtype(DType::F32)
             .and_then(|t| t.to_device(device))
-            .and_then(|t| t.contiguous())
+            .and_then(|t| t.copy()) // owned: the fused CPU kernels update it in place
         {
             Ok(t) => Some(t),
             Err(e) => {
@@ -535,6 +538,198 @@ pub(crate) fn with_cpu_f32<R>(
         }
     }
     f(&slices).map(Some)
+}
+
+/// An in-place kernel body: the destination's f32 data and, for the innermost call, the source's.
+type Body<'b> = Box<dyn FnOnce(&mut [f32], Option<&[f32]>) -> Result<()> + 'b>;
+
+/// A candle in-place op running a [`Body`] on contiguous f32 CPU data.
+struct SliceOp<'b> {
+    body: std::cell::RefCell<Option<Body<'b>>>,
+    failure: std::cell::RefCell<Option<Error>>,
+}
+
+/// The contiguous f32 data of a CPU storage.
+fn f32_data<'s>(
+    storage: &'s candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+) -> candle_core::Result<&'s [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    layout
+        .contiguous_offsets()
+        .and_then(|(start, end)| data.get(start..end))
+        .ok_or_else(|| candle_core::Error::Msg("optimizer kernel: data not contiguous".into()))
+}
+
+impl SliceOp<'_> {
+    fn run(
+        &self,
+        dst: &mut candle_core::CpuStorage,
+        dst_layout: &candle_core::Layout,
+        src: Option<(&candle_core::CpuStorage, &candle_core::Layout)>,
+    ) -> candle_core::Result<()> {
+        let not_f32 =
+            || candle_core::Error::Msg("optimizer kernel: data not contiguous f32".into());
+        let candle_core::CpuStorage::F32(data) = dst else {
+            return Err(not_f32());
+        };
+        let dst = dst_layout
+            .contiguous_offsets()
+            .and_then(|(start, end)| data.get_mut(start..end))
+            .ok_or_else(not_f32)?;
+        let src = src.map(|(s, l)| f32_data(s, l)).transpose()?;
+        let body = self
+            .body
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| candle_core::Error::Msg("optimizer kernel ran twice".into()))?;
+        body(dst, src).map_err(|e| {
+            let msg = e.to_string();
+            *self.failure.borrow_mut() = Some(e);
+            candle_core::Error::Msg(msg)
+        })
+    }
+
+    /// Runs `body` on `dst`'s data (and `src`'s, read-only), returning the body's own error.
+    fn apply(dst: &Tensor, src: Option<&Tensor>, body: Body<'_>) -> Result<()> {
+        let op = SliceOp {
+            body: std::cell::RefCell::new(Some(body)),
+            failure: std::cell::RefCell::new(None),
+        };
+        let ran = match src {
+            // inplace_op2 locks both storages and rejects a source aliasing the destination.
+            Some(src) => dst.inplace_op2(src, &op),
+            None => dst.inplace_op1(&op),
+        };
+        if let Some(e) = op.failure.borrow_mut().take() {
+            return Err(e);
+        }
+        Ok(ran?)
+    }
+}
+
+impl candle_core::InplaceOp1 for SliceOp<'_> {
+    fn name(&self) -> &'static str {
+        "nemo-optimizer-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        self.run(storage, layout, None)
+    }
+}
+
+impl candle_core::InplaceOp2 for SliceOp<'_> {
+    fn name(&self) -> &'static str {
+        "nemo-optimizer-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        self.run(s1, l1, Some((s2, l2)))
+    }
+}
+
+/// The signature of a fused in-place update: `(param, grad, state buffers)`.
+pub(crate) type InPlace<'f> = dyn FnMut(&mut [f32], &[f32], &mut [&mut [f32]]) -> Result<()> + 'f;
+
+/// Locks `buffers` one after the other (outermost first), then `param` with `grad`.
+fn nest(
+    buffers: &[&Tensor],
+    mut acc: Vec<&mut [f32]>,
+    param: &Tensor,
+    grad: &Tensor,
+    f: &mut InPlace<'_>,
+) -> Result<()> {
+    match buffers.split_first() {
+        Some((buffer, rest)) => SliceOp::apply(
+            buffer,
+            None,
+            Box::new(move |data, _| {
+                let mut acc: Vec<&mut [f32]> = acc;
+                acc.push(data);
+                nest(rest, acc, param, grad, f)
+            }),
+        ),
+        None => SliceOp::apply(
+            param,
+            Some(grad),
+            Box::new(move |p, g| f(p, g.unwrap_or_default(), &mut acc)),
+        ),
+    }
+}
+
+/// Runs `f(param, grad, buffers)` with `param` and the state `buffers` writable in place, when
+/// every tensor is contiguous f32 on the CPU; `Ok(false)` (without calling `f`) otherwise.
+///
+/// The buffers must be owned by the optimizer (no other tensor shares their storage): they are
+/// created by it, and copied on the way in and out of state dicts.
+pub(crate) fn update_cpu_in_place(
+    param: &Tensor,
+    grad: &Tensor,
+    buffers: &[Tensor],
+    mut f: impl FnMut(&mut [f32], &[f32], &mut [&mut [f32]]) -> Result<()>,
+) -> Result<bool> {
+    let all = [param, grad].into_iter().chain(buffers);
+    let usable = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
+    if !all.clone().all(usable) {
+        return Ok(false);
+    }
+    let n = param.elem_count();
+    if grad.elem_count() != n {
+        return Err(Error::Optimizer {
+            msg: format!("gradient has {} elements, parameter {n}", grad.elem_count()),
+        });
+    }
+    let buffers: Vec<&Tensor> = buffers.iter().collect();
+    nest(
+        &buffers,
+        Vec::with_capacity(buffers.len()),
+        param,
+        grad,
+        &mut f,
+    )?;
+    Ok(true)
+}
+
+/// In-place element-wise kernel: splits the `M` written slices and `R` read slices (all of one
+/// length) into aligned chunks and runs `f(written chunks, read chunks)` on them in parallel.
+pub(crate) fn par_update<const M: usize, const R: usize>(
+    written: [&mut [f32]; M],
+    read: [&[f32]; R],
+    f: impl Fn([&mut [f32]; M], [&[f32]; R]) + Sync,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let n = written.first().map_or(0, |s| s.len());
+    if written.iter().any(|s| s.len() != n) || read.iter().any(|s| s.len() != n) {
+        return Err(Error::Optimizer {
+            msg: "fused update: parameter, gradient and state lengths differ".to_string(),
+        });
+    }
+    let mut chunked: Vec<std::slice::ChunksMut<'_, f32>> =
+        written.into_iter().map(|s| s.chunks_mut(CHUNK)).collect();
+    let mut work = Vec::with_capacity(n.div_ceil(CHUNK));
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let reads = read.map(|s| s.get(start..end).unwrap_or_default());
+        let writes: [&mut [f32]; M] = std::array::from_fn(|o| {
+            chunked
+                .get_mut(o)
+                .and_then(|chunks| chunks.next())
+                .unwrap_or_default()
+        });
+        work.push((writes, reads));
+    }
+    work.into_par_iter().for_each(|(w, r)| f(w, r));
+    Ok(())
 }
 
 /// `sum(x^2)` accumulated in f64, in parallel chunks.
@@ -646,20 +841,20 @@ pub(crate) mod test_util {
     }
 
     /// Runs three updates of a (3, 50000) parameter (several kernel chunks) through both
-    /// versions and compares the parameter and every buffer after each.
+    /// versions (the fused one in place) and compares the parameter and every buffer after each.
     pub(crate) fn check_paths_agree(
         slots: &[(&str, SlotShape)],
-        fused: impl Fn(&Tensor, &Tensor, &mut ParamState, f64) -> Result<Option<Tensor>>,
+        fused: impl Fn(&Tensor, &Tensor, &mut ParamState, f64) -> Result<bool>,
         tensor_ops: impl Fn(&Tensor, &Tensor, &mut ParamState, f64) -> Result<Tensor>,
     ) -> TestResult {
         let shape = [3usize, 50_000];
         let n = shape.iter().product();
-        let mut p_fused = Tensor::from_vec(pseudo_random(n, 1), &shape, &Device::Cpu)?;
+        let p_fused = Tensor::from_vec(pseudo_random(n, 1), &shape, &Device::Cpu)?;
         let mut p_ops = p_fused.copy()?;
         let (mut s_fused, mut s_ops) = (zero_state(slots, &shape)?, zero_state(slots, &shape)?);
         for (step, lr) in [0.1, 0.03, 0.05].into_iter().enumerate() {
             let g = Tensor::from_vec(pseudo_random(n, 10 + step as u64), &shape, &Device::Cpu)?;
-            p_fused = fused(&p_fused, &g, &mut s_fused, lr)?.ok_or("no fused CPU path")?;
+            assert!(fused(&p_fused, &g, &mut s_fused, lr)?, "no fused CPU path");
             p_ops = tensor_ops(&p_ops, &g, &mut s_ops, lr)?;
             assert_close(&p_fused, &p_ops, &format!("step {step} param"))?;
             assert_eq!(s_fused.step, s_ops.step);

@@ -22,12 +22,12 @@
 //! Reference: NeMo at commit `a09a33f5e2eec648ab80e199a165010e4082b179`,
 //! `nemo/core/optim/novograd.py`, `Novograd.step`.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::{
     Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, check_range,
-    par_map, sum_squares, with_cpu_f32,
+    par_update, sum_squares, update_cpu_in_place,
 };
 use crate::{Error, Result};
 
@@ -107,76 +107,72 @@ impl Novograd {
     }
 }
 
-/// One NovoGrad update of `param`; returns the new value.
+/// One NovoGrad update of `param`: in place on the CPU, else the new value.
 fn update(
     c: &NovogradConfig,
     param: &Tensor,
     grad: &Tensor,
     state: &mut ParamState,
     lr: f64,
-) -> Result<Tensor> {
-    match update_cpu(c, param, grad, state, lr)? {
-        Some(next) => Ok(next),
-        None => update_tensors(c, param, grad, state, lr),
+) -> Result<Option<Tensor>> {
+    if update_cpu(c, param, grad, state, lr)? {
+        return Ok(None);
     }
+    update_tensors(c, param, grad, state, lr).map(Some)
 }
 
-/// [`update`] as fused passes on CPU data (the squared norm, then the update); `None` if a
-/// tensor is not contiguous f32 on the CPU.
+/// [`update`] as fused in-place passes over contiguous f32 CPU data (the squared norm, then the
+/// update); `false` (nothing done) for other tensors.
 fn update_cpu(
     c: &NovogradConfig,
     param: &Tensor,
     grad: &Tensor,
     state: &mut ParamState,
     lr: f64,
-) -> Result<Option<Tensor>> {
+) -> Result<bool> {
     let [b1, b2] = c.betas.map(|b| b as f32);
     let [c1, c2] = c.betas.map(|b| (1.0 - b) as f32);
     let (lr, eps, wd) = (lr as f32, c.eps as f32, c.weight_decay as f32);
     let averaging = c.grad_averaging;
-    let shape = param.shape();
-    let mut tensors = vec![param, grad];
-    tensors.extend(state.slots.iter());
-    let out = with_cpu_f32(&tensors, |s| {
-        let (p, g, m, v, v_max) = match *s {
-            [p, g, m, v] => (p, g, m, v, None),
-            [p, g, m, v, v_max] => (p, g, m, v, Some(v_max)),
+    let done = update_cpu_in_place(param, grad, &state.slots, |p, g, buffers| {
+        let (m, v, v_max) = match buffers {
+            [m, v] => (m, v, None),
+            [m, v, v_max] => (m, v, Some(v_max)),
             _ => return Err(lost_buffers()),
         };
+        let v = v.first_mut().ok_or_else(lost_buffers)?;
+        let v_max = match v_max {
+            Some(vm) => Some(vm.first_mut().ok_or_else(lost_buffers)?),
+            None => None,
+        };
         let norm = sum_squares(g) as f32; // ||g||^2
-        let v = v.first().copied().unwrap_or_default();
-        let v = if v == 0.0 { norm } else { v * b2 + c2 * norm };
-        let v_max = v_max.map(|vm| vm.first().copied().unwrap_or_default().max(v));
-        let denom = v_max.unwrap_or(v).sqrt() + eps;
-        let [p_out, m_out] = par_map([p, g, m], |[p, g, m], [po, mo]| {
-            let outs = po.iter_mut().zip(mo.iter_mut());
-            for (((po, mo), &p), (&g, &m)) in outs.zip(p).zip(g.iter().zip(m)) {
+        *v = if *v == 0.0 { norm } else { *v * b2 + c2 * norm };
+        let v_hat = match v_max {
+            Some(vm) => {
+                *vm = vm.max(*v);
+                *vm
+            }
+            None => *v,
+        };
+        let denom = v_hat.sqrt() + eps;
+        par_update([p, &mut **m], [g], |[p, m], [g]| {
+            for ((p, m), &g) in p.iter_mut().zip(m.iter_mut()).zip(g) {
                 let mut d = g / denom;
                 if wd != 0.0 {
-                    d += wd * p;
+                    d += wd * *p;
                 }
                 if averaging {
                     d *= c1;
                 }
-                let m = m * b1 + d;
-                *po = p - lr * m;
-                *mo = m;
+                *m = *m * b1 + d;
+                *p -= lr * *m;
             }
-        })?;
-        let mut slots = vec![
-            Tensor::from_vec(m_out, shape, &Device::Cpu)?,
-            Tensor::new(v, &Device::Cpu)?,
-        ];
-        if let Some(vm) = v_max {
-            slots.push(Tensor::new(vm, &Device::Cpu)?);
-        }
-        Ok((Tensor::from_vec(p_out, shape, &Device::Cpu)?, slots))
+        })
     })?;
-    Ok(out.map(|(next, slots)| {
-        state.slots = slots;
+    if done {
         state.step += 1;
-        next
-    }))
+    }
+    Ok(done)
 }
 
 fn lost_buffers() -> Error {

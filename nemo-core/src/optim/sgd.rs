@@ -13,12 +13,12 @@
 //!
 //! State per parameter: `momentum_buffer` (shape of the parameter; absent without momentum).
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, par_map,
-    with_cpu_f32,
+    Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, par_update,
+    update_cpu_in_place,
 };
 use crate::{Error, Result};
 
@@ -109,74 +109,53 @@ impl Sgd {
     }
 }
 
-/// One SGD update of `param`; returns the new value.
+/// One SGD update of `param`: in place on the CPU, else the new value.
 fn update(
     c: &SgdConfig,
     param: &Tensor,
     grad: &Tensor,
     state: &mut ParamState,
     lr: f64,
-) -> Result<Tensor> {
-    match update_cpu(c, param, grad, state, lr)? {
-        Some(next) => Ok(next),
-        None => update_tensors(c, param, grad, state, lr),
+) -> Result<Option<Tensor>> {
+    if update_cpu(c, param, grad, state, lr)? {
+        return Ok(None);
     }
+    update_tensors(c, param, grad, state, lr).map(Some)
 }
 
-/// [`update`] as one fused pass on CPU data; `None` if a tensor is not contiguous f32 on the CPU.
+/// [`update`] as one fused in-place pass over contiguous f32 CPU data; `false` (nothing done)
+/// for other tensors.
 fn update_cpu(
     c: &SgdConfig,
     param: &Tensor,
     grad: &Tensor,
     state: &mut ParamState,
     lr: f64,
-) -> Result<Option<Tensor>> {
+) -> Result<bool> {
     let (lr, wd) = (lr as f32, c.weight_decay as f32);
     let (momentum, keep) = (c.momentum as f32, (1.0 - c.dampening) as f32);
     let (first, nesterov) = (state.step == 0, c.nesterov);
     let decayed = move |p: f32, g: f32| if wd != 0.0 { g + wd * p } else { g };
-    let shape = param.shape();
-    let Some(buf) = state.slots.first() else {
-        let next = with_cpu_f32(&[param, grad], |s| {
-            let &[p, g] = s else {
-                return Err(lost_buffers());
-            };
-            let [p_out] = par_map([p, g], |[p, g], [po]| {
-                for ((o, &p), &g) in po.iter_mut().zip(p).zip(g) {
-                    *o = p - lr * decayed(p, g);
-                }
-            })?;
-            Ok(Tensor::from_vec(p_out, shape, &Device::Cpu)?)
-        })?;
-        if next.is_some() {
-            state.step += 1;
-        }
-        return Ok(next);
-    };
-    let out = with_cpu_f32(&[param, grad, buf], |s| {
-        let &[p, g, b] = s else {
-            return Err(lost_buffers());
-        };
-        let [p_out, b_out] = par_map([p, g, b], |[p, g, b], [po, bo]| {
-            for ((((po, bo), &p), &g), &b) in po.iter_mut().zip(bo.iter_mut()).zip(p).zip(g).zip(b)
-            {
-                let d = decayed(p, g);
-                let buf = if first { d } else { b * momentum + keep * d };
-                let d = if nesterov { d + momentum * buf } else { buf };
-                *po = p - lr * d;
-                *bo = buf;
+    let done = update_cpu_in_place(param, grad, &state.slots, |p, g, buffers| match buffers {
+        [] => par_update([p], [g], |[p], [g]| {
+            for (p, &g) in p.iter_mut().zip(g) {
+                *p -= lr * decayed(*p, g);
             }
-        })?;
-        Ok((
-            Tensor::from_vec(p_out, shape, &Device::Cpu)?,
-            Tensor::from_vec(b_out, shape, &Device::Cpu)?,
-        ))
+        }),
+        [b] => par_update([p, &mut **b], [g], |[p, b], [g]| {
+            for ((p, b), &g) in p.iter_mut().zip(b.iter_mut()).zip(g) {
+                let d = decayed(*p, g);
+                *b = if first { d } else { *b * momentum + keep * d };
+                let d = if nesterov { d + momentum * *b } else { *b };
+                *p -= lr * d;
+            }
+        }),
+        _ => Err(lost_buffers()),
     })?;
-    Ok(out.map(|(next, buf)| {
-        state.slots = vec![buf];
+    if done {
         state.step += 1;
-        next
-    }))
+    }
+    Ok(done)
 }
 
 fn lost_buffers() -> Error {
@@ -200,7 +179,7 @@ fn update_tensors(
     };
     if let Some(buf) = state.slots.first_mut() {
         let next = if state.step == 0 {
-            d.clone()
+            d.copy()? // owned: the buffer must not share the gradient's storage
         } else {
             (buf.affine(c.momentum, 0.0)? + d.affine(1.0 - c.dampening, 0.0)?)?
         };

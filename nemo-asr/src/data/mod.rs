@@ -1,0 +1,21 @@
+//! The ASR data pipeline: NeMo manifests, WAV decoding and resampling, the character label set,
+//! and the `AudioToTextDataLayer` that turns them into padded batches.
+//!
+//! - [`manifest`]: JSON-lines manifests (`audio_filepath`, `duration`, `text`, `offset`).
+//! - [`audio`]: WAV to mono `f32` at a target rate ([`AudioSegment`], [`resample`]).
+//! - [`labels`]: [`Labels`], [`normalize_transcript`], text <-> ids.
+//! - [`audio_to_text`]: [`AudioToTextDataset`], [`AudioToTextDataLayer`] and its batches
+//!   `audio_signal (B, T)`, `a_sig_length (B)`, `transcripts (B, S)`, `transcript_length (B)`.
+
+pub mod audio;
+pub mod audio_to_text;
+pub mod labels;
+pub mod manifest;
+
+pub use audio::{AudioSegment, WavInfo, WavSampleFormat, resample, wav_info};
+pub use audio_to_text::{
+    AudioToTextBatch, AudioToTextDataLayer, AudioToTextDataLayerConfig, AudioToTextDataset,
+    AudioToTextEpoch, AudioToTextSample, DatasetSummary, OnBadSample, collate,
+};
+pub use labels::{ENGLISH_LABELS, Labels, UnknownChar, normalize_transcript};
+pub use manifest::{Manifest, ManifestEntry};

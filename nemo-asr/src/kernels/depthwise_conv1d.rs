@@ -1,0 +1,898 @@
+//! Depthwise 1-D convolution (`groups = C`), the first half of QuartzNet's time-channel separable
+//! convolution, as candle custom ops with a hand-written backward.
+//!
+//! # What it computes
+//!
+//! For an input `x` of shape `(B, C, T)` and a weight `w` of shape `(C, 1, K)` (PyTorch's layout for
+//! `Conv1d(C, C, K, groups=C)`), with `stride`, `padding` (zeros, both sides) and `dilation`:
+//!
+//! ```text
+//! y[b, c, t] = Σ_k  w[c, 0, k] · x[b, c, t·stride + k·dilation − padding]      (out of range: 0)
+//! T_out      = ⌊(T + 2·padding − dilation·(K − 1) − 1) / stride⌋ + 1
+//! ```
+//!
+//! so `y` has shape `(B, C, T_out)`, exactly as PyTorch's `conv1d(x, w, stride=stride,
+//! padding=padding, dilation=dilation, groups=C)`. There is no bias: QuartzNet's separable
+//! convolutions have none (a BatchNorm follows).
+//!
+//! # Why not candle's `conv1d(groups = C)`
+//!
+//! candle 0.11 runs a grouped convolution as one single-channel convolution per group, and its
+//! backward zero-pads and adds a full tensor per group: at `(16, 256, 400)`, `K = 21` that is about
+//! 60 ms forward and a second forward+backward on two cores, where a direct kernel needs about
+//! 1 ms and 4 ms. The forward and both gradients here are direct kernels.
+//!
+//! # Kernel layout
+//!
+//! * **Parallel over rows.** The forward and the input gradient treat each `(b, c)` row
+//!   independently (rayon over `B·C` rows); the weight gradient reduces over batch and time, so it
+//!   runs in parallel over channels and loops over the batch inside.
+//! * **Phase-split, zero-padded row.** Each row is first copied into a scratch buffer that holds the
+//!   zero padding explicitly and, for `stride = s > 1`, splits the row into its `s` phases
+//!   (`phase[r][j] = x_pad[j·s + r]`). A tap `k` with `k·dilation = q·s + r` then reads
+//!   `phase[r][t + q]`: every tap becomes a *contiguous* read at a fixed offset, whatever the stride
+//!   and dilation, and the inner loops have no boundary tests.
+//! * **Time-blocked accumulators, FMA over the taps.** The output row is produced in blocks of
+//!   [`BLOCK`] time steps kept in a fixed-size accumulator array (8 AVX registers for `f32`); for each
+//!   of the `K` taps one weight is broadcast and fused-multiply-added onto the whole block. The
+//!   compiler vectorizes the fixed-size block; on x86-64 the loops are compiled a second time with
+//!   AVX2+FMA enabled and chosen at run time, so no `-C target-cpu` is needed.
+//! * **The input gradient is the same kernel.** `dx` is a correlation of the zero-padded `dy` with
+//!   the taps in reverse order, computed phase by phase of `x` (only the taps whose offset falls in
+//!   that phase contribute); for stride 1 it is written straight into the row of `dx`.
+//! * **The weight gradient** is, per channel, `K` dot products of `dy[b, c, :]` with shifted windows
+//!   of the phase-split `x[b, c, :]`, computed four taps at a time so each load of `dy` feeds four
+//!   independent accumulator sets.
+//!
+//! The three ops are each other's adjoints (`dx = Gₓ(dy, w)`, `dw = G_w(x, dy)`, and the backward of
+//! `Gₓ` and `G_w` is again made of `F`, `Gₓ`, `G_w`), so gradients of any order stay on the fast
+//! kernels.
+//!
+//! # Dtypes and devices
+//!
+//! `f32` and `f64` on the CPU use these kernels (non-contiguous inputs are made contiguous first).
+//! Any other dtype (`f16`, `bf16`) or device (CUDA, Metal) falls back to candle's
+//! `conv1d(.., groups = C)`, which is correct everywhere but slow on the CPU, so the function works
+//! on every backend candle supports.
+//!
+//! ```
+//! # fn main() -> nemo_asr::Result<()> {
+//! use candle_core::{Device, Tensor};
+//! use nemo_asr::kernels::depthwise_conv1d;
+//!
+//! let x = Tensor::randn(0f32, 1., (2, 8, 50), &Device::Cpu)?; // (B, C, T)
+//! let w = Tensor::randn(0f32, 1., (8, 1, 5), &Device::Cpu)?; //  (C, 1, K)
+//! let y = depthwise_conv1d(&x, &w, 1, 2, 1)?; //                  stride 1, padding 2, dilation 1
+//! assert_eq!(y.dims(), &[2, 8, 50]);
+//! # Ok(())
+//! # }
+//! ```
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, WithDType, bail};
+use rayon::prelude::*;
+
+use crate::{Error, Result};
+
+/// Name of the public op, used in error messages.
+const OP: &str = "depthwise_conv1d";
+
+/// Output time steps computed per accumulator block (64 `f32` = 8 AVX registers).
+pub const BLOCK: usize = 64;
+
+/// Lanes per accumulator in the weight-gradient dot products.
+const DOT_LANES: usize = 16;
+
+/// Taps processed together in the weight-gradient dot products.
+const DOT_TAPS: usize = 4;
+
+/// Rows handed to a rayon task at once (a row is a few microseconds of work).
+const MIN_ROWS_PER_TASK: usize = 4;
+
+/// Depthwise 1-D convolution of `x` `(B, C, T)` with `w` `(C, 1, K)`, returning `(B, C, T_out)`.
+///
+/// `T_out = ⌊(T + 2·padding − dilation·(K − 1) − 1) / stride⌋ + 1`, as PyTorch's
+/// `conv1d(x, w, stride=stride, padding=padding, dilation=dilation, groups=C)`.
+///
+/// Differentiable with respect to both `x` and `w` (to any order). `f32`/`f64` CPU tensors use the
+/// direct kernels of this module; other dtypes and devices fall back to candle's grouped
+/// `conv1d` (see the module docs).
+///
+/// # Shapes
+/// * `x`: `(B, C, T)`
+/// * `w`: `(C, 1, K)`
+/// * returns `(B, C, T_out)`
+///
+/// # Errors
+/// [`Error::Shape`] when the shapes do not fit together, `stride` or `dilation` is 0, the dilated
+/// kernel is longer than the padded input, or the dtypes or devices differ; [`Error::Candle`] when
+/// a backend op fails.
+pub fn depthwise_conv1d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Result<Tensor> {
+    let geo = Geometry::new(x, w, stride, padding, dilation)?;
+    if uses_direct_kernel(x) {
+        let x = x.contiguous()?;
+        let w = w.contiguous()?;
+        Ok(x.apply_op2(&w, DepthwiseConv1d { geo })?)
+    } else {
+        Ok(x.conv1d(w, padding, stride, dilation, geo.channels)?)
+    }
+}
+
+/// Whether `x` runs on this module's kernels (CPU, `f32` or `f64`) rather than candle's fallback.
+fn uses_direct_kernel(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Sizes and hyper-parameters of one depthwise convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geometry {
+    /// `B`.
+    batch: usize,
+    /// `C`.
+    channels: usize,
+    /// `T`, input time steps.
+    t_in: usize,
+    /// `T_out`, output time steps.
+    t_out: usize,
+    /// `K`, taps.
+    kernel: usize,
+    /// Stride, at least 1.
+    stride: usize,
+    /// Zero padding on each side.
+    padding: usize,
+    /// Dilation, at least 1.
+    dilation: usize,
+}
+
+impl Geometry {
+    /// Checks the arguments of [`depthwise_conv1d`] and derives the output length.
+    fn new(x: &Tensor, w: &Tensor, stride: usize, padding: usize, dilation: usize) -> Result<Self> {
+        let shape_err = |msg: String| Error::Shape { op: OP, msg };
+        let (batch, channels, t_in) = match *x.dims() {
+            [b, c, t] => (b, c, t),
+            _ => {
+                return Err(shape_err(format!(
+                    "x must be (B, C, T), got {:?}",
+                    x.dims()
+                )));
+            }
+        };
+        let kernel = match *w.dims() {
+            [c, 1, k] if c == channels => k,
+            _ => {
+                return Err(shape_err(format!(
+                    "w must be (C, 1, K) with C = {channels} from x {:?}, got {:?}",
+                    x.dims(),
+                    w.dims()
+                )));
+            }
+        };
+        if x.dtype() != w.dtype() {
+            return Err(shape_err(format!(
+                "dtype mismatch, x: {:?}, w: {:?}",
+                x.dtype(),
+                w.dtype()
+            )));
+        }
+        if !x.device().same_device(w.device()) {
+            return Err(shape_err(format!(
+                "device mismatch, x: {:?}, w: {:?}",
+                x.device().location(),
+                w.device().location()
+            )));
+        }
+        Self::from_sizes(batch, channels, t_in, kernel, stride, padding, dilation)
+            .map_err(shape_err)
+    }
+
+    /// Derives `T_out` from the sizes, or says why there is none.
+    fn from_sizes(
+        batch: usize,
+        channels: usize,
+        t_in: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> std::result::Result<Self, String> {
+        if stride == 0 || dilation == 0 || kernel == 0 {
+            return Err(format!(
+                "stride, dilation and K must be at least 1, got stride {stride}, dilation \
+                 {dilation}, K {kernel}"
+            ));
+        }
+        let too_large = || format!("sizes overflow: T {t_in}, padding {padding}, K {kernel}");
+        let padded = padding
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(t_in))
+            .ok_or_else(too_large)?;
+        let span = dilation
+            .checked_mul(kernel - 1)
+            .and_then(|s| s.checked_add(1))
+            .ok_or_else(too_large)?;
+        if span > padded {
+            return Err(format!(
+                "dilated kernel spans {span} steps (K {kernel}, dilation {dilation}) but the \
+                 padded input has only {padded} (T {t_in}, padding {padding})"
+            ));
+        }
+        Ok(Self {
+            batch,
+            channels,
+            t_in,
+            t_out: (padded - span) / stride + 1,
+            kernel,
+            stride,
+            padding,
+            dilation,
+        })
+    }
+
+    /// `(B, C, T)`.
+    fn x_shape(&self) -> Shape {
+        Shape::from((self.batch, self.channels, self.t_in))
+    }
+
+    /// `(B, C, T_out)`.
+    fn y_shape(&self) -> Shape {
+        Shape::from((self.batch, self.channels, self.t_out))
+    }
+
+    /// `(C, 1, K)`.
+    fn w_shape(&self) -> Shape {
+        Shape::from((self.channels, 1, self.kernel))
+    }
+
+    /// Largest phase offset `⌊(K − 1)·dilation / stride⌋` of a tap.
+    fn max_shift(&self) -> usize {
+        (self.kernel - 1) * self.dilation / self.stride
+    }
+
+    /// `(phase, shift)` of tap `k`: `k·dilation = shift·stride + phase`.
+    fn tap_phase_shift(&self, k: usize) -> (usize, usize) {
+        let kd = k * self.dilation;
+        (kd % self.stride, kd / self.stride)
+    }
+}
+
+/// The forward op `y = F(x, w)` on `(x, w)`.
+#[derive(Debug, Clone, Copy)]
+struct DepthwiseConv1d {
+    geo: Geometry,
+}
+
+/// The input gradient `dx = Gₓ(dy, w)` on `(dy, w)`; the adjoint of `F` in `x`.
+#[derive(Debug, Clone, Copy)]
+struct DepthwiseConv1dGradInput {
+    geo: Geometry,
+}
+
+/// The weight gradient `dw = G_w(x, dy)` on `(x, dy)`; the adjoint of `F` in `w`.
+#[derive(Debug, Clone, Copy)]
+struct DepthwiseConv1dGradWeight {
+    geo: Geometry,
+}
+
+/// Checks that a custom op's argument is contiguous with the expected shape, and returns its data.
+fn arg_slice<'a, T: WithDType>(
+    op: &str,
+    what: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    expected: &Shape,
+) -> candle_core::Result<&'a [T]> {
+    if layout.shape() != expected {
+        bail!(
+            "{op}: {what} has shape {:?}, expected {expected:?}",
+            layout.shape()
+        );
+    }
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op}: {what} must be contiguous");
+    };
+    match storage.as_slice::<T>()?.get(start..end) {
+        Some(data) => Ok(data),
+        None => bail!("{op}: {what} storage is shorter than its layout"),
+    }
+}
+
+/// Calls the generic `$f::<T>(args)` with `T` = `f32` or `f64` as `$dtype` says.
+macro_rules! dispatch_float {
+    ($op:expr, $dtype:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $dtype {
+            DType::F32 => $f::<f32>($($arg),*),
+            DType::F64 => $f::<f64>($($arg),*),
+            dtype => bail!("{}: no CPU kernel for {dtype:?}, only f32 and f64", $op),
+        }
+    };
+}
+
+/// [`forward`] on the storages of `(x, w)`.
+fn forward_storage<T: Real>(
+    op: &str,
+    geo: &Geometry,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+) -> candle_core::Result<CpuStorage> {
+    let x = arg_slice::<T>(op, "x", s1, l1, &geo.x_shape())?;
+    let w = arg_slice::<T>(op, "w", s2, l2, &geo.w_shape())?;
+    Ok(T::to_cpu_storage_owned(forward(geo, x, w)?))
+}
+
+/// [`grad_input`] on the storages of `(dy, w)`.
+fn grad_input_storage<T: Real>(
+    op: &str,
+    geo: &Geometry,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+) -> candle_core::Result<CpuStorage> {
+    let dy = arg_slice::<T>(op, "dy", s1, l1, &geo.y_shape())?;
+    let w = arg_slice::<T>(op, "w", s2, l2, &geo.w_shape())?;
+    Ok(T::to_cpu_storage_owned(grad_input(geo, dy, w)?))
+}
+
+/// [`grad_weight`] on the storages of `(x, dy)`.
+fn grad_weight_storage<T: Real>(
+    op: &str,
+    geo: &Geometry,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+) -> candle_core::Result<CpuStorage> {
+    let x = arg_slice::<T>(op, "x", s1, l1, &geo.x_shape())?;
+    let dy = arg_slice::<T>(op, "dy", s2, l2, &geo.y_shape())?;
+    Ok(T::to_cpu_storage_owned(grad_weight(geo, x, dy)?))
+}
+
+impl CustomOp2 for DepthwiseConv1d {
+    fn name(&self) -> &'static str {
+        "depthwise-conv1d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let storage = dispatch_float!(
+            self.name(),
+            s1.dtype(),
+            forward_storage(self.name(), &self.geo, (s1, l1), (s2, l2))
+        )?;
+        Ok((storage, self.geo.y_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let geo = self.geo;
+        let t0 = std::time::Instant::now();
+        let dy = dy.contiguous()?;
+        let t1 = std::time::Instant::now();
+        let dx = dy.apply_op2(w, DepthwiseConv1dGradInput { geo })?;
+        let t2 = std::time::Instant::now();
+        let dw = x.apply_op2(&dy, DepthwiseConv1dGradWeight { geo })?;
+        let t3 = std::time::Instant::now();
+        eprintln!("TIMING contig {:?} gx {:?} gw {:?}", t1 - t0, t2 - t1, t3 - t2);
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp2 for DepthwiseConv1dGradInput {
+    fn name(&self) -> &'static str {
+        "depthwise-conv1d-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let storage = dispatch_float!(
+            self.name(),
+            s1.dtype(),
+            grad_input_storage(self.name(), &self.geo, (s1, l1), (s2, l2))
+        )?;
+        Ok((storage, self.geo.x_shape()))
+    }
+
+    fn bwd(
+        &self,
+        dy: &Tensor,
+        w: &Tensor,
+        _dx: &Tensor,
+        h: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // <h, Gₓ(dy, w)> = <F(h, w), dy> = <w, G_w(h, dy)>.
+        let geo = self.geo;
+        let h = h.contiguous()?;
+        let d_dy = h.apply_op2(w, DepthwiseConv1d { geo })?;
+        let d_w = h.apply_op2(dy, DepthwiseConv1dGradWeight { geo })?;
+        Ok((Some(d_dy), Some(d_w)))
+    }
+}
+
+impl CustomOp2 for DepthwiseConv1dGradWeight {
+    fn name(&self) -> &'static str {
+        "depthwise-conv1d-grad-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let storage = dispatch_float!(
+            self.name(),
+            s1.dtype(),
+            grad_weight_storage(self.name(), &self.geo, (s1, l1), (s2, l2))
+        )?;
+        Ok((storage, self.geo.w_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        _dw: &Tensor,
+        h: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // <h, G_w(x, dy)> = <F(x, h), dy> = <x, Gₓ(dy, h)>.
+        let geo = self.geo;
+        let h = h.contiguous()?;
+        let d_x = dy.apply_op2(&h, DepthwiseConv1dGradInput { geo })?;
+        let d_dy = x.apply_op2(&h, DepthwiseConv1d { geo })?;
+        Ok((Some(d_x), Some(d_dy)))
+    }
+}
+
+/// Element types of the direct kernels: `f32` and `f64`.
+trait Real: WithDType {
+    /// The additive identity.
+    const ZERO: Self;
+
+    /// `acc + a·b`, as one fused multiply-add when `FMA` (only set where the instruction exists).
+    fn madd<const FMA: bool>(acc: Self, a: Self, b: Self) -> Self;
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+
+    #[inline(always)]
+    fn madd<const FMA: bool>(acc: Self, a: Self, b: Self) -> Self {
+        if FMA { a.mul_add(b, acc) } else { acc + a * b }
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+
+    #[inline(always)]
+    fn madd<const FMA: bool>(acc: Self, a: Self, b: Self) -> Self {
+        if FMA { a.mul_add(b, acc) } else { acc + a * b }
+    }
+}
+
+/// Whether the portable loops may use fused multiply-add: only where it is part of the baseline
+/// instruction set (elsewhere `mul_add` would become a slow library call).
+const BASELINE_FMA: bool = cfg!(target_arch = "aarch64");
+
+/// Whether this CPU runs the AVX2+FMA versions of the loops (std caches the detection).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Row `index` of `len` values in `data`.
+fn row<T>(data: &[T], index: usize, len: usize) -> candle_core::Result<&[T]> {
+    match data.get(index * len..(index + 1) * len) {
+        Some(r) => Ok(r),
+        None => bail!(
+            "{OP}: row {index} of length {len} is out of a buffer of {}",
+            data.len()
+        ),
+    }
+}
+
+/// Writes row `x`, zero-padded by `padding` on the left (and with zeros after it), split into
+/// `stride` phases of `phase_len` values: `buf[r·phase_len + j] = x[j·stride + r − padding]`.
+fn fill_phases<T: Real>(buf: &mut [T], x: &[T], stride: usize, padding: usize, phase_len: usize) {
+    if stride == 1 {
+        let (head, rest) = buf.split_at_mut(padding.min(buf.len()));
+        head.fill(T::ZERO);
+        let (mid, tail) = rest.split_at_mut(x.len().min(rest.len()));
+        for (d, &s) in mid.iter_mut().zip(x) {
+            *d = s;
+        }
+        tail.fill(T::ZERO);
+        return;
+    }
+    for (r, phase) in buf.chunks_mut(phase_len).enumerate() {
+        phase.fill(T::ZERO);
+        // j·stride + r ≥ padding  ⇔  j ≥ ⌈(padding − r) / stride⌉.
+        let first = padding.saturating_sub(r).div_ceil(stride);
+        let src = x.iter().skip(first * stride + r - padding).step_by(stride);
+        for (d, &s) in phase.iter_mut().skip(first).zip(src) {
+            *d = s;
+        }
+    }
+}
+
+/// `out[j] = Σ_i w[i] · src[offsets[i] + j]`, in blocks of `N` time steps starting at `start`.
+///
+/// Fails (instead of panicking) when `src` is shorter than `offsets[i] + start + N`.
+#[inline(always)]
+fn correlate_block<T: Real, const FMA: bool, const N: usize>(
+    out: &mut [T],
+    start: usize,
+    src: &[T],
+    offsets: &[usize],
+    w: &[T],
+) -> candle_core::Result<()> {
+    let mut acc = [T::ZERO; N];
+    for (&off, &wk) in offsets.iter().zip(w) {
+        let window = src
+            .get(off + start..off + start + N)
+            .and_then(|s| <&[T; N]>::try_from(s).ok());
+        let Some(window) = window else {
+            bail!(
+                "{OP}: tap window at {} exceeds the scratch row of {}",
+                off + start,
+                src.len()
+            );
+        };
+        for (a, &v) in acc.iter_mut().zip(window) {
+            *a = T::madd::<FMA>(*a, wk, v);
+        }
+    }
+    for (o, &a) in out.iter_mut().zip(&acc) {
+        *o = a;
+    }
+    Ok(())
+}
+
+/// `out[j] = Σ_i w[i] · src[offsets[i] + j]` for the whole row: [`BLOCK`]-wide blocks, then
+/// 16-wide ones for the rest, so `src` must hold `offsets[i] + ⌈len/16⌉·16` values.
+#[inline(always)]
+fn correlate_body<T: Real, const FMA: bool>(
+    out: &mut [T],
+    src: &[T],
+    offsets: &[usize],
+    w: &[T],
+) -> candle_core::Result<()> {
+    const TAIL: usize = 16;
+    let full = out.len() / BLOCK * BLOCK;
+    let (head, tail) = out.split_at_mut(full);
+    for (b, chunk) in head.chunks_mut(BLOCK).enumerate() {
+        correlate_block::<T, FMA, BLOCK>(chunk, b * BLOCK, src, offsets, w)?;
+    }
+    for (b, chunk) in tail.chunks_mut(TAIL).enumerate() {
+        correlate_block::<T, FMA, TAIL>(chunk, full + b * TAIL, src, offsets, w)?;
+    }
+    Ok(())
+}
+
+/// [`correlate_body`] compiled with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn correlate_avx2<T: Real>(
+    out: &mut [T],
+    src: &[T],
+    offsets: &[usize],
+    w: &[T],
+) -> candle_core::Result<()> {
+    correlate_body::<T, true>(out, src, offsets, w)
+}
+
+/// `out[j] = Σ_i w[i] · src[offsets[i] + j]` with the fastest loops this CPU runs.
+fn correlate<T: Real>(
+    out: &mut [T],
+    src: &[T],
+    offsets: &[usize],
+    w: &[T],
+) -> candle_core::Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { correlate_avx2(out, src, offsets, w) };
+    }
+    correlate_body::<T, BASELINE_FMA>(out, src, offsets, w)
+}
+
+/// The `N` dot products `Σ_t a[t] · windows[i][t]` (each window as long as `a`), sharing each load
+/// of `a` between them; [`DOT_LANES`] independent partial sums per product.
+#[inline(always)]
+fn dot_taps<T: Real, const FMA: bool, const N: usize>(a: &[T], windows: [&[T]; N]) -> [T; N] {
+    let mut acc = [[T::ZERO; DOT_LANES]; N];
+    let mut a_chunks = a.chunks_exact(DOT_LANES);
+    let mut w_chunks = windows.map(|w| w.chunks_exact(DOT_LANES));
+    for a_chunk in &mut a_chunks {
+        let Ok(a_chunk) = <&[T; DOT_LANES]>::try_from(a_chunk) else {
+            continue;
+        };
+        for (acc_i, w_i) in acc.iter_mut().zip(w_chunks.iter_mut()) {
+            let Some(Ok(w_chunk)) = w_i.next().map(<&[T; DOT_LANES]>::try_from) else {
+                continue;
+            };
+            for ((s, &x), &y) in acc_i.iter_mut().zip(a_chunk).zip(w_chunk) {
+                *s = T::madd::<FMA>(*s, x, y);
+            }
+        }
+    }
+    let mut out = [T::ZERO; N];
+    for ((o, acc_i), w_i) in out.iter_mut().zip(&acc).zip(&w_chunks) {
+        let mut sum = acc_i.iter().fold(T::ZERO, |s, &v| s + v);
+        for (&x, &y) in a_chunks.remainder().iter().zip(w_i.remainder()) {
+            sum = T::madd::<FMA>(sum, x, y);
+        }
+        *o = sum;
+    }
+    out
+}
+
+/// `dw[k] += Σ_t dy[t] · src[offsets[k] + t]` for every tap `k`.
+#[inline(always)]
+fn weight_grad_row_body<T: Real, const FMA: bool>(
+    dw: &mut [T],
+    dy: &[T],
+    src: &[T],
+    offsets: &[usize],
+) -> candle_core::Result<()> {
+    let n = dy.len();
+    let window = |off: usize| match src.get(off..off + n) {
+        Some(win) => Ok(win),
+        None => bail!(
+            "{OP}: tap window at {off} exceeds the scratch row of {}",
+            src.len()
+        ),
+    };
+    for (dw_taps, offs) in dw.chunks_mut(DOT_TAPS).zip(offsets.chunks(DOT_TAPS)) {
+        if let ([d0, d1, d2, d3], &[o0, o1, o2, o3]) = (&mut *dw_taps, offs) {
+            let windows = [window(o0)?, window(o1)?, window(o2)?, window(o3)?];
+            let [s0, s1, s2, s3] = dot_taps::<T, FMA, DOT_TAPS>(dy, windows);
+            *d0 += s0;
+            *d1 += s1;
+            *d2 += s2;
+            *d3 += s3;
+        } else {
+            for (d, &off) in dw_taps.iter_mut().zip(offs) {
+                let [s] = dot_taps::<T, FMA, 1>(dy, [window(off)?]);
+                *d += s;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`weight_grad_row_body`] compiled with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_row_avx2<T: Real>(
+    dw: &mut [T],
+    dy: &[T],
+    src: &[T],
+    offsets: &[usize],
+) -> candle_core::Result<()> {
+    weight_grad_row_body::<T, true>(dw, dy, src, offsets)
+}
+
+/// `dw[k] += Σ_t dy[t] · src[offsets[k] + t]` with the fastest loops this CPU runs.
+fn weight_grad_row<T: Real>(
+    dw: &mut [T],
+    dy: &[T],
+    src: &[T],
+    offsets: &[usize],
+) -> candle_core::Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { weight_grad_row_avx2(dw, dy, src, offsets) };
+    }
+    weight_grad_row_body::<T, BASELINE_FMA>(dw, dy, src, offsets)
+}
+
+/// Where each tap reads the phase-split, zero-padded input row (see [`fill_phases`]).
+#[derive(Debug)]
+struct PhasePlan {
+    /// Values per phase: room for `⌈T_out/BLOCK⌉·BLOCK` outputs at the largest shift.
+    phase_len: usize,
+    /// Offset of tap `k` in the scratch row: `phase(k)·phase_len + shift(k)`.
+    offsets: Vec<usize>,
+}
+
+impl PhasePlan {
+    fn new(geo: &Geometry) -> Self {
+        let phase_len = geo.t_out.div_ceil(BLOCK) * BLOCK + geo.max_shift();
+        let offsets = (0..geo.kernel)
+            .map(|k| {
+                let (phase, shift) = geo.tap_phase_shift(k);
+                phase * phase_len + shift
+            })
+            .collect();
+        Self { phase_len, offsets }
+    }
+
+    /// Length of the scratch row.
+    fn len(&self, geo: &Geometry) -> usize {
+        geo.stride * self.phase_len
+    }
+}
+
+/// `y = F(x, w)`: `x` `(B, C, T)`, `w` `(C, 1, K)`, returns `(B, C, T_out)` row-major.
+fn forward<T: Real>(geo: &Geometry, x: &[T], w: &[T]) -> candle_core::Result<Vec<T>> {
+    let plan = PhasePlan::new(geo);
+    let scratch_len = plan.len(geo);
+    let mut y = vec![T::ZERO; geo.batch * geo.channels * geo.t_out];
+    y.par_chunks_mut(geo.t_out)
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .enumerate()
+        .try_for_each_init(
+            || vec![T::ZERO; scratch_len],
+            |scratch, (r, y_row)| {
+                let x_row = row(x, r, geo.t_in)?;
+                let w_row = row(w, r % geo.channels, geo.kernel)?;
+                fill_phases(scratch, x_row, geo.stride, geo.padding, plan.phase_len);
+                correlate(y_row, scratch, &plan.offsets, w_row)
+            },
+        )?;
+    Ok(y)
+}
+
+/// The taps of one phase of `x` in the input gradient.
+#[derive(Debug)]
+struct GradInputPhase {
+    /// How many positions of `x` are in this phase.
+    len: usize,
+    /// The first of them, `i₀`; the others follow every `stride` steps.
+    first: usize,
+    /// Which taps land in this phase, one flag per tap.
+    taps: Vec<bool>,
+    /// Offset in the zero-padded `dy` row of each tap in `taps`, in tap order.
+    offsets: Vec<usize>,
+}
+
+/// How the input gradient reads the zero-padded `dy` row.
+#[derive(Debug)]
+struct GradInputPlan {
+    /// Zeros before `dy` in the scratch row: the largest tap shift.
+    lead: usize,
+    /// Length of the scratch row.
+    pad_len: usize,
+    /// The phases of `x` that receive a gradient.
+    phases: Vec<GradInputPhase>,
+}
+
+impl GradInputPlan {
+    /// For `x` position `i`, let `i + padding = J·stride + ρ`; the taps with `k·dilation =
+    /// q·stride + ρ` give `dx[i] = Σ_k w[k] · dy[J − q]`, i.e. `dy_pad[J − q + lead]`.
+    fn new(geo: &Geometry) -> Self {
+        let (s, p) = (geo.stride, geo.padding);
+        let lead = geo.max_shift();
+        let mut pad_len = lead + geo.t_out;
+        let mut phases = Vec::new();
+        for phase in 0..s {
+            let taps: Vec<bool> = (0..geo.kernel)
+                .map(|k| geo.tap_phase_shift(k).0 == phase)
+                .collect();
+            let j0 = p.saturating_sub(phase).div_ceil(s);
+            let j1 = (p + geo.t_in).saturating_sub(phase).div_ceil(s);
+            let len = j1.saturating_sub(j0);
+            if len == 0 || !taps.contains(&true) {
+                continue;
+            }
+            let offsets: Vec<usize> = (0..geo.kernel)
+                .filter_map(|k| {
+                    let (ph, shift) = geo.tap_phase_shift(k);
+                    (ph == phase).then_some(j0 + lead - shift)
+                })
+                .collect();
+            let max_off = offsets.iter().copied().max().unwrap_or(0);
+            pad_len = pad_len.max(max_off + len.div_ceil(BLOCK) * BLOCK);
+            phases.push(GradInputPhase {
+                len,
+                first: j0 * s + phase - p,
+                taps,
+                offsets,
+            });
+        }
+        Self {
+            lead,
+            pad_len,
+            phases,
+        }
+    }
+}
+
+/// Per-thread scratch rows of the input gradient.
+struct GradInputScratch<T> {
+    /// The zero-padded `dy` row.
+    dy_pad: Vec<T>,
+    /// One phase of the `dx` row (stride > 1 only).
+    out: Vec<T>,
+    /// The weights of one phase's taps.
+    w: Vec<T>,
+}
+
+/// `dx = Gₓ(dy, w)`: `dy` `(B, C, T_out)`, `w` `(C, 1, K)`, returns `(B, C, T)` row-major.
+fn grad_input<T: Real>(geo: &Geometry, dy: &[T], w: &[T]) -> candle_core::Result<Vec<T>> {
+    let plan = GradInputPlan::new(geo);
+    let mut dx = vec![T::ZERO; geo.batch * geo.channels * geo.t_in];
+    if geo.t_in == 0 {
+        return Ok(dx);
+    }
+    dx.par_chunks_mut(geo.t_in)
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .enumerate()
+        .try_for_each_init(
+            || GradInputScratch {
+                dy_pad: vec![T::ZERO; plan.pad_len],
+                out: Vec::new(),
+                w: Vec::with_capacity(geo.kernel),
+            },
+            |scratch, (r, dx_row)| {
+                let dy_row = row(dy, r, geo.t_out)?;
+                let w_row = row(w, r % geo.channels, geo.kernel)?;
+                fill_phases(&mut scratch.dy_pad, dy_row, 1, plan.lead, plan.pad_len);
+                for ph in &plan.phases {
+                    scratch.w.clear();
+                    scratch.w.extend(
+                        w_row
+                            .iter()
+                            .zip(&ph.taps)
+                            .filter_map(|(&wk, &used)| used.then_some(wk)),
+                    );
+                    if geo.stride == 1 {
+                        correlate(dx_row, &scratch.dy_pad, &ph.offsets, &scratch.w)?;
+                    } else {
+                        scratch.out.resize(ph.len, T::ZERO);
+                        correlate(&mut scratch.out, &scratch.dy_pad, &ph.offsets, &scratch.w)?;
+                        let dst = dx_row.iter_mut().skip(ph.first).step_by(geo.stride);
+                        for (d, &v) in dst.zip(&scratch.out) {
+                            *d = v;
+                        }
+                    }
+                }
+                Ok::<(), candle_core::Error>(())
+            },
+        )?;
+    Ok(dx)
+}
+
+/// `dw = G_w(x, dy)`: `x` `(B, C, T)`, `dy` `(B, C, T_out)`, returns `(C, 1, K)` row-major.
+fn grad_weight<T: Real>(geo: &Geometry, x: &[T], dy: &[T]) -> candle_core::Result<Vec<T>> {
+    let plan = PhasePlan::new(geo);
+    let scratch_len = plan.len(geo);
+    let mut dw = vec![T::ZERO; geo.channels * geo.kernel];
+    dw.par_chunks_mut(geo.kernel)
+        .enumerate()
+        .try_for_each_init(
+            || vec![T::ZERO; scratch_len],
+            |scratch, (c, dw_c)| {
+                for b in 0..geo.batch {
+                    let r = b * geo.channels + c;
+                    let x_row = row(x, r, geo.t_in)?;
+                    let dy_row = row(dy, r, geo.t_out)?;
+                    fill_phases(scratch, x_row, geo.stride, geo.padding, plan.phase_len);
+                    weight_grad_row(dw_c, dy_row, scratch, &plan.offsets)?;
+                }
+                Ok(())
+            },
+        )
+        .map(|()| dw)
+}

@@ -1,0 +1,296 @@
+//! `EncDecCTCModel`: the paper's §4.1.1 pipeline — mel preprocessor, (SpecAugment in training),
+//! Jasper/QuartzNet encoder, CTC decoder and CTC loss — wired through typed ports, with its
+//! configuration, weights and labels saved together in a self-contained model directory.
+//!
+//! A model directory holds `model.yaml` (this config), `weights.safetensors`, and `labels.txt`
+//! (one label per line, for humans and other tools); `transcribe` and `eval` need nothing else.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use nemo_core::params::Parameters;
+use nemo_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Labels as LabelSet;
+use crate::decoding::ctc_greedy_decode;
+use crate::losses::CtcLossConfig;
+use crate::modules::*;
+use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
+use crate::{Error, Result};
+
+/// The model's configuration: NeMo's `model:` section in one YAML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncDecCTCModelConfig {
+    /// A name for logs, e.g. `QuartzNet5x5`.
+    pub name: String,
+    /// The audio sample rate in Hz; the data layer resamples to it.
+    pub sample_rate: u32,
+    /// The output labels (characters); the CTC blank is added after them.
+    pub labels: Vec<String>,
+    /// The mel front end.
+    pub preprocessor: AudioToMelSpectrogramPreprocessorConfig,
+    /// SpecAugment during training; none if absent.
+    #[serde(default)]
+    pub spec_augment: Option<SpecAugmentConfig>,
+    /// The encoder.
+    pub encoder: ConvASREncoderConfig,
+    /// The decoder.
+    pub decoder: ConvASRDecoderConfig,
+}
+
+impl EncDecCTCModelConfig {
+    /// Reads a YAML config; errors name the file and the key.
+    pub fn from_yaml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        Self::from_yaml(&text).map_err(|e| match e {
+            Error::Config { key, msg } => Error::Config { key: format!("{}: {key}", path.display()), msg },
+            other => other,
+        })
+    }
+
+    /// Parses YAML text (the whole file, or its `model:` section).
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Wrapped {
+            model: EncDecCTCModelConfig,
+        }
+        let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| Error::Config {
+            key: e.location().map_or("(yaml)".into(), |l| format!("line {}", l.line())),
+            msg: e.to_string(),
+        })?;
+        let config = if value.get("model").is_some() {
+            serde_norway::from_value::<Wrapped>(value).map(|w| w.model)
+        } else {
+            serde_norway::from_value::<EncDecCTCModelConfig>(value)
+        }
+        .map_err(|e| Error::Config { key: "model".into(), msg: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that the sections agree with each other (sizes, labels, sample rate).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, msg: String| Err(Error::Config { key: key.into(), msg });
+        if self.preprocessor.sample_rate != self.sample_rate {
+            return bad(
+                "preprocessor.sample_rate",
+                format!("{} differs from the model's sample_rate {}", self.preprocessor.sample_rate, self.sample_rate),
+            );
+        }
+        if self.preprocessor.features != self.encoder.feat_in {
+            return bad(
+                "encoder.feat_in",
+                format!("{} differs from preprocessor.features {}", self.encoder.feat_in, self.preprocessor.features),
+            );
+        }
+        self.encoder.validate()?;
+        if self.decoder.feat_in != self.encoder.feat_out() {
+            return bad(
+                "decoder.feat_in",
+                format!("{} differs from the encoder's last filters {}", self.decoder.feat_in, self.encoder.feat_out()),
+            );
+        }
+        if self.decoder.num_classes != self.labels.len() {
+            return bad(
+                "decoder.num_classes",
+                format!("{} differs from the {} labels", self.decoder.num_classes, self.labels.len()),
+            );
+        }
+        LabelSet::from_strings(&self.labels)?;
+        Ok(())
+    }
+}
+
+/// Re-draws the weights from a seeded RNG so a seed gives the same model on every run (candle's
+/// CPU initializers cannot be seeded): conv weights Kaiming-uniform, `U(±1/sqrt(fan_in))` as
+/// PyTorch's default, conv biases zero; BatchNorm scales and statistics keep their constant init.
+fn seeded_init(params: &Parameters, seed: u64) -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for (name, var) in params.named_vars() {
+        let dims = var.dims().to_vec();
+        let n = var.elem_count();
+        let values: Vec<f32> = if dims.len() >= 2 {
+            let fan_in = n / dims[0].max(1);
+            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+        } else if name.ends_with(".bias") && !name.contains(".bn.") {
+            vec![0.0; n]
+        } else {
+            continue;
+        };
+        var.set(&Tensor::from_vec(values, dims, var.device())?.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+/// Outputs of one forward pass.
+#[derive(Debug, Clone)]
+pub struct CtcForward {
+    /// `(B, T, classes)` log-probabilities.
+    pub log_probs: NTensor<(B, T, D), Logprobs>,
+    /// `(B)` encoded lengths.
+    pub encoded_lengths: NTensor<(B,), Lengths>,
+}
+
+/// The Jasper/QuartzNet CTC model.
+#[derive(Debug)]
+pub struct EncDecCTCModel {
+    config: EncDecCTCModelConfig,
+    labels: LabelSet,
+    params: Parameters,
+    device: Device,
+    preprocessor: AudioPreprocessor,
+    spec_augment: Option<SpectrogramAugmentation>,
+    encoder: ConvASREncoder,
+    decoder: ConvASRDecoder,
+    loss: CTCLossNM,
+}
+
+impl EncDecCTCModel {
+    /// Builds the model with freshly initialized weights (seeded by `seed` where candle allows,
+    /// and for dither and SpecAugment).
+    pub fn new(config: EncDecCTCModelConfig, seed: u64, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let params = Parameters::new();
+        let vb = params.var_builder(DType::F32, device);
+        let labels = LabelSet::from_strings(&config.labels)?;
+        let preprocessor = AudioPreprocessor::new(config.preprocessor.clone(), seed, &params, "preprocessor")?;
+        let spec_augment = config
+            .spec_augment
+            .clone()
+            .map(|c| SpectrogramAugmentation::new(c, seed.wrapping_add(1), &params, "spec_augment"))
+            .transpose()?;
+        let encoder = ConvASREncoder::new(config.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
+        let decoder = ConvASRDecoder::new(&config.decoder, vb.pp("decoder"))?;
+        let loss = CTCLossNM::new(config.decoder.num_classes + 1, CtcLossConfig::default());
+        seeded_init(&params, seed)?;
+        Ok(EncDecCTCModel {
+            config,
+            labels,
+            params,
+            device: device.clone(),
+            preprocessor,
+            spec_augment,
+            encoder,
+            decoder,
+            loss,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EncDecCTCModelConfig {
+        &self.config
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    /// The weights, freezing and train/eval mode.
+    pub fn params(&self) -> &Parameters {
+        &self.params
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &ConvASREncoder {
+        &self.encoder
+    }
+
+    /// Reseeds the dither and SpecAugment RNGs (resumption replays the same randomness).
+    pub fn reseed(&self, seed: u64) {
+        self.preprocessor.reseed(seed);
+        if let Some(s) = &self.spec_augment {
+            s.reseed(seed.wrapping_add(1));
+        }
+    }
+
+    /// Wraps plain batch tensors as typed audio (the data layer's ports).
+    pub fn typed_audio(
+        &self,
+        audio: &Tensor,
+        lengths: &Tensor,
+    ) -> Result<(NTensor<(B, T), AudioSignal>, NTensor<(B,), Lengths>)> {
+        let audio = NTensor::new(audio.to_device(&self.device)?)?.with_param("freq", f64::from(self.config.sample_rate))?;
+        Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
+    }
+
+    /// The forward pass, typed end to end: audio → mel → (SpecAugment) → encoder → decoder.
+    pub fn forward(
+        &self,
+        audio: &NTensor<(B, T), AudioSignal>,
+        length: &NTensor<(B,), Lengths>,
+    ) -> Result<CtcForward> {
+        let mel = self.preprocessor.forward(AudioPreprocessorInputs { input_signal: audio, length })?;
+        let spec = match &self.spec_augment {
+            Some(aug) => {
+                aug.forward(SpectrogramAugmentationInputs {
+                    input_spec: &mel.processed_signal,
+                    length: &mel.processed_length,
+                })?
+                .augmented_spec
+            }
+            None => mel.processed_signal,
+        };
+        let enc = self.encoder.forward(ConvASREncoderInputs { audio_signal: &spec, length: &mel.processed_length })?;
+        let dec = self.decoder.forward(ConvASRDecoderInputs { encoder_output: &enc.outputs })?;
+        Ok(CtcForward { log_probs: dec.logprobs, encoded_lengths: enc.encoded_lengths })
+    }
+
+    /// The CTC loss of a batch (mean over the batch) and the forward outputs.
+    pub fn loss(
+        &self,
+        audio: &Tensor,
+        audio_len: &Tensor,
+        transcripts: &Tensor,
+        transcript_len: &Tensor,
+    ) -> Result<(Tensor, CtcForward)> {
+        let (audio, len) = self.typed_audio(audio, audio_len)?;
+        let out = self.forward(&audio, &len)?;
+        let targets: NTensor<(B, T), Labels> = NTensor::new(transcripts.to_device(&self.device)?)?;
+        let target_length: NTensor<(B,), Lengths> = NTensor::new(transcript_len.to_device(&self.device)?)?;
+        let loss = self.loss.forward(CTCLossNMInputs {
+            log_probs: &out.log_probs,
+            targets: &targets,
+            input_length: &out.encoded_lengths,
+            target_length: &target_length,
+        })?;
+        Ok((loss.loss.into_tensor(), out))
+    }
+
+    /// Greedy transcripts of a batch of audio `(B, T)` with lengths `(B)`.
+    pub fn transcribe(&self, audio: &Tensor, lengths: &Tensor) -> Result<Vec<String>> {
+        let (audio, len) = self.typed_audio(audio, lengths)?;
+        let out = self.forward(&audio, &len)?;
+        let ids = ctc_greedy_decode(out.log_probs.tensor(), Some(out.encoded_lengths.tensor()), Some(self.labels.blank_id() as usize))?;
+        ids.iter().map(|row| Ok(self.labels.decode(row)?)).collect()
+    }
+
+    /// Writes the self-contained model directory (config, labels, weights), each file atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+        let yaml = serde_norway::to_string(&self.config)
+            .map_err(|e| Error::Config { key: "model".into(), msg: e.to_string() })?;
+        nemo_core::io::write_atomic(&dir.join("model.yaml"), yaml.as_bytes())?;
+        let labels: String = self.config.labels.iter().map(|l| format!("{l}\n")).collect();
+        nemo_core::io::write_atomic(&dir.join("labels.txt"), labels.as_bytes())?;
+        self.params.save(&dir.join("weights.safetensors"))?;
+        Ok(())
+    }
+
+    /// Loads a model directory written by [`EncDecCTCModel::save`].
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config = EncDecCTCModelConfig::from_yaml_file(&dir.join("model.yaml"))?;
+        let model = EncDecCTCModel::new(config, 0, device)?;
+        model.params.load(&dir.join("weights.safetensors"))?;
+        Ok(model)
+    }
+}

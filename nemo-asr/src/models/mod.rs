@@ -1,0 +1,5 @@
+//! Whole models: modules wired together with their configuration, weights and labels.
+
+pub mod enc_dec_ctc;
+
+pub use enc_dec_ctc::{EncDecCTCModel, EncDecCTCModelConfig};

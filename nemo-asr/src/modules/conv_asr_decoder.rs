@@ -1,0 +1,74 @@
+//! `ConvASRDecoder` (NeMo's `JasperDecoderForCTC`): a 1×1 conv to `num_classes + 1` outputs (the
+//! CTC blank last) and a log-softmax over classes.
+//!
+//! Ports: `encoder_output (B, D = feat_in, T) AcousticEncodedRepresentation` →
+//! `logprobs (B, T, D = num_outputs) Logprobs` (batch-first, time before classes, as NeMo).
+
+use candle_core::{D, Tensor};
+use candle_nn::VarBuilder;
+use nemo_core::{Forward, neural_module};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::kernels::pointwise_conv1d;
+
+/// The decoder's configuration, NeMo's `decoder:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvASRDecoderConfig {
+    /// Input channels (the encoder's output channels).
+    pub feat_in: usize,
+    /// Labels, not counting the blank.
+    pub num_classes: usize,
+}
+
+/// The CTC decoder.
+#[neural_module(
+    inputs(encoder_output: (B, D = feat_in, T as frames) AcousticEncodedRepresentation),
+    outputs(logprobs: (B, T as frames, D = num_outputs) Logprobs),
+)]
+#[derive(Debug, Clone)]
+pub struct ConvASRDecoder {
+    feat_in: usize,
+    num_outputs: usize,
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl ConvASRDecoder {
+    /// Builds the decoder, weights `weight` `(num_classes + 1, feat_in, 1)` and `bias` from `vb`.
+    pub fn new(config: &ConvASRDecoderConfig, vb: VarBuilder) -> Result<Self> {
+        let out = config.num_classes + 1;
+        let bound = 1.0 / (config.feat_in as f64).sqrt();
+        let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+        Ok(ConvASRDecoder {
+            feat_in: config.feat_in,
+            num_outputs: out,
+            weight: vb.get_with_hints((out, config.feat_in, 1), "weight", init)?,
+            bias: vb.get_with_hints(out, "bias", init)?,
+        })
+    }
+
+    /// Log-probabilities `(B, T, classes)` from encoder output `(B, D, T)`.
+    pub fn decode(&self, x: &Tensor) -> Result<Tensor> {
+        let logits = pointwise_conv1d(x, &self.weight, Some(&self.bias))?.transpose(1, 2)?;
+        log_softmax(&logits)
+    }
+}
+
+/// A log-softmax over the last axis written with differentiable ops (candle's fused softmax
+/// records no backward).
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(shifted.broadcast_sub(&lse)?)
+}
+
+impl Forward for ConvASRDecoder {
+    fn forward_tensors(&self, x: ConvASRDecoderInputTensors) -> nemo_core::Result<ConvASRDecoderOutputTensors> {
+        Ok(ConvASRDecoderOutputTensors {
+            logprobs: self.decode(&x.encoder_output)?,
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! `ConvASREncoder`: the Jasper/QuartzNet encoder, a stack of [`JasperBlock`]s built from NeMo's
+//! YAML block list.
+//!
+//! Ports: `audio_signal (B, D = feat_in, T) MelSpectrogram`, `length (B) Lengths` →
+//! `outputs (B, D = feat_out, T) AcousticEncodedRepresentation`, `encoded_lengths (B) Lengths`.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use nemo_core::params::Parameters;
+use nemo_core::{Forward, neural_module};
+use serde::{Deserialize, Serialize};
+
+use super::jasper_block::{JasperBlock, JasperBlockConfig, lengths_to_vec};
+use crate::{Error, Result};
+
+/// The encoder's configuration, NeMo's `encoder:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvASREncoderConfig {
+    /// Input features (mel bands).
+    pub feat_in: usize,
+    /// Activation; only `relu` (NeMo's QuartzNet default) is supported.
+    #[serde(default = "relu")]
+    pub activation: String,
+    /// The blocks, in order.
+    pub jasper: Vec<JasperBlockConfig>,
+}
+
+fn relu() -> String {
+    "relu".into()
+}
+
+impl ConvASREncoderConfig {
+    /// Checks every block; errors name the key path (`encoder.jasper[2].kernel`).
+    pub fn validate(&self) -> Result<()> {
+        if self.feat_in == 0 {
+            return Err(Error::Config {
+                key: "encoder.feat_in".into(),
+                msg: "must be positive".into(),
+            });
+        }
+        if self.activation != "relu" {
+            return Err(Error::Config {
+                key: "encoder.activation".into(),
+                msg: format!("`{}` is not supported; use `relu`", self.activation),
+            });
+        }
+        if self.jasper.is_empty() {
+            return Err(Error::Config {
+                key: "encoder.jasper".into(),
+                msg: "the block list is empty".into(),
+            });
+        }
+        for (i, b) in self.jasper.iter().enumerate() {
+            b.validate(&format!("encoder.jasper[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// Output channels: the last block's filters.
+    pub fn feat_out(&self) -> usize {
+        self.jasper.last().map_or(self.feat_in, |b| b.filters)
+    }
+
+    /// The total time stride.
+    pub fn stride(&self) -> usize {
+        self.jasper.iter().map(|b| b.stride).product()
+    }
+}
+
+/// The Jasper/QuartzNet encoder.
+#[neural_module(
+    inputs(
+        audio_signal: (B, D = feat_in, T) MelSpectrogram,
+        length: (B) Lengths,
+    ),
+    outputs(
+        outputs: (B, D = feat_out, T) AcousticEncodedRepresentation,
+        encoded_lengths: (B) Lengths,
+    ),
+)]
+#[derive(Debug, Clone)]
+pub struct ConvASREncoder {
+    feat_in: usize,
+    feat_out: usize,
+    config: ConvASREncoderConfig,
+    blocks: Vec<JasperBlock>,
+    params: Parameters,
+    prefix: String,
+}
+
+impl ConvASREncoder {
+    /// Builds the encoder with its weights under `prefix` in `params`.
+    pub fn new(config: ConvASREncoderConfig, params: &Parameters, prefix: &str, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let mut blocks = Vec::with_capacity(config.jasper.len());
+        let mut c_in = config.feat_in;
+        for (i, b) in config.jasper.iter().enumerate() {
+            blocks.push(JasperBlock::new(c_in, b.clone(), vb.pp(format!("blocks.{i}")))?);
+            c_in = b.filters;
+        }
+        Ok(ConvASREncoder {
+            feat_in: config.feat_in,
+            feat_out: config.feat_out(),
+            config,
+            blocks,
+            params: params.clone(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConvASREncoderConfig {
+        &self.config
+    }
+
+    /// Runs the blocks on plain tensors; lengths as a vector.
+    pub fn encode(&self, x: &Tensor, lengths: &[usize]) -> Result<(Tensor, Vec<usize>)> {
+        let train = self.params.is_training(&self.prefix);
+        let mut out = x.clone();
+        let mut lens = lengths.to_vec();
+        for block in &self.blocks {
+            (out, lens) = block.forward_t(&out, &lens, train)?;
+        }
+        Ok((out, lens))
+    }
+}
+
+impl Forward for ConvASREncoder {
+    fn forward_tensors(&self, x: ConvASREncoderInputTensors) -> nemo_core::Result<ConvASREncoderOutputTensors> {
+        let lens = lengths_to_vec(&x.length)?;
+        let (outputs, lens) = self.encode(&x.audio_signal, &lens)?;
+        let lens: Vec<i64> = lens.into_iter().map(|l| l as i64).collect();
+        let encoded_lengths = Tensor::new(lens, x.length.device())?.to_dtype(x.length.dtype())?;
+        Ok(ConvASREncoderOutputTensors {
+            outputs,
+            encoded_lengths,
+        })
+    }
+}

@@ -1,0 +1,311 @@
+//! One Jasper/QuartzNet block: `repeat` × (conv → BatchNorm → ReLU → dropout), the last
+//! activation after an optional 1×1 residual; convolutions masked by sequence length.
+//!
+//! Follows NeMo's `JasperBlock` (`nemo/collections/asr/parts/submodules/jasper.py`): "same"
+//! padding `dilation * (k - 1) / 2`, BatchNorm eps 1e-3, no conv bias, time-channel separable
+//! convs (depthwise over time, then 1×1 across channels) when `separable`. Each conv's input is
+//! zeroed past its row's length, as NeMo's `MaskedConv1d`, so padding never leaks into a row.
+//!
+//! # Shapes
+//! `(B, C_in, T)` and lengths `(B)` → `(B, filters, T / stride)` and the new lengths.
+
+use candle_core::{DType, Tensor};
+use candle_nn::{BatchNorm, BatchNormConfig, ModuleT, VarBuilder};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::kernels::{depthwise_conv1d, pointwise_conv1d};
+use crate::{Error, Result};
+
+/// NeMo writes `kernel: [33]`; accept that and a bare `33`.
+fn one_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrList {
+        One(usize),
+        List(Vec<usize>),
+    }
+    match OneOrList::deserialize(d)? {
+        OneOrList::One(v) => Ok(v),
+        OneOrList::List(v) if v.len() == 1 => Ok(v[0]),
+        OneOrList::List(v) => Err(serde::de::Error::custom(format!(
+            "expected one value (1-D convolutions), found {v:?}"
+        ))),
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One block of a Jasper/QuartzNet encoder, with NeMo's YAML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JasperBlockConfig {
+    /// Output channels.
+    pub filters: usize,
+    /// Sub-blocks (conv, BN, ReLU, dropout) in the block. Default 1.
+    #[serde(default = "one")]
+    pub repeat: usize,
+    /// Kernel size over time (`[33]` or `33`).
+    #[serde(deserialize_with = "one_or_list")]
+    pub kernel: usize,
+    /// Stride over time of the first conv. Default 1.
+    #[serde(default = "one", deserialize_with = "one_or_list")]
+    pub stride: usize,
+    /// Dilation of the convs. Default 1.
+    #[serde(default = "one", deserialize_with = "one_or_list")]
+    pub dilation: usize,
+    /// Dropout probability after each activation. Default 0.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Adds a 1×1 conv + BN of the block's input before the last activation. Default false.
+    #[serde(default)]
+    pub residual: bool,
+    /// Depthwise + pointwise instead of a full conv. Default false.
+    #[serde(default)]
+    pub separable: bool,
+}
+
+impl JasperBlockConfig {
+    /// Checks the values; `key` is the block's key path for messages (`encoder.jasper[3]`).
+    pub fn validate(&self, key: &str) -> Result<()> {
+        let bad = |field: &str, msg: String| Error::Config {
+            key: format!("{key}.{field}"),
+            msg,
+        };
+        if self.filters == 0 {
+            return Err(bad("filters", "must be positive".into()));
+        }
+        if self.repeat == 0 {
+            return Err(bad("repeat", "must be at least 1".into()));
+        }
+        if self.kernel == 0 || self.kernel % 2 == 0 {
+            return Err(bad(
+                "kernel",
+                format!("{} is not an odd positive size (\"same\" padding needs one)", self.kernel),
+            ));
+        }
+        if self.stride == 0 || self.dilation == 0 {
+            return Err(bad("stride", "stride and dilation must be positive".into()));
+        }
+        if self.stride > 1 && self.dilation > 1 {
+            return Err(bad("dilation", "a strided block cannot be dilated (as in NeMo)".into()));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(bad("dropout", format!("{} is not in [0, 1)", self.dropout)));
+        }
+        Ok(())
+    }
+
+    /// "Same" padding of the block's convs.
+    pub fn padding(&self) -> usize {
+        self.dilation * (self.kernel - 1) / 2
+    }
+
+    /// The output length of a row of `len` frames.
+    pub fn out_len(&self, len: usize) -> usize {
+        let span = self.dilation * (self.kernel - 1) + 1;
+        (len + 2 * self.padding()).saturating_sub(span) / self.stride + 1
+    }
+}
+
+/// One convolution of a block: full, or depthwise then pointwise.
+#[derive(Debug, Clone)]
+enum Conv {
+    Full { weight: Tensor },
+    Separable { depthwise: Tensor, pointwise: Tensor },
+}
+
+#[derive(Debug, Clone)]
+struct SubBlock {
+    conv: Conv,
+    bn: BatchNorm,
+}
+
+/// A Jasper/QuartzNet block.
+#[derive(Debug, Clone)]
+pub struct JasperBlock {
+    config: JasperBlockConfig,
+    subs: Vec<SubBlock>,
+    residual: Option<SubBlock>,
+}
+
+fn bn(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
+    let cfg = BatchNormConfig {
+        eps: 1e-3,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.1,
+    };
+    Ok(candle_nn::batch_norm(channels, cfg, vb)?)
+}
+
+/// Kaiming-uniform init for a conv with `fan_in` inputs per output, as PyTorch's default.
+fn conv_init(fan_in: usize) -> candle_nn::Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    candle_nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+impl JasperBlock {
+    /// Builds the block from `in_channels`, taking weights from `vb` (`conv.{i}.depthwise.weight`,
+    /// `conv.{i}.pointwise.weight` or `conv.{i}.weight`, `bn.{i}.*`, `res.conv.weight`, `res.bn.*`).
+    pub fn new(in_channels: usize, config: JasperBlockConfig, vb: VarBuilder) -> Result<Self> {
+        let mut subs = Vec::with_capacity(config.repeat);
+        let mut c_in = in_channels;
+        for i in 0..config.repeat {
+            let k = config.kernel;
+            let vc = vb.pp(format!("conv.{i}"));
+            let conv = if config.separable {
+                Conv::Separable {
+                    depthwise: vc.get_with_hints((c_in, 1, k), "depthwise.weight", conv_init(k))?,
+                    pointwise: vc.get_with_hints(
+                        (config.filters, c_in, 1),
+                        "pointwise.weight",
+                        conv_init(c_in),
+                    )?,
+                }
+            } else {
+                Conv::Full {
+                    weight: vc.get_with_hints((config.filters, c_in, k), "weight", conv_init(c_in * k))?,
+                }
+            };
+            subs.push(SubBlock {
+                conv,
+                bn: bn(config.filters, vb.pp(format!("bn.{i}")))?,
+            });
+            c_in = config.filters;
+        }
+        let residual = if config.residual {
+            let vr = vb.pp("res");
+            Some(SubBlock {
+                conv: Conv::Full {
+                    weight: vr.get_with_hints(
+                        (config.filters, in_channels, 1),
+                        "conv.weight",
+                        conv_init(in_channels),
+                    )?,
+                },
+                bn: bn(config.filters, vr.pp("bn"))?,
+            })
+        } else {
+            None
+        };
+        Ok(JasperBlock {
+            config,
+            subs,
+            residual,
+        })
+    }
+
+    /// The block's configuration.
+    pub fn config(&self) -> &JasperBlockConfig {
+        &self.config
+    }
+
+    fn conv(&self, conv: &Conv, x: &Tensor, first: bool) -> Result<Tensor> {
+        let (stride, dilation) = if first {
+            (self.config.stride, self.config.dilation)
+        } else {
+            (1, self.config.dilation)
+        };
+        let pad = self.config.padding();
+        match conv {
+            Conv::Separable {
+                depthwise,
+                pointwise,
+            } => {
+                let y = depthwise_conv1d(x, depthwise, stride, pad, dilation)?;
+                pointwise_conv1d(&y, pointwise, None)
+            }
+            Conv::Full { weight } => {
+                if weight.dim(2)? == 1 {
+                    pointwise_conv1d(x, weight, None)
+                } else {
+                    Ok(x.conv1d(weight, pad, stride, dilation, 1)?)
+                }
+            }
+        }
+    }
+
+    /// Runs the block.
+    ///
+    /// # Shapes
+    /// * `x`: `(B, C_in, T)`; `mask`: `(B, 1, T)` with 1 inside each row's length, 0 past it.
+    /// * returns `(B, filters, T_out)` and the mask for `T_out`.
+    pub fn forward_t(&self, x: &Tensor, lengths: &[usize], train: bool) -> Result<(Tensor, Vec<usize>)> {
+        let masked = |t: &Tensor, lens: &[usize]| -> Result<Tensor> { apply_mask(t, lens) };
+        let x_in = masked(x, lengths)?;
+        let mut out = x_in.clone();
+        let mut lens = lengths.to_vec();
+        let last = self.subs.len().saturating_sub(1);
+        for (i, sub) in self.subs.iter().enumerate() {
+            if i > 0 {
+                out = masked(&out, &lens)?;
+            }
+            out = self.conv(&sub.conv, &out, i == 0)?;
+            if i == 0 {
+                lens = lens.iter().map(|&l| self.config.out_len(l)).collect();
+            }
+            out = sub.bn.forward_t(&out, train)?;
+            if i < last {
+                out = activate(&out, self.config.dropout, train)?;
+            }
+        }
+        if let Some(res) = &self.residual {
+            let r = self.conv(&res.conv, &x_in, false)?;
+            let r = res.bn.forward_t(&r, train)?;
+            out = (out + r)?;
+        }
+        let out = activate(&out, self.config.dropout, train)?;
+        Ok((out, lens))
+    }
+}
+
+fn activate(x: &Tensor, dropout: f64, train: bool) -> Result<Tensor> {
+    let y = x.relu()?;
+    if train && dropout > 0.0 {
+        Ok(candle_nn::ops::dropout(&y, dropout as f32)?)
+    } else {
+        Ok(y)
+    }
+}
+
+/// Zeroes `x` `(B, C, T)` past each row's length.
+pub(crate) fn apply_mask(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+    let (b, _, t) = x.dims3()?;
+    if lengths.len() != b {
+        return Err(Error::Shape {
+            op: "jasper_block",
+            msg: format!("{} lengths for a batch of {b}", lengths.len()),
+        });
+    }
+    if lengths.iter().all(|&l| l >= t) {
+        return Ok(x.clone());
+    }
+    let mask: Vec<f32> = lengths
+        .iter()
+        .flat_map(|&l| (0..t).map(move |i| if i < l { 1.0 } else { 0.0 }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, 1, t), x.device())?.to_dtype(x.dtype())?;
+    Ok(x.broadcast_mul(&mask)?)
+}
+
+/// Reads lengths `(B)` of any integer or float dtype into a vector.
+pub fn lengths_to_vec(lengths: &Tensor) -> Result<Vec<usize>> {
+    let v = lengths.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    v.into_iter()
+        .map(|x| {
+            if x >= 0.0 && x.fract() == 0.0 {
+                Ok(x as usize)
+            } else {
+                Err(Error::Shape {
+                    op: "lengths",
+                    msg: format!("length {x} is not a non-negative integer"),
+                })
+            }
+        })
+        .collect()
+}

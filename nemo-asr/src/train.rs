@@ -1,0 +1,195 @@
+//! Training and evaluating an [`EncDecCTCModel`] on manifests: the task the core [`Trainer`]
+//! runs, WER evaluation, and the YAML config of a whole run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use nemo_core::optim::{LrSchedule, OptimizerConfig};
+use nemo_core::params::Parameters;
+use nemo_core::train::{TrainTask, TrainerConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig};
+use crate::metrics::WordErrorRate;
+use crate::models::{EncDecCTCModel, EncDecCTCModelConfig};
+use crate::{Error, Result};
+
+fn default_batch() -> usize {
+    16
+}
+
+/// The `train:` section of a run config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Utterances per micro-batch. Default 16.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Seeds weights, shuffling, dither and SpecAugment.
+    #[serde(default)]
+    pub seed: u64,
+    /// Longest training utterance kept, in seconds.
+    #[serde(default)]
+    pub max_duration: Option<f64>,
+    /// The loop: steps, accumulation, clipping, checkpoints, evaluation, freezing.
+    pub trainer: TrainerConfig,
+    /// The optimizer.
+    pub optim: OptimizerConfig,
+    /// The learning-rate schedule.
+    pub sched: LrSchedule,
+}
+
+/// A whole run: the model and how to train it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The model.
+    pub model: EncDecCTCModelConfig,
+    /// The training settings.
+    pub train: TrainSection,
+}
+
+impl RunConfig {
+    /// Reads and validates a run config; errors name the file and key.
+    pub fn from_yaml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let cfg: RunConfig = serde_norway::from_str(&text).map_err(|e| Error::Config {
+            key: match e.location() {
+                Some(l) => format!("{}:{}", path.display(), l.line()),
+                None => path.display().to_string(),
+            },
+            msg: e.to_string(),
+        })?;
+        cfg.model.validate()?;
+        cfg.train.trainer.validate()?;
+        cfg.train.optim.validate()?;
+        cfg.train.sched.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// A data layer over `manifest` for `model`, shuffled (training) or in order (evaluation).
+pub fn data_layer(
+    model: &EncDecCTCModelConfig,
+    manifest: &Path,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+    max_duration: Option<f64>,
+) -> Result<AudioToTextDataLayer> {
+    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), batch_size);
+    cfg.labels = model.labels.clone();
+    cfg.sample_rate = model.sample_rate;
+    cfg.shuffle = shuffle;
+    cfg.seed = seed;
+    cfg.max_duration = max_duration;
+    cfg.preload = true;
+    AudioToTextDataLayer::new(cfg)
+}
+
+/// Greedy-decoding WER and CER of `model` over every utterance of `layer`.
+pub fn evaluate(model: &EncDecCTCModel, layer: &AudioToTextDataLayer) -> Result<WordErrorRate> {
+    let was_training = model.params().is_training("");
+    model.params().eval();
+    let mut wer = WordErrorRate::new();
+    let labels = model.labels();
+    for batch in layer.epoch(0, model.device()) {
+        let batch = batch?;
+        let hyps = model.transcribe(&batch.audio_signal, &batch.a_sig_length)?;
+        let lens: Vec<i64> = batch.transcript_length.to_dtype(candle_core::DType::I64)?.to_vec1()?;
+        let ids: Vec<Vec<i64>> = batch.transcripts.to_dtype(candle_core::DType::I64)?.to_vec2()?;
+        for ((hyp, row), len) in hyps.iter().zip(ids).zip(lens) {
+            let ids: Vec<u32> = row.into_iter().take(len.max(0) as usize).map(|v| v as u32).collect();
+            wer.update(hyp, &labels.decode(&ids)?);
+        }
+    }
+    if was_training {
+        model.params().train();
+    }
+    Ok(wer)
+}
+
+/// The CTC training task: micro-batches in a seeded order, epoch after epoch.
+pub struct CtcTrainTask<'a> {
+    model: &'a EncDecCTCModel,
+    train: &'a AudioToTextDataLayer,
+    val: Option<&'a AudioToTextDataLayer>,
+    batches_per_step: usize,
+    order: (u64, Vec<usize>),
+    device: Device,
+    seed: u64,
+}
+
+impl<'a> CtcTrainTask<'a> {
+    /// A task training `model` on `train`, evaluating WER on `val`.
+    pub fn new(
+        model: &'a EncDecCTCModel,
+        train: &'a AudioToTextDataLayer,
+        val: Option<&'a AudioToTextDataLayer>,
+        batches_per_step: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        if train.num_batches() == 0 {
+            return Err(Error::Config {
+                key: "train_ds".into(),
+                msg: "the training manifest has no usable utterances".into(),
+            });
+        }
+        Ok(CtcTrainTask {
+            model,
+            train,
+            val,
+            batches_per_step,
+            order: (0, train.epoch_order(0)),
+            device: model.device().clone(),
+            seed,
+        })
+    }
+
+    fn batch(&mut self, index: u64) -> Result<crate::data::AudioToTextBatch> {
+        let per_epoch = self.train.num_batches() as u64;
+        let (epoch, pos) = (index / per_epoch, (index % per_epoch) as usize);
+        if self.order.0 != epoch {
+            self.order = (epoch, self.train.epoch_order(epoch));
+        }
+        let bs = self.train.config().batch_size;
+        let end = self.order.1.len().min((pos + 1) * bs);
+        let indices = self.order.1.get(pos * bs..end).unwrap_or(&[]).to_vec();
+        let pad = self.train.config().pad_id.unwrap_or(0);
+        self.train.dataset().batch(&indices, pad, &self.device)?.ok_or_else(|| Error::Config {
+            key: "train_ds".into(),
+            msg: format!("batch {pos} of epoch {epoch} has no usable utterance"),
+        })
+    }
+}
+
+impl TrainTask for CtcTrainTask<'_> {
+    fn params(&self) -> &Parameters {
+        self.model.params()
+    }
+
+    fn loss(&mut self, step: u64, micro: usize) -> nemo_core::Result<Tensor> {
+        let index = step * self.batches_per_step as u64 + micro as u64;
+        if micro == 0 {
+            // One RNG stream per step: a resumed run replays the same dither and masks.
+            self.model.reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        let b = self.batch(index)?;
+        let (loss, _) = self.model.loss(&b.audio_signal, &b.a_sig_length, &b.transcripts, &b.transcript_length)?;
+        Ok(loss)
+    }
+
+    fn evaluate(&mut self, _step: u64) -> nemo_core::Result<BTreeMap<String, f64>> {
+        let Some(val) = self.val else {
+            return Ok(BTreeMap::new());
+        };
+        let wer = evaluate(self.model, val)?;
+        let mut out = BTreeMap::new();
+        if let (Some(w), Some(c)) = (wer.wer(), wer.cer()) {
+            out.insert("wer".to_string(), w);
+            out.insert("cer".to_string(), c);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,104 @@
+//! Checkpoints: weights, optimizer state and the step, in one directory per step, written to a
+//! temporary directory and renamed into place so a crash never leaves a half checkpoint.
+//!
+//! Layout: `<run>/checkpoints/step-00000100/{weights.safetensors, optimizer.safetensors,
+//! trainer.json}`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::optim::Optimizer;
+use crate::params::Parameters;
+use crate::{Error, Result};
+
+/// What `trainer.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Steps completed.
+    pub step: u64,
+    /// The optimizer's name.
+    pub optimizer: String,
+    /// The last training loss.
+    pub loss: f64,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+fn step_dir(root: &Path, step: u64) -> PathBuf {
+    root.join(format!("step-{step:08}"))
+}
+
+/// Writes a checkpoint under `root` and deletes all but the newest `keep`.
+pub(crate) fn save(
+    root: &Path,
+    ckpt: &Checkpoint,
+    params: &Parameters,
+    optimizer: &dyn Optimizer,
+    keep: usize,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    let tmp = root.join(format!(".tmp-step-{:08}-{}", ckpt.step, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    params.save(&tmp.join("weights.safetensors"))?;
+    let state: HashMap<String, Tensor> = optimizer.state_dict()?.into_iter().collect();
+    crate::io::write_safetensors_atomic(&state, &tmp.join("optimizer.safetensors"))?;
+    let json = serde_json::to_vec_pretty(ckpt).map_err(|e| Error::Checkpoint { path: tmp.clone(), msg: e.to_string() })?;
+    crate::io::write_atomic(&tmp.join("trainer.json"), &json)?;
+    let dest = step_dir(root, ckpt.step);
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+    let mut all = list(root)?;
+    all.sort();
+    let excess = all.len().saturating_sub(keep.max(1));
+    for (_, old) in all.into_iter().take(excess) {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(dest)
+}
+
+fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let entry = entry.map_err(io(root))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) {
+            out.push((step, entry.path()));
+        }
+    }
+    Ok(out)
+}
+
+/// The newest checkpoint directory under `root`, if any.
+pub fn latest_checkpoint(root: &Path) -> Result<Option<PathBuf>> {
+    let mut all = list(root)?;
+    all.sort();
+    Ok(all.pop().map(|(_, p)| p))
+}
+
+/// Restores weights and optimizer state from a checkpoint directory. Everything is read and
+/// validated before anything changes, so a truncated or corrupt checkpoint leaves the model as it
+/// was and the error names the file.
+pub(crate) fn load(dir: &Path, params: &Parameters, optimizer: &mut dyn Optimizer) -> Result<Checkpoint> {
+    let json_path = dir.join("trainer.json");
+    let json = std::fs::read(&json_path).map_err(io(&json_path))?;
+    let ckpt: Checkpoint = serde_json::from_slice(&json)
+        .map_err(|e| Error::Checkpoint { path: json_path.clone(), msg: e.to_string() })?;
+    let opt_path = dir.join("optimizer.safetensors");
+    let state = crate::io::read_safetensors(&opt_path)?;
+    // Validate the weights file fully before touching the model.
+    crate::io::read_safetensors(&dir.join("weights.safetensors"))?;
+    params.load(&dir.join("weights.safetensors"))?;
+    let mut state: Vec<(String, Tensor)> = state.into_iter().collect();
+    state.sort_by(|a, b| a.0.cmp(&b.0));
+    optimizer.load_state_dict(&state)?;
+    Ok(ckpt)
+}
