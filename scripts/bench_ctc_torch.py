@@ -8,12 +8,15 @@ float32, a leaf that requires grad, targets (B, S) = (16, 50), every sample at f
 * forward: the loss under `torch.no_grad()`;
 * forward_backward: the loss, then `backward()` to the log-probabilities.
 
-Prints the median and the 10th/90th percentiles over the timed runs.
+Prints the median and the 10th/90th percentiles of the wall time over the timed runs, and the
+process CPU time per run (less sensitive to other load on the machine).
 
-Run: /usr/bin/python3 scripts/bench_ctc_torch.py
+Run: /usr/bin/python3 scripts/bench_ctc_torch.py [threads]   (default 2 threads; compare with
+`RAYON_NUM_THREADS=<threads> cargo bench -p nemo-asr --bench ctc`)
 """
 
 import statistics
+import sys
 import time
 
 import torch
@@ -27,16 +30,18 @@ def timed(fn):
     for _ in range(WARMUP):
         fn()
     times = []
+    cpu_start = time.process_time()
     for _ in range(RUNS):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    cpu = (time.process_time() - cpu_start) / RUNS
     times.sort()
-    return statistics.median(times), times[RUNS // 10], times[RUNS * 9 // 10]
+    return statistics.median(times), times[RUNS // 10], times[RUNS * 9 // 10], cpu
 
 
 def main():
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
     g = torch.Generator().manual_seed(7)
     logits = torch.rand(T, B, D, generator=g) * 6.0 - 3.0
     log_probs = logits.log_softmax(-1).detach().requires_grad_(True)
@@ -59,8 +64,11 @@ def main():
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, (B, T, D, S) = {B, T, D, S}")
     for name, fn in [("forward", forward), ("forward_backward", forward_backward)]:
-        med, p10, p90 = timed(fn)
-        print(f"ctc/{name}: median {med * 1e3:.2f} ms (p10 {p10 * 1e3:.2f}, p90 {p90 * 1e3:.2f})")
+        med, p10, p90, cpu = timed(fn)
+        print(
+            f"ctc/{name}: median {med * 1e3:.2f} ms (p10 {p10 * 1e3:.2f}, p90 {p90 * 1e3:.2f}), "
+            f"cpu {cpu * 1e3:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ enum Command {
         /// Overrides `train.trainer.max_steps`.
         #[arg(long)]
         max_steps: Option<u64>,
+        /// Stops after this many minutes of training (evaluates and saves first).
+        #[arg(long)]
+        minutes: Option<f64>,
         /// Continues from the newest checkpoint in `<out>/run/checkpoints`.
         #[arg(long)]
         resume: bool,
@@ -85,10 +88,13 @@ fn main() -> Result<()> {
         .init();
     let device = Device::Cpu;
     match cli.command {
-        Command::Train { config, train_manifest, val_manifest, out, max_steps, resume, no_progress } => {
+        Command::Train { config, train_manifest, val_manifest, out, max_steps, minutes, resume, no_progress } => {
             let mut cfg = RunConfig::from_yaml_file(&config)?;
             if let Some(n) = max_steps {
                 cfg.train.trainer.max_steps = n;
+            }
+            if let Some(m) = minutes {
+                cfg.train.trainer.max_time_s = Some(m * 60.0);
             }
             if no_progress {
                 cfg.train.trainer.progress = false;

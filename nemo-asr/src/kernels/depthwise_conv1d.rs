@@ -83,9 +83,6 @@ pub const BLOCK: usize = 64;
 /// Lanes per accumulator in the weight-gradient dot products.
 const DOT_LANES: usize = 16;
 
-/// Taps processed together in the weight-gradient dot products.
-const DOT_TAPS: usize = 4;
-
 /// Rows handed to a rayon task at once (a row is a few microseconds of work).
 const MIN_ROWS_PER_TASK: usize = 4;
 
@@ -384,7 +381,12 @@ impl CustomOp2 for DepthwiseConv1d {
         let t2 = std::time::Instant::now();
         let dw = x.apply_op2(&dy, DepthwiseConv1dGradWeight { geo })?;
         let t3 = std::time::Instant::now();
-        eprintln!("TIMING contig {:?} gx {:?} gw {:?}", t1 - t0, t2 - t1, t3 - t2);
+        eprintln!(
+            "TIMING contig {:?} gx {:?} gw {:?}",
+            t1 - t0,
+            t2 - t1,
+            t3 - t2
+        );
         Ok((Some(dx), Some(dw)))
     }
 }
@@ -615,35 +617,34 @@ fn correlate<T: Real>(
     correlate_body::<T, BASELINE_FMA>(out, src, offsets, w)
 }
 
-/// The `N` dot products `Σ_t a[t] · windows[i][t]` (each window as long as `a`), sharing each load
-/// of `a` between them; [`DOT_LANES`] independent partial sums per product.
+/// `acc[l] += a[l] · b[l]` over one chunk of [`DOT_LANES`] values.
 #[inline(always)]
-fn dot_taps<T: Real, const FMA: bool, const N: usize>(a: &[T], windows: [&[T]; N]) -> [T; N] {
-    let mut acc = [[T::ZERO; DOT_LANES]; N];
-    let mut a_chunks = a.chunks_exact(DOT_LANES);
-    let mut w_chunks = windows.map(|w| w.chunks_exact(DOT_LANES));
-    for a_chunk in &mut a_chunks {
-        let Ok(a_chunk) = <&[T; DOT_LANES]>::try_from(a_chunk) else {
-            continue;
-        };
-        for (acc_i, w_i) in acc.iter_mut().zip(w_chunks.iter_mut()) {
-            let Some(Ok(w_chunk)) = w_i.next().map(<&[T; DOT_LANES]>::try_from) else {
-                continue;
-            };
-            for ((s, &x), &y) in acc_i.iter_mut().zip(a_chunk).zip(w_chunk) {
-                *s = T::madd::<FMA>(*s, x, y);
-            }
-        }
+fn madd_lanes<T: Real, const FMA: bool>(acc: &mut [T; DOT_LANES], a: &[T], b: &[T]) {
+    for ((s, &x), &y) in acc.iter_mut().zip(a).zip(b) {
+        *s = T::madd::<FMA>(*s, x, y);
     }
-    let mut out = [T::ZERO; N];
-    for ((o, acc_i), w_i) in out.iter_mut().zip(&acc).zip(&w_chunks) {
-        let mut sum = acc_i.iter().fold(T::ZERO, |s, &v| s + v);
-        for (&x, &y) in a_chunks.remainder().iter().zip(w_i.remainder()) {
-            sum = T::madd::<FMA>(sum, x, y);
-        }
-        *o = sum;
+}
+
+/// Sum of the lanes plus the tail `Σ a[t] · b[t]` past the last full chunk.
+#[inline(always)]
+fn finish_dot<T: Real, const FMA: bool>(acc: &[T; DOT_LANES], a: &[T], b: &[T]) -> T {
+    let mut sum = acc.iter().fold(T::ZERO, |s, &v| s + v);
+    for (&x, &y) in a.iter().zip(b) {
+        sum = T::madd::<FMA>(sum, x, y);
     }
-    out
+    sum
+}
+
+/// `Σ_t a[t] · w[t]` for one window as long as `a`, with [`DOT_LANES`] partial sums.
+#[inline(always)]
+fn dot1<T: Real, const FMA: bool>(a: &[T], w: &[T]) -> T {
+    let mut acc = [T::ZERO; DOT_LANES];
+    let (ac, wc) = (a.chunks_exact(DOT_LANES), w.chunks_exact(DOT_LANES));
+    let (a_tail, w_tail) = (ac.remainder(), wc.remainder());
+    for (x, y) in ac.zip(wc) {
+        madd_lanes::<T, FMA>(&mut acc, x, y);
+    }
+    finish_dot::<T, FMA>(&acc, a_tail, w_tail)
 }
 
 /// `dw[k] += Σ_t dy[t] · src[offsets[k] + t]` for every tap `k`.
@@ -662,20 +663,8 @@ fn weight_grad_row_body<T: Real, const FMA: bool>(
             src.len()
         ),
     };
-    for (dw_taps, offs) in dw.chunks_mut(DOT_TAPS).zip(offsets.chunks(DOT_TAPS)) {
-        if let ([d0, d1, d2, d3], &[o0, o1, o2, o3]) = (&mut *dw_taps, offs) {
-            let windows = [window(o0)?, window(o1)?, window(o2)?, window(o3)?];
-            let [s0, s1, s2, s3] = dot_taps::<T, FMA, DOT_TAPS>(dy, windows);
-            *d0 += s0;
-            *d1 += s1;
-            *d2 += s2;
-            *d3 += s3;
-        } else {
-            for (d, &off) in dw_taps.iter_mut().zip(offs) {
-                let [s] = dot_taps::<T, FMA, 1>(dy, [window(off)?]);
-                *d += s;
-            }
-        }
+    for (d, &off) in dw.iter_mut().zip(offsets) {
+        *d += dot1::<T, FMA>(dy, window(off)?);
     }
     Ok(())
 }

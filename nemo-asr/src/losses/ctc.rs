@@ -81,6 +81,7 @@
 //! # }
 //! ```
 
+use std::cell::RefCell;
 use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
@@ -426,19 +427,21 @@ impl CtcOp {
         }
         let block = frames * classes;
         let mut nll = vec![F::from_f64(0.0); batch];
-        let run_one = |scratch: &mut Scratch, b: usize, grad: Option<&mut [F]>| -> F {
+        let run_one = |b: usize, grad: Option<&mut [F]>| -> F {
             let lp = data.get(b * block..(b + 1) * block).unwrap_or(&[]);
             let t_len = a.input_lengths.get(b).copied().unwrap_or(0);
-            let v = sample_nll(
-                lp,
-                classes,
-                t_len,
-                a.target(b),
-                a.blank,
-                a.zero_infinity,
-                grad,
-                scratch,
-            );
+            let v = with_scratch(|scratch| {
+                sample_nll(
+                    lp,
+                    classes,
+                    t_len,
+                    a.target(b),
+                    a.blank,
+                    a.zero_infinity,
+                    grad,
+                    scratch,
+                )
+            });
             F::from_f64(v)
         };
         if with_grad && block > 0 {
@@ -446,16 +449,12 @@ impl CtcOp {
             nll.par_iter_mut()
                 .zip(grad.par_chunks_mut(block))
                 .enumerate()
-                .for_each_init(Scratch::default, |scratch, (b, (n, g))| {
-                    *n = run_one(scratch, b, Some(g));
-                });
+                .for_each(|(b, (n, g))| *n = run_one(b, Some(g)));
             Ok((nll, Some(grad)))
         } else {
             nll.par_iter_mut()
                 .enumerate()
-                .for_each_init(Scratch::default, |scratch, (b, n)| {
-                    *n = run_one(scratch, b, None);
-                });
+                .for_each(|(b, n)| *n = run_one(b, None));
             let grad = with_grad.then(|| vec![F::from_f64(0.0); batch * block]);
             Ok((nll, grad))
         }
@@ -566,6 +565,19 @@ struct Scratch {
     row: Vec<f64>,
     /// Log-sum-exp temporaries, `U + 1` each.
     tmp: LseTmp,
+}
+
+thread_local! {
+    /// Each (rayon) thread's scratch, kept across samples and calls: no allocation once warm.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (a fresh one if it is somehow in use already).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut sc) => f(&mut sc),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 const NEG_INF: f64 = f64::NEG_INFINITY;
@@ -1008,6 +1020,11 @@ fn log_sum_exp2<const FMA: bool>(a: f64, b: f64) -> f64 {
     m + ln::<FMA>(1.0 + exp::<FMA>(d))
 }
 
+/// `ln 2` split in two (Cody–Waite): the upper part has 21 trailing zero bits, so `k · LN2_HI` is
+/// exact for the `|k| < 2^11` that occur, and `LN2_LO = ln 2 - LN2_HI` (fdlibm's constants).
+const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+
 /// `e^x` to about 2 ulp, flushing results below `e^-708` (the normal range) to 0; written with
 /// plain arithmetic and bit operations so that loops calling it vectorize (libm's `exp` does not).
 ///
@@ -1018,8 +1035,6 @@ fn log_sum_exp2<const FMA: bool>(a: f64, b: f64) -> f64 {
 fn exp<const FMA: bool>(x: f64) -> f64 {
     const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52: adding it rounds to an integer
     const SHIFT_BITS: u64 = 0x4338_0000_0000_0000;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1; // ln 2, upper bits (exact k · LN2_HI)
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10; // ln 2 - LN2_HI
     const LOW: f64 = -708.0;
     const HIGH: f64 = 709.0;
     // 1/i! for i = 0..=13
@@ -1071,8 +1086,6 @@ fn ln<const FMA: bool>(y: f64) -> f64 {
     const EXP_BIAS_BITS: u64 = 0x4330_0000_0000_0000; // 2^52, to convert the exponent field
     const MANTISSA: u64 = 0x000F_FFFF_FFFF_FFFF;
     const ONE_BITS: u64 = 0x3FF0_0000_0000_0000;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     // 1/(2k + 3) for k = 0..=9
     const C: [f64; 10] = [
         1.0 / 3.0,

@@ -114,12 +114,15 @@ pub trait Optimizer: Send {
 /// Tagged by `name`; the learning rate is not part of it (it comes from the [`LrSchedule`]).
 ///
 /// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use nemo_core::optim::{NovogradConfig, OptimizerConfig};
 ///
 /// let yaml = "name: novograd\nbetas: [0.8, 0.5]\nweight_decay: 0.001\n";
-/// let config: OptimizerConfig = serde_norway::from_str(yaml).unwrap();
+/// let config: OptimizerConfig = serde_norway::from_str(yaml)?;
 /// let expected = NovogradConfig { betas: [0.8, 0.5], weight_decay: 0.001, ..Default::default() };
 /// assert_eq!(config, OptimizerConfig::Novograd(expected));
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase")]

@@ -49,13 +49,16 @@ pub enum LrPolicy {
 /// Read from YAML as NeMo's `optim.sched` section plus the peak `lr`:
 ///
 /// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use nemo_core::optim::{LrPolicy, LrSchedule};
 ///
 /// let yaml = "name: CosineAnnealing\nlr: 0.01\nwarmup_ratio: 0.1\nmin_lr: 0.0001\n";
-/// let schedule: LrSchedule = serde_norway::from_str(yaml).unwrap();
+/// let schedule: LrSchedule = serde_norway::from_str(yaml)?;
 /// assert_eq!(schedule.name, LrPolicy::CosineAnnealing);
 /// assert_eq!(schedule.lr_at(100, 1000), 0.01); // end of warmup: the peak
 /// assert_eq!(schedule.lr_at(1000, 1000), 0.0001); // end of the run: min_lr
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -75,6 +75,10 @@ pub struct TrainerConfig {
     /// Dynamic layer freezing.
     #[serde(default)]
     pub freeze: FreezeConfig,
+    /// Wall-clock budget in seconds: the run evaluates, checkpoints and stops after the first
+    /// step that ends past it (the schedule still spans `max_steps`).
+    #[serde(default)]
+    pub max_time_s: Option<f64>,
     /// Show a progress bar on stderr. Default true.
     #[serde(default = "yes")]
     pub progress: bool,
@@ -94,6 +98,7 @@ impl TrainerConfig {
             stop_on_nan_loss: true,
             early_stopping: None,
             freeze: FreezeConfig::default(),
+            max_time_s: None,
             progress: true,
         }
     }
@@ -106,6 +111,9 @@ impl TrainerConfig {
         }
         if self.log_every == 0 {
             return bad("log_every", "must be at least 1");
+        }
+        if matches!(self.max_time_s, Some(t) if !(t > 0.0)) {
+            return bad("max_time_s", "must be positive");
         }
         if matches!(self.grad_clip, Some(c) if !(c > 0.0)) {
             return bad("grad_clip", "must be positive");
@@ -257,6 +265,7 @@ impl Trainer {
         let mut best: Option<f64> = None;
         let mut bad_evals = 0usize;
         let mut last_loss = f64::NAN;
+        let started = std::time::Instant::now();
         task.params().train();
         for step in start..cfg.max_steps {
             let lr = schedule.lr_at(step, cfg.max_steps);
@@ -303,7 +312,8 @@ impl Trainer {
                 }
             }
             let done = step + 1;
-            let evaluate = cfg.eval_every.is_some_and(|n| done % n == 0) || done == cfg.max_steps;
+            let out_of_time = cfg.max_time_s.is_some_and(|t| started.elapsed().as_secs_f64() >= t);
+            let evaluate = cfg.eval_every.is_some_and(|n| done % n == 0) || done == cfg.max_steps || out_of_time;
             if evaluate {
                 task.params().eval();
                 let result = task.evaluate(step);
@@ -340,7 +350,7 @@ impl Trainer {
             bar.inc(1);
             summary.history.push(record);
             summary.steps = done;
-            let stop = cfg.early_stopping.as_ref().is_some_and(|es| bad_evals >= es.patience);
+            let stop = out_of_time || cfg.early_stopping.as_ref().is_some_and(|es| bad_evals >= es.patience);
             let ckpt_due = cfg.checkpoint_every.is_some_and(|n| done % n == 0) || done == cfg.max_steps || stop;
             if ckpt_due {
                 let ckpt = Checkpoint { step: done, optimizer: optimizer.name().to_string(), loss: last_loss };
@@ -349,7 +359,9 @@ impl Trainer {
             }
             if stop {
                 summary.stopped_early = true;
-                bar.println(format!("early stopping at step {done}"));
+                let why = if out_of_time { "time budget reached" } else { "early stopping" };
+                bar.println(format!("{why} at step {done}"));
+                tracing::info!(step = done, "{why}");
                 break;
             }
         }
