@@ -109,11 +109,9 @@ fn cpu() -> Device {
     Device::Cpu
 }
 
-fn mel_input(
-    b: usize,
-    d: usize,
-    t: usize,
-) -> Result<(NTensor<(B, D, T), MelSpectrogram>, NTensor<(B,), Lengths>)> {
+type MelAndLengths = (NTensor<(B, D, T), MelSpectrogram>, NTensor<(B,), Lengths>);
+
+fn mel_input(b: usize, d: usize, t: usize) -> Result<MelAndLengths> {
     let x = NTensor::new(Tensor::zeros((b, d, t), DType::F32, &cpu())?)?;
     let l = NTensor::new(Tensor::zeros(b, DType::U32, &cpu())?)?;
     Ok((x, l))

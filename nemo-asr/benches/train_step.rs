@@ -5,6 +5,9 @@
 //! Run: `cargo bench -p nemo-asr --bench train_step`; the PyTorch side of the same model:
 //! `/usr/bin/python3 scripts/bench_train_step_torch.py` (prints its time and, given ours, the ratio).
 
+// criterion's macros generate undocumented public items.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -167,8 +167,10 @@ impl DynGraph {
             key: to.to_string(),
             msg: format!("no node `{node}`"),
         })?;
-        if let Source::Node { node: from_idx, .. } = source {
-            if from_idx >= idx {
+        if let Source::Node { node: from_idx, .. } = source
+            && from_idx >= idx
+        {
+            {
                 return Err(Error::Config {
                     key: to.to_string(),
                     msg: format!(

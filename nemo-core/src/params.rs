@@ -117,7 +117,11 @@ impl Parameters {
 
     /// Sets the trainable flag of every parameter under `prefix`.
     pub fn set_trainable(&self, prefix: &str, trainable: bool) {
-        let names: Vec<String> = self.vars_under(prefix).into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = self
+            .vars_under(prefix)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         let mut st = self.state();
         for n in names {
             if trainable {
@@ -141,7 +145,11 @@ impl Parameters {
     /// Freezes the module at `prefix`: its parameters stop training (each one's earlier flag is
     /// remembered) and it enters eval mode. Freezing twice keeps the first memory.
     pub fn freeze(&self, prefix: &str) {
-        let names: Vec<String> = self.vars_under(prefix).into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = self
+            .vars_under(prefix)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         let mut st = self.state();
         if !st.saved.contains_key(prefix) {
             let saved = names
@@ -276,10 +284,14 @@ mod tests {
     fn store() -> Result<Parameters> {
         let p = Parameters::new();
         let vb = p.var_builder(DType::F32, &Device::Cpu);
-        vb.pp("encoder.a").get_with_hints(3, "weight", candle_nn::init::ZERO)?;
-        vb.pp("encoder.b").get_with_hints(2, "weight", candle_nn::init::ZERO)?;
-        vb.pp("encoderx").get_with_hints(5, "weight", candle_nn::init::ZERO)?;
-        vb.pp("decoder").get_with_hints(4, "weight", candle_nn::init::ZERO)?;
+        vb.pp("encoder.a")
+            .get_with_hints(3, "weight", candle_nn::init::ZERO)?;
+        vb.pp("encoder.b")
+            .get_with_hints(2, "weight", candle_nn::init::ZERO)?;
+        vb.pp("encoderx")
+            .get_with_hints(5, "weight", candle_nn::init::ZERO)?;
+        vb.pp("decoder")
+            .get_with_hints(4, "weight", candle_nn::init::ZERO)?;
         Ok(p)
     }
 
@@ -287,7 +299,11 @@ mod tests {
     fn freeze_restores_each_parameters_own_flag() -> Result<()> {
         let p = store()?;
         assert_eq!(p.num_weights(""), 14);
-        assert_eq!(p.num_weights("encoder"), 5, "prefix match is by path segment");
+        assert_eq!(
+            p.num_weights("encoder"),
+            5,
+            "prefix match is by path segment"
+        );
         p.set_trainable("encoder.b", false);
         p.freeze("encoder");
         assert_eq!(p.num_weights("encoder"), 0);
@@ -295,7 +311,10 @@ mod tests {
         assert!(p.is_training("decoder"));
         p.unfreeze("encoder");
         assert!(p.is_trainable("encoder.a.weight"));
-        assert!(!p.is_trainable("encoder.b.weight"), "frozen before, frozen after");
+        assert!(
+            !p.is_trainable("encoder.b.weight"),
+            "frozen before, frozen after"
+        );
         assert!(p.is_training("encoder"));
         Ok(())
     }
@@ -309,7 +328,11 @@ mod tests {
             {
                 let _inner = p.as_frozen("decoder");
             }
-            assert_eq!(p.num_weights("decoder"), 0, "inner guard leaves the outer freeze");
+            assert_eq!(
+                p.num_weights("decoder"),
+                0,
+                "inner guard leaves the outer freeze"
+            );
         }
         assert_eq!(p.num_weights("decoder"), 4);
         Ok(())
@@ -328,20 +351,35 @@ mod tests {
     #[test]
     fn save_load_round_trip_and_refuse_mismatch() -> Result<()> {
         let p = store()?;
-        let dir = tempfile::tempdir().map_err(|e| Error::Io { path: "tmp".into(), source: e })?;
+        let dir = tempfile::tempdir().map_err(|e| Error::Io {
+            path: "tmp".into(),
+            source: e,
+        })?;
         let path = dir.path().join("w.safetensors");
-        let a = |p: &Parameters| p.named_vars().into_iter().find(|(n, _)| n == "encoder.a.weight");
+        let a = |p: &Parameters| {
+            p.named_vars()
+                .into_iter()
+                .find(|(n, _)| n == "encoder.a.weight")
+        };
         if let Some((_, v)) = a(&p) {
             v.set(&Tensor::new(&[1f32, 2., 3.], &Device::Cpu)?)?;
         }
         p.save(&path)?;
         let q = store()?;
         q.load(&path)?;
-        let loaded = a(&q).map(|(_, v)| v.as_tensor().to_vec1::<f32>()).transpose()?;
+        let loaded = a(&q)
+            .map(|(_, v)| v.as_tensor().to_vec1::<f32>())
+            .transpose()?;
         assert_eq!(loaded, Some(vec![1., 2., 3.]));
         let r = Parameters::new();
-        r.var_builder(DType::F32, &Device::Cpu).pp("decoder").get_with_hints(7, "weight", candle_nn::init::ZERO)?;
-        let err = r.load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        r.var_builder(DType::F32, &Device::Cpu)
+            .pp("decoder")
+            .get_with_hints(7, "weight", candle_nn::init::ZERO)?;
+        let err = r
+            .load(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("`decoder.weight` has shape [4]"), "{err}");
         Ok(())
     }

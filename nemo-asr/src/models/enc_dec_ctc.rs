@@ -126,6 +126,9 @@ fn seeded_init(params: &Parameters, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// Audio `(B, T)` and its lengths `(B)`, typed as the data layer's ports.
+pub type TypedAudio = (NTensor<(B, T), AudioSignal>, NTensor<(B,), Lengths>);
+
 /// Outputs of one forward pass.
 #[derive(Debug, Clone)]
 pub struct CtcForward {
@@ -218,7 +221,7 @@ impl EncDecCTCModel {
         &self,
         audio: &Tensor,
         lengths: &Tensor,
-    ) -> Result<(NTensor<(B, T), AudioSignal>, NTensor<(B,), Lengths>)> {
+    ) -> Result<TypedAudio> {
         let audio = NTensor::new(audio.to_device(&self.device)?)?.with_param("freq", f64::from(self.config.sample_rate))?;
         Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
     }
@@ -271,7 +274,7 @@ impl EncDecCTCModel {
         let (audio, len) = self.typed_audio(audio, lengths)?;
         let out = self.forward(&audio, &len)?;
         let ids = ctc_greedy_decode(out.log_probs.tensor(), Some(out.encoded_lengths.tensor()), Some(self.labels.blank_id() as usize))?;
-        ids.iter().map(|row| Ok(self.labels.decode(row)?)).collect()
+        ids.iter().map(|row| self.labels.decode(row)).collect()
     }
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.

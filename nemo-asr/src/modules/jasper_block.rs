@@ -79,7 +79,7 @@ impl JasperBlockConfig {
         if self.repeat == 0 {
             return Err(bad("repeat", "must be at least 1".into()));
         }
-        if self.kernel == 0 || self.kernel % 2 == 0 {
+        if self.kernel == 0 || self.kernel.is_multiple_of(2) {
             return Err(bad(
                 "kernel",
                 format!("{} is not an odd positive size (\"same\" padding needs one)", self.kernel),

@@ -210,7 +210,7 @@ impl<'a> CallCheck<'a> {
         let dims = tensor.dims();
         match spec.axes {
             None => {
-                if !dims.is_empty() && !(dims.len() == 1 && dims[0] == 1) {
+                if !dims.is_empty() && dims != [1] {
                     return Err(self.fail(
                         dir,
                         spec,
@@ -310,8 +310,8 @@ impl<'a> CallCheck<'a> {
             }
             Some(_) => {}
         }
-        if self.semantic && !spec.params.is_empty() {
-            if let Some(element) = element {
+        if let Some(element) = element.filter(|_| self.semantic && !spec.params.is_empty()) {
+            {
                 for p in spec.params {
                     let (Some(found), Some(&expected)) =
                         (element.param(p.key), self.cfg.params.get(p.index))

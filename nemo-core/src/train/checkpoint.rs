@@ -26,7 +26,10 @@ pub struct Checkpoint {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn step_dir(root: &Path, step: u64) -> PathBuf {
@@ -48,7 +51,10 @@ pub(crate) fn save(
     params.save(&tmp.join("weights.safetensors"))?;
     let state: HashMap<String, Tensor> = optimizer.state_dict()?.into_iter().collect();
     crate::io::write_safetensors_atomic(&state, &tmp.join("optimizer.safetensors"))?;
-    let json = serde_json::to_vec_pretty(ckpt).map_err(|e| Error::Checkpoint { path: tmp.clone(), msg: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(ckpt).map_err(|e| Error::Checkpoint {
+        path: tmp.clone(),
+        msg: e.to_string(),
+    })?;
     crate::io::write_atomic(&tmp.join("trainer.json"), &json)?;
     let dest = step_dir(root, ckpt.step);
     let _ = std::fs::remove_dir_all(&dest);
@@ -70,7 +76,10 @@ fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for entry in entries {
         let entry = entry.map_err(io(root))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(step) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             out.push((step, entry.path()));
         }
     }
@@ -87,11 +96,17 @@ pub fn latest_checkpoint(root: &Path) -> Result<Option<PathBuf>> {
 /// Restores weights and optimizer state from a checkpoint directory. Everything is read and
 /// validated before anything changes, so a truncated or corrupt checkpoint leaves the model as it
 /// was and the error names the file.
-pub(crate) fn load(dir: &Path, params: &Parameters, optimizer: &mut dyn Optimizer) -> Result<Checkpoint> {
+pub(crate) fn load(
+    dir: &Path,
+    params: &Parameters,
+    optimizer: &mut dyn Optimizer,
+) -> Result<Checkpoint> {
     let json_path = dir.join("trainer.json");
     let json = std::fs::read(&json_path).map_err(io(&json_path))?;
-    let ckpt: Checkpoint = serde_json::from_slice(&json)
-        .map_err(|e| Error::Checkpoint { path: json_path.clone(), msg: e.to_string() })?;
+    let ckpt: Checkpoint = serde_json::from_slice(&json).map_err(|e| Error::Checkpoint {
+        path: json_path.clone(),
+        msg: e.to_string(),
+    })?;
     let opt_path = dir.join("optimizer.safetensors");
     let state = crate::io::read_safetensors(&opt_path)?;
     // Validate the weights file fully before touching the model.

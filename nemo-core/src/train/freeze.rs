@@ -28,11 +28,22 @@ pub enum FreezeSpec {
 impl FreezeSpec {
     /// Checks the values; `key` names the module's key for messages.
     pub fn validate(&self, key: &str) -> Result<()> {
-        let bad = |msg: String| Err(Error::Config { key: key.to_string(), msg });
+        let bad = |msg: String| {
+            Err(Error::Config {
+                key: key.to_string(),
+                msg,
+            })
+        };
         match *self {
-            FreezeSpec::Steps(n) if n < -1 => bad(format!("{n}: use N >= 0 steps or -1 for the whole run")),
-            FreezeSpec::Range([a, _]) if a < 0 => bad(format!("[{a}, ..]: the first step must be >= 0")),
-            FreezeSpec::Range([a, b]) if b != -1 && b < a => bad(format!("[{a}, {b}]: the range is empty")),
+            FreezeSpec::Steps(n) if n < -1 => {
+                bad(format!("{n}: use N >= 0 steps or -1 for the whole run"))
+            }
+            FreezeSpec::Range([a, _]) if a < 0 => {
+                bad(format!("[{a}, ..]: the first step must be >= 0"))
+            }
+            FreezeSpec::Range([a, b]) if b != -1 && b < a => {
+                bad(format!("[{a}, {b}]: the range is empty"))
+            }
             _ => Ok(()),
         }
     }
@@ -90,12 +101,21 @@ mod tests {
     #[test]
     fn nemo_doc_example() -> Result<()> {
         let yaml = "enabled: true\nmodules: {encoder: 200, decoder: [50, -1], joint: [10, 100], transcoder: -1}";
-        let cfg: FreezeConfig = serde_norway::from_str(yaml).map_err(|e| Error::Config { key: "freeze".into(), msg: e.to_string() })?;
+        let cfg: FreezeConfig = serde_norway::from_str(yaml).map_err(|e| Error::Config {
+            key: "freeze".into(),
+            msg: e.to_string(),
+        })?;
         cfg.validate()?;
         assert_eq!(cfg.frozen_at(0), ["encoder", "transcoder"]);
         assert_eq!(cfg.frozen_at(10), ["encoder", "joint", "transcoder"]);
-        assert_eq!(cfg.frozen_at(50), ["decoder", "encoder", "joint", "transcoder"]);
-        assert_eq!(cfg.frozen_at(100), ["decoder", "encoder", "joint", "transcoder"]);
+        assert_eq!(
+            cfg.frozen_at(50),
+            ["decoder", "encoder", "joint", "transcoder"]
+        );
+        assert_eq!(
+            cfg.frozen_at(100),
+            ["decoder", "encoder", "joint", "transcoder"]
+        );
         assert_eq!(cfg.frozen_at(101), ["decoder", "encoder", "transcoder"]);
         assert_eq!(cfg.frozen_at(199), ["decoder", "encoder", "transcoder"]);
         assert_eq!(cfg.frozen_at(200), ["decoder", "transcoder"]);
@@ -105,15 +125,28 @@ mod tests {
 
     #[test]
     fn bad_entries_name_the_key() {
-        let cfg = FreezeConfig { enabled: true, modules: [("enc".to_string(), FreezeSpec::Range([5, 2]))].into() };
-        let msg = cfg.validate().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(msg.contains("freeze.modules.enc") && msg.contains("empty"), "{msg}");
+        let cfg = FreezeConfig {
+            enabled: true,
+            modules: [("enc".to_string(), FreezeSpec::Range([5, 2]))].into(),
+        };
+        let msg = cfg
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("freeze.modules.enc") && msg.contains("empty"),
+            "{msg}"
+        );
         assert!(FreezeSpec::Steps(-2).validate("k").is_err());
     }
 
     #[test]
     fn disabled_freezes_nothing() {
-        let cfg = FreezeConfig { enabled: false, modules: [("enc".to_string(), FreezeSpec::Steps(-1))].into() };
+        let cfg = FreezeConfig {
+            enabled: false,
+            modules: [("enc".to_string(), FreezeSpec::Steps(-1))].into(),
+        };
         assert!(cfg.frozen_at(3).is_empty());
     }
 }

@@ -105,17 +105,22 @@ impl TrainerConfig {
 
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, msg: &str| Err(Error::Config { key: format!("trainer.{key}"), msg: msg.into() });
+        let bad = |key: &str, msg: &str| {
+            Err(Error::Config {
+                key: format!("trainer.{key}"),
+                msg: msg.into(),
+            })
+        };
         if self.batches_per_step == 0 {
             return bad("batches_per_step", "must be at least 1");
         }
         if self.log_every == 0 {
             return bad("log_every", "must be at least 1");
         }
-        if matches!(self.max_time_s, Some(t) if !(t > 0.0)) {
+        if self.max_time_s.is_some_and(|t| t.is_nan() || t <= 0.0) {
             return bad("max_time_s", "must be positive");
         }
-        if matches!(self.grad_clip, Some(c) if !(c > 0.0)) {
+        if self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return bad("grad_clip", "must be positive");
         }
         if self.checkpoint_every == Some(0) || self.eval_every == Some(0) {
@@ -187,7 +192,11 @@ fn under(name: &str, prefix: &str) -> bool {
 }
 
 /// Adds `new`'s gradients of `vars` into `acc`.
-fn accumulate(acc: &mut GradStore, new: GradStore, vars: &[(String, candle_core::Var)]) -> Result<()> {
+fn accumulate(
+    acc: &mut GradStore,
+    new: GradStore,
+    vars: &[(String, candle_core::Var)],
+) -> Result<()> {
     let mut new = new;
     for (_, v) in vars {
         if let Some(g) = new.remove(v.as_tensor()) {
@@ -205,7 +214,10 @@ impl Trainer {
     /// A trainer writing into `run_dir`.
     pub fn new(config: TrainerConfig, run_dir: impl Into<PathBuf>) -> Result<Self> {
         config.validate()?;
-        Ok(Trainer { config, run_dir: run_dir.into() })
+        Ok(Trainer {
+            config,
+            run_dir: run_dir.into(),
+        })
     }
 
     /// The settings.
@@ -220,7 +232,12 @@ impl Trainer {
 
     /// Restores weights and optimizer state from `dir` and positions the task after its step.
     /// Returns the step to continue from.
-    pub fn resume(&self, dir: &Path, task: &mut dyn TrainTask, optimizer: &mut dyn Optimizer) -> Result<u64> {
+    pub fn resume(
+        &self,
+        dir: &Path,
+        task: &mut dyn TrainTask,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<u64> {
         let ckpt = checkpoint::load(dir, task.params(), optimizer)?;
         task.resume_at(ckpt.step)?;
         tracing::info!(step = ckpt.step, dir = %dir.display(), "resumed");
@@ -236,22 +253,30 @@ impl Trainer {
         start: u64,
     ) -> Result<TrainSummary> {
         let cfg = &self.config;
-        std::fs::create_dir_all(&self.run_dir).map_err(|source| Error::Io { path: self.run_dir.clone(), source })?;
+        std::fs::create_dir_all(&self.run_dir).map_err(|source| Error::Io {
+            path: self.run_dir.clone(),
+            source,
+        })?;
         let metrics_path = self.run_dir.join("metrics.jsonl");
         let mut metrics = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&metrics_path)
-            .map_err(|source| Error::Io { path: metrics_path.clone(), source })?;
+            .map_err(|source| Error::Io {
+                path: metrics_path.clone(),
+                source,
+            })?;
         let bar = if cfg.progress {
             ProgressBar::new(cfg.max_steps)
         } else {
             ProgressBar::with_draw_target(Some(cfg.max_steps), ProgressDrawTarget::hidden())
         };
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_position(start);
         let vars = optimizer.params().to_vec();
@@ -269,7 +294,12 @@ impl Trainer {
         task.params().train();
         for step in start..cfg.max_steps {
             let lr = schedule.lr_at(step, cfg.max_steps);
-            let frozen_modules: Vec<String> = cfg.freeze.frozen_at(step).into_iter().map(String::from).collect();
+            let frozen_modules: Vec<String> = cfg
+                .freeze
+                .frozen_at(step)
+                .into_iter()
+                .map(String::from)
+                .collect();
             let mut grads: Option<GradStore> = None;
             let mut loss_sum = 0.0;
             let mut finite = true;
@@ -289,7 +319,14 @@ impl Trainer {
                 }
             }
             let mean_loss = loss_sum / cfg.batches_per_step as f64;
-            let mut record = StepRecord { step, loss: mean_loss, lr, grad_norm: None, eval: BTreeMap::new(), skipped: false };
+            let mut record = StepRecord {
+                step,
+                loss: mean_loss,
+                lr,
+                grad_norm: None,
+                eval: BTreeMap::new(),
+                skipped: false,
+            };
             match (finite, grads) {
                 (true, Some(mut grads)) => {
                     let params = task.params().clone();
@@ -305,28 +342,40 @@ impl Trainer {
                 _ => {
                     if cfg.stop_on_nan_loss {
                         bar.abandon_with_message("stopped: non-finite loss");
-                        return Err(Error::Optimizer { msg: format!("non-finite loss at step {step} (stop_on_nan_loss)") });
+                        return Err(Error::Optimizer {
+                            msg: format!("non-finite loss at step {step} (stop_on_nan_loss)"),
+                        });
                     }
                     tracing::warn!(step, "non-finite loss: update skipped");
                     record.skipped = true;
                 }
             }
             let done = step + 1;
-            let out_of_time = cfg.max_time_s.is_some_and(|t| started.elapsed().as_secs_f64() >= t);
-            let evaluate = cfg.eval_every.is_some_and(|n| done % n == 0) || done == cfg.max_steps || out_of_time;
+            let out_of_time = cfg
+                .max_time_s
+                .is_some_and(|t| started.elapsed().as_secs_f64() >= t);
+            let evaluate = cfg.eval_every.is_some_and(|n| done % n == 0)
+                || done == cfg.max_steps
+                || out_of_time;
             if evaluate {
                 task.params().eval();
                 let result = task.evaluate(step);
                 task.params().train();
                 record.eval = result?;
                 if !record.eval.is_empty() {
-                    let shown: Vec<String> = record.eval.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+                    let shown: Vec<String> = record
+                        .eval
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v:.4}"))
+                        .collect();
                     bar.println(format!("step {done}: {}", shown.join(" ")));
                     tracing::info!(step = done, metrics = %shown.join(" "), "evaluation");
                 }
                 summary.last_eval = record.eval.clone();
-                if let Some(es) = &cfg.early_stopping {
-                    if let Some(&v) = record.eval.get(&es.metric) {
+                if let Some(es) = &cfg.early_stopping
+                    && let Some(&v) = record.eval.get(&es.metric)
+                {
+                    {
                         let better = best.is_none_or(|b| if es.maximize { v > b } else { v < b });
                         if better {
                             best = Some(v);
@@ -340,9 +389,15 @@ impl Trainer {
             writeln!(
                 metrics,
                 "{}",
-                serde_json::to_string(&record).map_err(|e| Error::Checkpoint { path: metrics_path.clone(), msg: e.to_string() })?
+                serde_json::to_string(&record).map_err(|e| Error::Checkpoint {
+                    path: metrics_path.clone(),
+                    msg: e.to_string()
+                })?
             )
-            .map_err(|source| Error::Io { path: metrics_path.clone(), source })?;
+            .map_err(|source| Error::Io {
+                path: metrics_path.clone(),
+                source,
+            })?;
             if done % cfg.log_every == 0 || done == cfg.max_steps {
                 bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e}"));
                 tracing::debug!(step = done, loss = mean_loss, lr, "train");
@@ -350,16 +405,35 @@ impl Trainer {
             bar.inc(1);
             summary.history.push(record);
             summary.steps = done;
-            let stop = out_of_time || cfg.early_stopping.as_ref().is_some_and(|es| bad_evals >= es.patience);
-            let ckpt_due = cfg.checkpoint_every.is_some_and(|n| done % n == 0) || done == cfg.max_steps || stop;
+            let stop = out_of_time
+                || cfg
+                    .early_stopping
+                    .as_ref()
+                    .is_some_and(|es| bad_evals >= es.patience);
+            let ckpt_due = cfg.checkpoint_every.is_some_and(|n| done % n == 0)
+                || done == cfg.max_steps
+                || stop;
             if ckpt_due {
-                let ckpt = Checkpoint { step: done, optimizer: optimizer.name().to_string(), loss: last_loss };
-                summary.checkpoint =
-                    Some(checkpoint::save(&self.checkpoint_dir(), &ckpt, task.params(), optimizer, cfg.keep_checkpoints)?);
+                let ckpt = Checkpoint {
+                    step: done,
+                    optimizer: optimizer.name().to_string(),
+                    loss: last_loss,
+                };
+                summary.checkpoint = Some(checkpoint::save(
+                    &self.checkpoint_dir(),
+                    &ckpt,
+                    task.params(),
+                    optimizer,
+                    cfg.keep_checkpoints,
+                )?);
             }
             if stop {
                 summary.stopped_early = true;
-                let why = if out_of_time { "time budget reached" } else { "early stopping" };
+                let why = if out_of_time {
+                    "time budget reached"
+                } else {
+                    "early stopping"
+                };
                 bar.println(format!("{why} at step {done}"));
                 tracing::info!(step = done, "{why}");
                 break;

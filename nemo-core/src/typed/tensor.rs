@@ -90,14 +90,16 @@ impl<A: Axes, E: Element> NTensor<A, E> {
             .as_deref()
             .cloned()
             .unwrap_or_else(|| ElementType::new(E::info()));
-        let element = current.with_param(key, value).ok_or_else(|| Error::ParseType {
-            input: format!("{key}={value}"),
-            msg: format!(
-                "`{}` has no parameter `{key}`; it has: {}",
-                E::info().name,
-                E::info().params.join(", ")
-            ),
-        })?;
+        let element = current
+            .with_param(key, value)
+            .ok_or_else(|| Error::ParseType {
+                input: format!("{key}={value}"),
+                msg: format!(
+                    "`{}` has no parameter `{key}`; it has: {}",
+                    E::info().name,
+                    E::info().params.join(", ")
+                ),
+            })?;
         self.with_element_type(element)
     }
 

@@ -67,6 +67,8 @@ fn spec(krate: &TokenStream, port: &PortModel) -> TokenStream {
     }
 }
 
+// One call per side (inputs, outputs); the arguments are that side's names.
+#[allow(clippy::too_many_arguments)]
 fn tensor_struct(
     krate: &TokenStream,
     vis: &syn::Visibility,
