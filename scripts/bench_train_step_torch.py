@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""One training step of the small separable QuartzNet (configs/an4_small.yaml) in PyTorch:
+forward, CTC loss, backward, NovoGrad update, at batch 16 x 400 frames x 64 mels, 2 threads.
+
+The model mirrors nemo-asr's ConvASREncoder/ConvASRDecoder: per block, depthwise conv (groups=C,
+"same" padding) -> 1x1 conv -> BatchNorm(eps 1e-3) -> ReLU, a 1x1 conv + BN residual added before
+the last ReLU, inputs masked by length before each conv; decoder 1x1 conv + log_softmax.
+
+usage: /usr/bin/python3 scripts/bench_train_step_torch.py [OURS_MS]
+Prints the median step time, and the ratio ours/PyTorch when our time (from
+`cargo bench -p nemo-asr --bench train_step`, `train_step`) is given.
+"""
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+
+# (filters, kernel, stride, residual) of configs/an4_small.yaml, all separable, repeat 1.
+BLOCKS = [(128, 11, 2, False), (256, 13, 1, True), (256, 15, 1, True), (256, 17, 1, True),
+          (256, 19, 1, True), (256, 21, 1, True), (1024, 1, 1, False)]
+
+
+def mask(x, lens):
+    t = x.shape[-1]
+    m = torch.arange(t).unsqueeze(0) < lens.unsqueeze(1)
+    return x * m.unsqueeze(1).to(x.dtype)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, k, stride, residual):
+        super().__init__()
+        self.k, self.stride = k, stride
+        self.dw = nn.Conv1d(cin, cin, k, stride=stride, padding=k // 2, groups=cin, bias=False)
+        self.pw = nn.Conv1d(cin, cout, 1, bias=False)
+        self.bn = nn.BatchNorm1d(cout, eps=1e-3)
+        self.res = None
+        if residual:
+            self.res = nn.Sequential(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout, eps=1e-3))
+
+    def forward(self, x, lens):
+        x = mask(x, lens)
+        y = self.bn(self.pw(self.dw(x)))
+        new_lens = (lens + 2 * (self.k // 2) - (self.k - 1) - 1) // self.stride + 1
+        if self.res is not None:
+            y = y + self.res(x)
+        return torch.relu(y), new_lens
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        cin = 64
+        blocks = []
+        for f, k, s, r in BLOCKS:
+            blocks.append(Block(cin, f, k, s, r))
+            cin = f
+        self.blocks = nn.ModuleList(blocks)
+        self.dec = nn.Conv1d(cin, 29, 1)
+
+    def forward(self, x, lens):
+        for b in self.blocks:
+            x, lens = b(x, lens)
+        return F.log_softmax(self.dec(x).transpose(1, 2), dim=-1), lens
+
+
+def novograd_step(params, state, lr, betas=(0.95, 0.5), eps=1e-8, wd=0.001):
+    # NeMo's NovoGrad: per-tensor second moment of the squared gradient norm.
+    with torch.no_grad():
+        for p in params:
+            if p.grad is None:
+                continue
+            g = p.grad
+            norm = g.pow(2).sum()
+            st = state.setdefault(p, {})
+            if "v" not in st:
+                st["v"] = norm.clone()
+                st["m"] = torch.zeros_like(p)
+            else:
+                st["v"].mul_(betas[1]).add_(norm, alpha=1 - betas[1])
+            g = g / (st["v"].sqrt() + eps)
+            if wd:
+                g = g.add(p, alpha=wd)
+            st["m"].mul_(betas[0]).add_(g)
+            p.add_(st["m"], alpha=-lr)
+
+
+def main():
+    b, t = 16, 400
+    model = Model()
+    x = torch.randn(b, 64, t)
+    lens = torch.full((b,), t, dtype=torch.long)
+    targets = (torch.arange(b * 50) % 28).reshape(b, 50)
+    tgt_lens = torch.full((b,), 50, dtype=torch.long)
+    state = {}
+    params = list(model.parameters())
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        lp, enc_lens = model(x, lens)
+        loss = F.ctc_loss(lp.transpose(0, 1), targets, enc_lens, tgt_lens, blank=28, reduction="none").mean()
+        loss.backward()
+        novograd_step(params, state, 1e-3)
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    ms = times[len(times) // 2] * 1000
+    print(f"pytorch {torch.__version__} train_step (2 threads): median {ms:.1f} ms, best {times[0]*1000:.1f} ms")
+    if len(sys.argv) > 1:
+        ours = float(sys.argv[1])
+        print(f"nemo-rs {ours:.1f} ms -> ratio nemo-rs / PyTorch = {ours / ms:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
