@@ -31,8 +31,14 @@ struct PassThrough {
 }
 
 impl Forward for PassThrough {
-    fn forward_tensors(&self, x: PassThroughInputTensors) -> nemo::Result<PassThroughOutputTensors> {
-        Ok(PassThroughOutputTensors { outputs: x.audio_signal, encoded_lengths: x.length })
+    fn forward_tensors(
+        &self,
+        x: PassThroughInputTensors,
+    ) -> nemo::Result<PassThroughOutputTensors> {
+        Ok(PassThroughOutputTensors {
+            outputs: x.audio_signal,
+            encoded_lengths: x.length,
+        })
     }
 }
 
@@ -49,34 +55,62 @@ struct Conv {
 
 impl Forward for Conv {
     fn forward_tensors(&self, x: ConvInputTensors) -> nemo::Result<ConvOutputTensors> {
-        Ok(ConvOutputTensors { outputs: self.conv.forward(&x.audio_signal)?, encoded_lengths: x.length })
+        Ok(ConvOutputTensors {
+            outputs: self.conv.forward(&x.audio_signal)?,
+            encoded_lengths: x.length,
+        })
     }
 }
 
 fn bench(c: &mut Criterion) {
     let dev = Device::Cpu;
     let mut run = || -> nemo::Result<()> {
-        let x: NTensor<(B, D, T), MelSpectrogram> = NTensor::new(Tensor::randn(0f32, 1., (1, 64, 100), &dev)?)?;
+        let x: NTensor<(B, D, T), MelSpectrogram> =
+            NTensor::new(Tensor::randn(0f32, 1., (1, 64, 100), &dev)?)?;
         let len: NTensor<(B,), Lengths> = NTensor::new(Tensor::new(&[100u32], &dev)?)?;
         let pass = PassThrough { feat_in: 64 };
         let mut g = c.benchmark_group("typed_call");
         g.bench_function("checked", |b| {
-            b.iter(|| black_box(pass.forward(PassThroughInputs { audio_signal: &x, length: &len })))
+            b.iter(|| {
+                black_box(pass.forward(PassThroughInputs {
+                    audio_signal: &x,
+                    length: &len,
+                }))
+            })
         });
         g.bench_function("unchecked", |b| {
             let _off = disable_checks();
-            b.iter(|| black_box(pass.forward(PassThroughInputs { audio_signal: &x, length: &len })))
+            b.iter(|| {
+                black_box(pass.forward(PassThroughInputs {
+                    audio_signal: &x,
+                    length: &len,
+                }))
+            })
         });
         g.finish();
 
         let w = Tensor::randn(0f32, 0.1, (64, 64, 11), &dev)?;
         let bias = Tensor::zeros(64, DType::F32, &dev)?;
-        let cfg = candle_nn::Conv1dConfig { padding: 5, ..Default::default() };
-        let conv = Conv { feat_in: 64, feat_out: 64, conv: candle_nn::Conv1d::new(w, Some(bias), cfg) };
+        let cfg = candle_nn::Conv1dConfig {
+            padding: 5,
+            ..Default::default()
+        };
+        let conv = Conv {
+            feat_in: 64,
+            feat_out: 64,
+            conv: candle_nn::Conv1d::new(w, Some(bias), cfg),
+        };
         let mut g = c.benchmark_group("conv1d");
-        g.bench_function("raw", |b| b.iter(|| black_box(conv.conv.forward(x.tensor()))));
+        g.bench_function("raw", |b| {
+            b.iter(|| black_box(conv.conv.forward(x.tensor())))
+        });
         g.bench_function("typed_checked", |b| {
-            b.iter(|| black_box(conv.forward(ConvInputs { audio_signal: &x, length: &len })))
+            b.iter(|| {
+                black_box(conv.forward(ConvInputs {
+                    audio_signal: &x,
+                    length: &len,
+                }))
+            })
         });
         g.finish();
         Ok(())

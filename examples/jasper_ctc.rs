@@ -22,9 +22,15 @@ use nemo::prelude::*;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let manifest = args.first().map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nemo-asr/tests/fixtures/manifests/small.json")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("nemo-asr/tests/fixtures/manifests/small.json")
     });
-    let steps: u64 = args.get(1).map(|s| s.parse()).transpose().context("STEPS must be a number")?.unwrap_or(150);
+    let steps: u64 = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("STEPS must be a number")?
+        .unwrap_or(150);
     let dev = Device::Cpu;
 
     // Modules, as in the paper: instantiate, then wire.
@@ -35,7 +41,10 @@ fn main() -> anyhow::Result<()> {
     let params = Parameters::new();
     let vb = params.var_builder(DType::F32, &dev);
     let preprocessor = AudioPreprocessor::new(
-        AudioToMelSpectrogramPreprocessorConfig { features: 64, ..Default::default() },
+        AudioToMelSpectrogramPreprocessorConfig {
+            features: 64,
+            ..Default::default()
+        },
         0,
         &params,
         "preprocessor",
@@ -44,12 +53,27 @@ fn main() -> anyhow::Result<()> {
         "feat_in: 64\njasper:\n  - {filters: 128, kernel: [11], stride: [2], separable: true}\n  - {filters: 128, repeat: 2, kernel: [13], residual: true, separable: true}\n  - {filters: 256, kernel: [1]}",
     )?;
     let encoder = ConvASREncoder::new(encoder_cfg, &params, "encoder", vb.pp("encoder"))?;
-    let decoder = ConvASRDecoder::new(&ConvASRDecoderConfig { feat_in: 256, num_classes: labels.len() }, vb.pp("decoder"))?;
+    let decoder = ConvASRDecoder::new(
+        &ConvASRDecoderConfig {
+            feat_in: 256,
+            num_classes: labels.len(),
+        },
+        vb.pp("decoder"),
+    )?;
     let ctc = CTCLossNM::new(labels.len() + 1, CtcLossConfig::default());
-    println!("encoder ports: {}  ->  {}", encoder.input_types(), encoder.output_types());
-    println!("decoder ports: {}  ->  {}", decoder.input_types(), decoder.output_types());
+    println!(
+        "encoder ports: {}  ->  {}",
+        encoder.input_types(),
+        encoder.output_types()
+    );
+    println!(
+        "decoder ports: {}  ->  {}",
+        decoder.input_types(),
+        decoder.output_types()
+    );
 
-    let optim: OptimizerConfig = serde_json::from_str(r#"{"name": "novograd", "betas": [0.9, 0.5]}"#)?;
+    let optim: OptimizerConfig =
+        serde_json::from_str(r#"{"name": "novograd", "betas": [0.9, 0.5]}"#)?;
     let mut optimizer = optim.build(params.trainable_vars())?;
     let schedule = LrSchedule::new(LrPolicy::CosineAnnealing, 0.02).with_warmup_steps(10);
 
@@ -58,17 +82,23 @@ fn main() -> anyhow::Result<()> {
         for batch in data.epoch(step, &dev) {
             let batch = batch?;
             // The data layer's ports, typed.
-            let audio: NTensor<(B, T), AudioSignal> = NTensor::new(batch.audio_signal)?.with_param("freq", 16_000.0)?;
+            let audio: NTensor<(B, T), AudioSignal> =
+                NTensor::new(batch.audio_signal)?.with_param("freq", 16_000.0)?;
             let audio_len: NTensor<(B,), Lengths> = NTensor::new(batch.a_sig_length)?;
             let transcripts: NTensor<(B, T), Labels> = NTensor::new(batch.transcripts)?;
             let transcript_len: NTensor<(B,), Lengths> = NTensor::new(batch.transcript_length)?;
 
-            let mel = preprocessor.forward(AudioPreprocessorInputs { input_signal: &audio, length: &audio_len })?;
+            let mel = preprocessor.forward(AudioPreprocessorInputs {
+                input_signal: &audio,
+                length: &audio_len,
+            })?;
             let enc = encoder.forward(ConvASREncoderInputs {
                 audio_signal: &mel.processed_signal,
                 length: &mel.processed_length,
             })?;
-            let dec = decoder.forward(ConvASRDecoderInputs { encoder_output: &enc.outputs })?;
+            let dec = decoder.forward(ConvASRDecoderInputs {
+                encoder_output: &enc.outputs,
+            })?;
             let loss = ctc.forward(CTCLossNMInputs {
                 log_probs: &dec.logprobs,
                 targets: &transcripts,
@@ -79,7 +109,10 @@ fn main() -> anyhow::Result<()> {
             let grads = loss.loss.tensor().backward()?;
             optimizer.step(&grads, schedule.lr_at(step, steps), &|_| false)?;
             if step % 25 == 0 {
-                println!("step {step:4}  loss {:.3}", loss.loss.tensor().to_scalar::<f32>()?);
+                println!(
+                    "step {step:4}  loss {:.3}",
+                    loss.loss.tensor().to_scalar::<f32>()?
+                );
             }
             step += 1;
             if step >= steps {
@@ -91,12 +124,25 @@ fn main() -> anyhow::Result<()> {
     params.eval();
     for batch in data.epoch(0, &dev) {
         let batch = batch?;
-        let audio: NTensor<(B, T), AudioSignal> = NTensor::new(batch.audio_signal)?.with_param("freq", 16_000.0)?;
+        let audio: NTensor<(B, T), AudioSignal> =
+            NTensor::new(batch.audio_signal)?.with_param("freq", 16_000.0)?;
         let audio_len: NTensor<(B,), Lengths> = NTensor::new(batch.a_sig_length)?;
-        let mel = preprocessor.forward(AudioPreprocessorInputs { input_signal: &audio, length: &audio_len })?;
-        let enc = encoder.forward(ConvASREncoderInputs { audio_signal: &mel.processed_signal, length: &mel.processed_length })?;
-        let dec = decoder.forward(ConvASRDecoderInputs { encoder_output: &enc.outputs })?;
-        let ids = ctc_greedy_decode(dec.logprobs.tensor(), Some(enc.encoded_lengths.tensor()), None)?;
+        let mel = preprocessor.forward(AudioPreprocessorInputs {
+            input_signal: &audio,
+            length: &audio_len,
+        })?;
+        let enc = encoder.forward(ConvASREncoderInputs {
+            audio_signal: &mel.processed_signal,
+            length: &mel.processed_length,
+        })?;
+        let dec = decoder.forward(ConvASRDecoderInputs {
+            encoder_output: &enc.outputs,
+        })?;
+        let ids = ctc_greedy_decode(
+            dec.logprobs.tensor(),
+            Some(enc.encoded_lengths.tensor()),
+            None,
+        )?;
         for row in ids {
             println!("greedy: {:?}", labels.decode(&row)?);
         }

@@ -30,10 +30,22 @@ impl Forward for Frontend {
         let (b, t) = x.input_signal.dims2()?;
         let hop = (self.sample_rate / 100) as usize;
         let frames = t / hop;
-        let energy = x.input_signal.narrow(1, 0, frames * hop)?.reshape((b, 1, frames, hop))?.sqr()?.mean(3)?;
-        let processed_signal = energy.broadcast_as((b, self.features, frames))?.contiguous()?;
-        let processed_length = (x.length.to_dtype(DType::F32)? / hop as f64)?.floor()?.to_dtype(DType::U32)?;
-        Ok(FrontendOutputTensors { processed_signal, processed_length })
+        let energy = x
+            .input_signal
+            .narrow(1, 0, frames * hop)?
+            .reshape((b, 1, frames, hop))?
+            .sqr()?
+            .mean(3)?;
+        let processed_signal = energy
+            .broadcast_as((b, self.features, frames))?
+            .contiguous()?;
+        let processed_length = (x.length.to_dtype(DType::F32)? / hop as f64)?
+            .floor()?
+            .to_dtype(DType::U32)?;
+        Ok(FrontendOutputTensors {
+            processed_signal,
+            processed_length,
+        })
     }
 }
 
@@ -56,14 +68,24 @@ struct Encoder {
 
 impl Forward for Encoder {
     fn forward_tensors(&self, x: EncoderInputTensors) -> nemo::Result<EncoderOutputTensors> {
-        Ok(EncoderOutputTensors { outputs: self.weight.broadcast_matmul(&x.audio_signal)?, encoded_lengths: x.length })
+        Ok(EncoderOutputTensors {
+            outputs: self.weight.broadcast_matmul(&x.audio_signal)?,
+            encoded_lengths: x.length,
+        })
     }
 }
 
 fn main() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let frontend = Frontend { sample_rate: 16_000, features: 64 };
-    let encoder = Encoder { feat_in: 64, feat_out: 128, weight: Tensor::randn(0f32, 0.1, (128, 64), &dev)? };
+    let frontend = Frontend {
+        sample_rate: 16_000,
+        features: 64,
+    };
+    let encoder = Encoder {
+        feat_in: 64,
+        feat_out: 128,
+        weight: Tensor::randn(0f32, 0.1, (128, 64), &dev)?,
+    };
 
     println!("1. Typed wiring, checked by the compiler");
     println!("   Frontend  in:  {}", frontend.input_types());
@@ -72,16 +94,31 @@ fn main() -> anyhow::Result<()> {
     let audio: NTensor<(B, T), AudioSignal> =
         NTensor::new(Tensor::randn(0f32, 1., (2, 16_000), &dev)?)?.with_param("freq", 16_000.0)?;
     let length: NTensor<(B,), Lengths> = NTensor::new(Tensor::new(&[16_000u32, 12_000], &dev)?)?;
-    let mel = frontend.forward(FrontendInputs { input_signal: &audio, length: &length })?;
-    let enc = encoder.forward(EncoderInputs { audio_signal: &mel.processed_signal, length: &mel.processed_length })?;
+    let mel = frontend.forward(FrontendInputs {
+        input_signal: &audio,
+        length: &length,
+    })?;
+    let enc = encoder.forward(EncoderInputs {
+        audio_signal: &mel.processed_signal,
+        length: &mel.processed_length,
+    })?;
     println!("   encoded: {:?}", enc.outputs);
     // Swapping the two would not compile:
     //   encoder.forward(EncoderInputs { audio_signal: &enc.outputs, .. })
     //   error[E0277]: port `audio_signal` of `Encoder` expects `MelSpectrogram`, found `AcousticEncodedRepresentation`
 
-    println!("\n2. A dimension only the runtime can see (an 80-band encoder after a 64-band front end)");
-    let wide = Encoder { feat_in: 80, feat_out: 128, weight: Tensor::randn(0f32, 0.1, (128, 80), &dev)? };
-    match wide.forward(EncoderInputs { audio_signal: &mel.processed_signal, length: &mel.processed_length }) {
+    println!(
+        "\n2. A dimension only the runtime can see (an 80-band encoder after a 64-band front end)"
+    );
+    let wide = Encoder {
+        feat_in: 80,
+        feat_out: 128,
+        weight: Tensor::randn(0f32, 0.1, (128, 80), &dev)?,
+    };
+    match wide.forward(EncoderInputs {
+        audio_signal: &mel.processed_signal,
+        length: &mel.processed_length,
+    }) {
         Ok(_) => anyhow::bail!("expected a dimension error"),
         Err(e) => println!("   error: {}", e.to_string().replace('\n', "\n   ")),
     }
@@ -90,7 +127,13 @@ fn main() -> anyhow::Result<()> {
     let mut graph = DynGraph::new();
     graph.input("audio", "(B, T) AudioSignal{freq=8000}".parse()?)?;
     graph.input("audio_length", "(B) Lengths".parse()?)?;
-    graph.add("frontend", Frontend { sample_rate: 16_000, features: 64 })?;
+    graph.add(
+        "frontend",
+        Frontend {
+            sample_rate: 16_000,
+            features: 64,
+        },
+    )?;
     match graph.connect("audio", "frontend.input_signal") {
         Ok(()) => anyhow::bail!("expected a wiring error"),
         Err(e) => println!("   error: {}", e.to_string().replace('\n', "\n   ")),

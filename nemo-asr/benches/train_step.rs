@@ -18,18 +18,36 @@ use nemo_asr::modules::{ConvASRDecoder, ConvASREncoder};
 use nemo_asr::train::RunConfig;
 use nemo_core::params::Parameters;
 
-fn setup() -> nemo_asr::Result<(Parameters, ConvASREncoder, ConvASRDecoder, Tensor, Vec<usize>, Tensor, Tensor, Tensor)> {
+fn setup() -> nemo_asr::Result<(
+    Parameters,
+    ConvASREncoder,
+    ConvASRDecoder,
+    Tensor,
+    Vec<usize>,
+    Tensor,
+    Tensor,
+    Tensor,
+)> {
     let dev = Device::Cpu;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/an4_small.yaml");
     let cfg = RunConfig::from_yaml_file(&path)?;
     let params = Parameters::new();
     let vb = params.var_builder(DType::F32, &dev);
-    let enc = ConvASREncoder::new(cfg.model.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
+    let enc = ConvASREncoder::new(
+        cfg.model.encoder.clone(),
+        &params,
+        "encoder",
+        vb.pp("encoder"),
+    )?;
     let dec = ConvASRDecoder::new(&cfg.model.decoder, vb.pp("decoder"))?;
     let (b, t) = (16, 400);
     let x = Tensor::randn(0f32, 1.0, (b, 64, t), &dev)?;
     let lens = vec![t; b];
-    let targets = Tensor::from_vec((0..b * 50).map(|i| (i % 28) as i64).collect::<Vec<_>>(), (b, 50), &dev)?;
+    let targets = Tensor::from_vec(
+        (0..b * 50).map(|i| (i % 28) as i64).collect::<Vec<_>>(),
+        (b, 50),
+        &dev,
+    )?;
     let in_len = Tensor::from_vec(vec![(t / 2) as i64; b], b, &dev)?;
     let tgt_len = Tensor::from_vec(vec![50i64; b], b, &dev)?;
     Ok((params, enc, dec, x, lens, targets, in_len, tgt_len))
@@ -40,14 +58,15 @@ fn bench(c: &mut Criterion) {
         eprintln!("setup failed");
         return;
     };
-    let optim_cfg: nemo_core::optim::OptimizerConfig =
-        match serde_json::from_str(r#"{"name": "novograd", "betas": [0.95, 0.5], "weight_decay": 0.001}"#) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return;
-            }
-        };
+    let optim_cfg: nemo_core::optim::OptimizerConfig = match serde_json::from_str(
+        r#"{"name": "novograd", "betas": [0.95, 0.5], "weight_decay": 0.001}"#,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return;
+        }
+    };
     let Ok(mut optimizer) = optim_cfg.build(params.trainable_vars()) else {
         return;
     };
@@ -58,7 +77,9 @@ fn bench(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("an4_small_b16_t400");
     g.sample_size(10);
-    g.bench_function("encoder_forward", |b| b.iter(|| black_box(enc.encode(&x, &lens).map(|r| r.0))));
+    g.bench_function("encoder_forward", |b| {
+        b.iter(|| black_box(enc.encode(&x, &lens).map(|r| r.0)))
+    });
     g.bench_function("forward_loss", |b| b.iter(|| black_box(loss_of())));
     g.bench_function("forward_backward", |b| {
         b.iter(|| black_box(loss_of().and_then(|l| Ok(l.backward()?))))

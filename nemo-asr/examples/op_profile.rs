@@ -13,7 +13,10 @@ fn time<F: FnMut() -> anyhow::Result<Tensor>>(name: &str, mut f: F) -> anyhow::R
     for _ in 0..n {
         out = f()?;
     }
-    println!("{name:32} {:8.2} ms", start.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "{name:32} {:8.2} ms",
+        start.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
     Ok(out)
 }
 
@@ -25,14 +28,33 @@ fn main() -> anyhow::Result<()> {
     let wp = Var::from_tensor(&Tensor::randn(0f32, 0.1, (c, c, 1), &dev)?)?;
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    let bn = candle_nn::batch_norm(c, candle_nn::BatchNormConfig { eps: 1e-3, remove_mean: true, affine: true, momentum: 0.1 }, vb)?;
-    let y = time("depthwise fwd", || Ok(depthwise_conv1d(x.as_tensor(), wd.as_tensor(), 1, k / 2, 1)?))?;
+    let bn = candle_nn::batch_norm(
+        c,
+        candle_nn::BatchNormConfig {
+            eps: 1e-3,
+            remove_mean: true,
+            affine: true,
+            momentum: 0.1,
+        },
+        vb,
+    )?;
+    let y = time("depthwise fwd", || {
+        Ok(depthwise_conv1d(
+            x.as_tensor(),
+            wd.as_tensor(),
+            1,
+            k / 2,
+            1,
+        )?)
+    })?;
     time("depthwise fwd+bwd", || {
         let y = depthwise_conv1d(x.as_tensor(), wd.as_tensor(), 1, k / 2, 1)?;
         y.sum_all()?.backward()?;
         Ok(y)
     })?;
-    let z = time("pointwise fwd", || Ok(pointwise_conv1d(&y, wp.as_tensor(), None)?))?;
+    let z = time("pointwise fwd", || {
+        Ok(pointwise_conv1d(&y, wp.as_tensor(), None)?)
+    })?;
     time("pointwise fwd+bwd", || {
         let z = pointwise_conv1d(x.as_tensor(), wp.as_tensor(), None)?;
         z.sum_all()?.backward()?;

@@ -53,7 +53,10 @@ pub struct RunConfig {
 impl RunConfig {
     /// Reads and validates a run config; errors name the file and key.
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
         let cfg: RunConfig = serde_norway::from_str(&text).map_err(|e| Error::Config {
             key: match e.location() {
                 Some(l) => format!("{}:{}", path.display(), l.line()),
@@ -97,10 +100,20 @@ pub fn evaluate(model: &EncDecCTCModel, layer: &AudioToTextDataLayer) -> Result<
     for batch in layer.epoch(0, model.device()) {
         let batch = batch?;
         let hyps = model.transcribe(&batch.audio_signal, &batch.a_sig_length)?;
-        let lens: Vec<i64> = batch.transcript_length.to_dtype(candle_core::DType::I64)?.to_vec1()?;
-        let ids: Vec<Vec<i64>> = batch.transcripts.to_dtype(candle_core::DType::I64)?.to_vec2()?;
+        let lens: Vec<i64> = batch
+            .transcript_length
+            .to_dtype(candle_core::DType::I64)?
+            .to_vec1()?;
+        let ids: Vec<Vec<i64>> = batch
+            .transcripts
+            .to_dtype(candle_core::DType::I64)?
+            .to_vec2()?;
         for ((hyp, row), len) in hyps.iter().zip(ids).zip(lens) {
-            let ids: Vec<u32> = row.into_iter().take(len.max(0) as usize).map(|v| v as u32).collect();
+            let ids: Vec<u32> = row
+                .into_iter()
+                .take(len.max(0) as usize)
+                .map(|v| v as u32)
+                .collect();
             wer.update(hyp, &labels.decode(&ids)?);
         }
     }
@@ -157,10 +170,13 @@ impl<'a> CtcTrainTask<'a> {
         let end = self.order.1.len().min((pos + 1) * bs);
         let indices = self.order.1.get(pos * bs..end).unwrap_or(&[]).to_vec();
         let pad = self.train.config().pad_id.unwrap_or(0);
-        self.train.dataset().batch(&indices, pad, &self.device)?.ok_or_else(|| Error::Config {
-            key: "train_ds".into(),
-            msg: format!("batch {pos} of epoch {epoch} has no usable utterance"),
-        })
+        self.train
+            .dataset()
+            .batch(&indices, pad, &self.device)?
+            .ok_or_else(|| Error::Config {
+                key: "train_ds".into(),
+                msg: format!("batch {pos} of epoch {epoch} has no usable utterance"),
+            })
     }
 }
 
@@ -173,10 +189,16 @@ impl TrainTask for CtcTrainTask<'_> {
         let index = step * self.batches_per_step as u64 + micro as u64;
         if micro == 0 {
             // One RNG stream per step: a resumed run replays the same dither and masks.
-            self.model.reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            self.model
+                .reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         }
         let b = self.batch(index)?;
-        let (loss, _) = self.model.loss(&b.audio_signal, &b.a_sig_length, &b.transcripts, &b.transcript_length)?;
+        let (loss, _) = self.model.loss(
+            &b.audio_signal,
+            &b.a_sig_length,
+            &b.transcripts,
+            &b.transcript_length,
+        )?;
         Ok(loss)
     }
 

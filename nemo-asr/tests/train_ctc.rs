@@ -10,7 +10,6 @@ use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig, latest_checkpoint};
 
-
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn fixtures() -> PathBuf {
@@ -41,7 +40,9 @@ decoder: {{feat_in: 128, num_classes: 28}}
 }
 
 fn optimizer() -> Result<OptimizerConfig, Box<dyn std::error::Error>> {
-    Ok(serde_json::from_str(r#"{"name": "novograd", "betas": [0.9, 0.5], "weight_decay": 0.0}"#)?)
+    Ok(serde_json::from_str(
+        r#"{"name": "novograd", "betas": [0.9, 0.5], "weight_decay": 0.0}"#,
+    )?)
 }
 
 #[test]
@@ -66,7 +67,11 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     let last = full.history.last().map(|r| r.loss).unwrap_or(f64::NAN);
     assert!(last < first * 0.05, "loss {first} -> {last}: did not learn");
     let wer = evaluate(&model, &train)?;
-    assert!(wer.wer().unwrap_or(1.0) <= 0.25, "training-set WER {:?}", wer.wer());
+    assert!(
+        wer.wer().unwrap_or(1.0) <= 0.25,
+        "training-set WER {:?}",
+        wer.wer()
+    );
 
     // The saved model directory transcribes the same way.
     let dir = run.path().join("model");
@@ -86,7 +91,13 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     let resumed = resumed_trainer.fit(&mut task3, opt3.as_mut(), &schedule, start)?;
     for (a, b) in full.history[80..].iter().zip(&resumed.history) {
         assert_eq!(a.step, b.step);
-        assert!((a.loss - b.loss).abs() <= 1e-4 * a.loss.abs().max(1.0), "step {}: {} vs {}", a.step, a.loss, b.loss);
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-4 * a.loss.abs().max(1.0),
+            "step {}: {} vs {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
     }
     Ok(())
 }
@@ -110,11 +121,20 @@ fn a_corrupt_checkpoint_is_refused_and_the_model_is_untouched() -> TestResult {
     let bytes = std::fs::read(&weights)?;
     std::fs::write(&weights, &bytes[..bytes.len() / 2])?;
     let before = model.params().tensors();
-    let err = trainer.resume(&ckpt, &mut task, opt.as_mut()).err().ok_or("corrupt checkpoint accepted")?;
+    let err = trainer
+        .resume(&ckpt, &mut task, opt.as_mut())
+        .err()
+        .ok_or("corrupt checkpoint accepted")?;
     assert!(err.to_string().contains("weights.safetensors"), "{err}");
     let after = model.params().tensors();
     for ((n, a), (_, b)) in before.iter().zip(&after) {
-        assert_eq!(a.to_vec1::<f32>().ok().or_else(|| a.flatten_all().ok()?.to_vec1().ok()), b.flatten_all()?.to_vec1().ok(), "{n} changed");
+        assert_eq!(
+            a.to_vec1::<f32>()
+                .ok()
+                .or_else(|| a.flatten_all().ok()?.to_vec1().ok()),
+            b.flatten_all()?.to_vec1().ok(),
+            "{n} changed"
+        );
     }
     Ok(())
 }

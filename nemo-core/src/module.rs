@@ -200,6 +200,25 @@ pub trait Forward: NeuralModule {
     }
 }
 
+/// What generated typed calls go through, so a module without [`Forward`] gets one message and
+/// no list of the types that do implement it.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` declares ports with #[neural_module] but does not implement `Forward`",
+    note = "add `impl Forward for {Self} {{ fn forward_tensors(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors> {{ .. }} }}`"
+)]
+pub trait ForwardImpl: NeuralModule {
+    /// Calls [`Forward::forward_tensors`].
+    fn __forward(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<M: Forward> ForwardImpl for M {
+    fn __forward(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors> {
+        self.forward_tensors(inputs)
+    }
+}
+
 /// A module seen through its runtime types only: how modules wired from data (a YAML config)
 /// are held and called. Every [`Forward`] module is one.
 pub trait DynModule: Send + Sync {

@@ -18,7 +18,11 @@ use nemo_asr::train::{CtcTrainTask, RunConfig, data_layer, evaluate};
 use nemo_core::train::{Trainer, latest_checkpoint};
 
 #[derive(Parser)]
-#[command(author, version, about = "Speech recognition with typed neural modules (Jasper/QuartzNet + CTC)")]
+#[command(
+    author,
+    version,
+    about = "Speech recognition with typed neural modules (Jasper/QuartzNet + CTC)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,12 +87,23 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("bad --log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).context("bad --log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let device = Device::Cpu;
     match cli.command {
-        Command::Train { config, train_manifest, val_manifest, out, max_steps, minutes, resume, no_progress } => {
+        Command::Train {
+            config,
+            train_manifest,
+            val_manifest,
+            out,
+            max_steps,
+            minutes,
+            resume,
+            no_progress,
+        } => {
             let mut cfg = RunConfig::from_yaml_file(&config)?;
             if let Some(n) = max_steps {
                 cfg.train.trainer.max_steps = n;
@@ -106,7 +121,14 @@ fn main() -> Result<()> {
                 cfg.model.name,
                 model.params().num_weights("")
             );
-            let train = data_layer(&cfg.model, &train_manifest, t.batch_size, true, t.seed, t.max_duration)?;
+            let train = data_layer(
+                &cfg.model,
+                &train_manifest,
+                t.batch_size,
+                true,
+                t.seed,
+                t.max_duration,
+            )?;
             eprintln!("train: {}", train.summary());
             let val = val_manifest
                 .as_deref()
@@ -115,14 +137,23 @@ fn main() -> Result<()> {
             if let Some(v) = &val {
                 eprintln!("val: {}", v.summary());
             }
-            let mut task = CtcTrainTask::new(&model, &train, val.as_ref(), t.trainer.batches_per_step, t.seed)?;
+            let mut task = CtcTrainTask::new(
+                &model,
+                &train,
+                val.as_ref(),
+                t.trainer.batches_per_step,
+                t.seed,
+            )?;
             let mut optimizer = t.optim.build(model.params().trainable_vars())?;
             let trainer = Trainer::new(t.trainer.clone(), out.join("run"))?;
             let mut start = 0;
             if resume {
                 match latest_checkpoint(&trainer.checkpoint_dir())? {
                     Some(dir) => start = trainer.resume(&dir, &mut task, optimizer.as_mut())?,
-                    None => bail!("--resume: no checkpoint in {}", trainer.checkpoint_dir().display()),
+                    None => bail!(
+                        "--resume: no checkpoint in {}",
+                        trainer.checkpoint_dir().display()
+                    ),
                 }
             }
             let summary = trainer.fit(&mut task, optimizer.as_mut(), &t.sched, start)?;
@@ -137,15 +168,25 @@ fn main() -> Result<()> {
                 .with_context(|| format!("loading model from {}", model.display()))?;
             model.params().eval();
             for wav in wavs {
-                let samples = AudioSegment::from_file(&wav, Some(model.config().sample_rate), 0.0, 0.0)?.into_samples();
+                let samples =
+                    AudioSegment::from_file(&wav, Some(model.config().sample_rate), 0.0, 0.0)?
+                        .into_samples();
                 let n = samples.len();
                 let audio = Tensor::from_vec(samples, (1, n), &device)?;
                 let len = Tensor::new(&[n as i64], &device)?;
                 let text = model.transcribe(&audio, &len)?;
-                println!("{}\t{}", wav.display(), text.first().map_or("", String::as_str));
+                println!(
+                    "{}\t{}",
+                    wav.display(),
+                    text.first().map_or("", String::as_str)
+                );
             }
         }
-        Command::Eval { model, manifest, batch_size } => {
+        Command::Eval {
+            model,
+            manifest,
+            batch_size,
+        } => {
             let model = EncDecCTCModel::load(&model, &device)
                 .with_context(|| format!("loading model from {}", model.display()))?;
             let layer = data_layer(model.config(), &manifest, batch_size, false, 0, None)?;

@@ -43,9 +43,15 @@ pub struct EncDecCTCModelConfig {
 impl EncDecCTCModelConfig {
     /// Reads a YAML config; errors name the file and the key.
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
         Self::from_yaml(&text).map_err(|e| match e {
-            Error::Config { key, msg } => Error::Config { key: format!("{}: {key}", path.display()), msg },
+            Error::Config { key, msg } => Error::Config {
+                key: format!("{}: {key}", path.display()),
+                msg,
+            },
             other => other,
         })
     }
@@ -56,46 +62,71 @@ impl EncDecCTCModelConfig {
         struct Wrapped {
             model: EncDecCTCModelConfig,
         }
-        let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| Error::Config {
-            key: e.location().map_or("(yaml)".into(), |l| format!("line {}", l.line())),
-            msg: e.to_string(),
-        })?;
+        let value: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| Error::Config {
+                key: e
+                    .location()
+                    .map_or("(yaml)".into(), |l| format!("line {}", l.line())),
+                msg: e.to_string(),
+            })?;
         let config = if value.get("model").is_some() {
             serde_norway::from_value::<Wrapped>(value).map(|w| w.model)
         } else {
             serde_norway::from_value::<EncDecCTCModelConfig>(value)
         }
-        .map_err(|e| Error::Config { key: "model".into(), msg: e.to_string() })?;
+        .map_err(|e| Error::Config {
+            key: "model".into(),
+            msg: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks that the sections agree with each other (sizes, labels, sample rate).
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, msg: String| Err(Error::Config { key: key.into(), msg });
+        let bad = |key: &str, msg: String| {
+            Err(Error::Config {
+                key: key.into(),
+                msg,
+            })
+        };
         if self.preprocessor.sample_rate != self.sample_rate {
             return bad(
                 "preprocessor.sample_rate",
-                format!("{} differs from the model's sample_rate {}", self.preprocessor.sample_rate, self.sample_rate),
+                format!(
+                    "{} differs from the model's sample_rate {}",
+                    self.preprocessor.sample_rate, self.sample_rate
+                ),
             );
         }
         if self.preprocessor.features != self.encoder.feat_in {
             return bad(
                 "encoder.feat_in",
-                format!("{} differs from preprocessor.features {}", self.encoder.feat_in, self.preprocessor.features),
+                format!(
+                    "{} differs from preprocessor.features {}",
+                    self.encoder.feat_in, self.preprocessor.features
+                ),
             );
         }
         self.encoder.validate()?;
         if self.decoder.feat_in != self.encoder.feat_out() {
             return bad(
                 "decoder.feat_in",
-                format!("{} differs from the encoder's last filters {}", self.decoder.feat_in, self.encoder.feat_out()),
+                format!(
+                    "{} differs from the encoder's last filters {}",
+                    self.decoder.feat_in,
+                    self.encoder.feat_out()
+                ),
             );
         }
         if self.decoder.num_classes != self.labels.len() {
             return bad(
                 "decoder.num_classes",
-                format!("{} differs from the {} labels", self.decoder.num_classes, self.labels.len()),
+                format!(
+                    "{} differs from the {} labels",
+                    self.decoder.num_classes,
+                    self.labels.len()
+                ),
             );
         }
         LabelSet::from_strings(&self.labels)?;
@@ -160,13 +191,15 @@ impl EncDecCTCModel {
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, device);
         let labels = LabelSet::from_strings(&config.labels)?;
-        let preprocessor = AudioPreprocessor::new(config.preprocessor.clone(), seed, &params, "preprocessor")?;
+        let preprocessor =
+            AudioPreprocessor::new(config.preprocessor.clone(), seed, &params, "preprocessor")?;
         let spec_augment = config
             .spec_augment
             .clone()
             .map(|c| SpectrogramAugmentation::new(c, seed.wrapping_add(1), &params, "spec_augment"))
             .transpose()?;
-        let encoder = ConvASREncoder::new(config.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
+        let encoder =
+            ConvASREncoder::new(config.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
         let decoder = ConvASRDecoder::new(&config.decoder, vb.pp("decoder"))?;
         let loss = CTCLossNM::new(config.decoder.num_classes + 1, CtcLossConfig::default());
         seeded_init(&params, seed)?;
@@ -217,12 +250,9 @@ impl EncDecCTCModel {
     }
 
     /// Wraps plain batch tensors as typed audio (the data layer's ports).
-    pub fn typed_audio(
-        &self,
-        audio: &Tensor,
-        lengths: &Tensor,
-    ) -> Result<TypedAudio> {
-        let audio = NTensor::new(audio.to_device(&self.device)?)?.with_param("freq", f64::from(self.config.sample_rate))?;
+    pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
+        let audio = NTensor::new(audio.to_device(&self.device)?)?
+            .with_param("freq", f64::from(self.config.sample_rate))?;
         Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
     }
 
@@ -232,7 +262,10 @@ impl EncDecCTCModel {
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
     ) -> Result<CtcForward> {
-        let mel = self.preprocessor.forward(AudioPreprocessorInputs { input_signal: audio, length })?;
+        let mel = self.preprocessor.forward(AudioPreprocessorInputs {
+            input_signal: audio,
+            length,
+        })?;
         let spec = match &self.spec_augment {
             Some(aug) => {
                 aug.forward(SpectrogramAugmentationInputs {
@@ -243,9 +276,17 @@ impl EncDecCTCModel {
             }
             None => mel.processed_signal,
         };
-        let enc = self.encoder.forward(ConvASREncoderInputs { audio_signal: &spec, length: &mel.processed_length })?;
-        let dec = self.decoder.forward(ConvASRDecoderInputs { encoder_output: &enc.outputs })?;
-        Ok(CtcForward { log_probs: dec.logprobs, encoded_lengths: enc.encoded_lengths })
+        let enc = self.encoder.forward(ConvASREncoderInputs {
+            audio_signal: &spec,
+            length: &mel.processed_length,
+        })?;
+        let dec = self.decoder.forward(ConvASRDecoderInputs {
+            encoder_output: &enc.outputs,
+        })?;
+        Ok(CtcForward {
+            log_probs: dec.logprobs,
+            encoded_lengths: enc.encoded_lengths,
+        })
     }
 
     /// The CTC loss of a batch (mean over the batch) and the forward outputs.
@@ -259,7 +300,8 @@ impl EncDecCTCModel {
         let (audio, len) = self.typed_audio(audio, audio_len)?;
         let out = self.forward(&audio, &len)?;
         let targets: NTensor<(B, T), Labels> = NTensor::new(transcripts.to_device(&self.device)?)?;
-        let target_length: NTensor<(B,), Lengths> = NTensor::new(transcript_len.to_device(&self.device)?)?;
+        let target_length: NTensor<(B,), Lengths> =
+            NTensor::new(transcript_len.to_device(&self.device)?)?;
         let loss = self.loss.forward(CTCLossNMInputs {
             log_probs: &out.log_probs,
             targets: &targets,
@@ -273,17 +315,31 @@ impl EncDecCTCModel {
     pub fn transcribe(&self, audio: &Tensor, lengths: &Tensor) -> Result<Vec<String>> {
         let (audio, len) = self.typed_audio(audio, lengths)?;
         let out = self.forward(&audio, &len)?;
-        let ids = ctc_greedy_decode(out.log_probs.tensor(), Some(out.encoded_lengths.tensor()), Some(self.labels.blank_id() as usize))?;
+        let ids = ctc_greedy_decode(
+            out.log_probs.tensor(),
+            Some(out.encoded_lengths.tensor()),
+            Some(self.labels.blank_id() as usize),
+        )?;
         ids.iter().map(|row| self.labels.decode(row)).collect()
     }
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
-        let yaml = serde_norway::to_string(&self.config)
-            .map_err(|e| Error::Config { key: "model".into(), msg: e.to_string() })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let yaml = serde_norway::to_string(&self.config).map_err(|e| Error::Config {
+            key: "model".into(),
+            msg: e.to_string(),
+        })?;
         nemo_core::io::write_atomic(&dir.join("model.yaml"), yaml.as_bytes())?;
-        let labels: String = self.config.labels.iter().map(|l| format!("{l}\n")).collect();
+        let labels: String = self
+            .config
+            .labels
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
         nemo_core::io::write_atomic(&dir.join("labels.txt"), labels.as_bytes())?;
         self.params.save(&dir.join("weights.safetensors"))?;
         Ok(())

@@ -13,7 +13,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::Result;
-use crate::preprocessing::{AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig};
+use crate::preprocessing::{
+    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig,
+};
 
 /// The mel front end.
 #[neural_module(
@@ -67,11 +69,18 @@ impl AudioPreprocessor {
 }
 
 impl Forward for AudioPreprocessor {
-    fn forward_tensors(&self, x: AudioPreprocessorInputTensors) -> nemo_core::Result<AudioPreprocessorOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: AudioPreprocessorInputTensors,
+    ) -> nemo_core::Result<AudioPreprocessorOutputTensors> {
         let train = self.params.is_training(&self.prefix);
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let (processed_signal, processed_length) =
-            self.mel.forward_tensors(&x.input_signal, &x.length, train, &mut *rng)?;
-        Ok(AudioPreprocessorOutputTensors { processed_signal, processed_length })
+            self.mel
+                .forward_tensors(&x.input_signal, &x.length, train, &mut *rng)?;
+        Ok(AudioPreprocessorOutputTensors {
+            processed_signal,
+            processed_length,
+        })
     }
 }

@@ -40,7 +40,10 @@ impl ConvASRDecoder {
     pub fn new(config: &ConvASRDecoderConfig, vb: VarBuilder) -> Result<Self> {
         let out = config.num_classes + 1;
         let bound = 1.0 / (config.feat_in as f64).sqrt();
-        let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+        let init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
         Ok(ConvASRDecoder {
             feat_in: config.feat_in,
             num_outputs: out,
@@ -66,7 +69,10 @@ pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
 }
 
 impl Forward for ConvASRDecoder {
-    fn forward_tensors(&self, x: ConvASRDecoderInputTensors) -> nemo_core::Result<ConvASRDecoderOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: ConvASRDecoderInputTensors,
+    ) -> nemo_core::Result<ConvASRDecoderOutputTensors> {
         Ok(ConvASRDecoderOutputTensors {
             logprobs: self.decode(&x.encoder_output)?,
         })

@@ -91,12 +91,21 @@ pub struct ConvASREncoder {
 
 impl ConvASREncoder {
     /// Builds the encoder with its weights under `prefix` in `params`.
-    pub fn new(config: ConvASREncoderConfig, params: &Parameters, prefix: &str, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        config: ConvASREncoderConfig,
+        params: &Parameters,
+        prefix: &str,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         config.validate()?;
         let mut blocks = Vec::with_capacity(config.jasper.len());
         let mut c_in = config.feat_in;
         for (i, b) in config.jasper.iter().enumerate() {
-            blocks.push(JasperBlock::new(c_in, b.clone(), vb.pp(format!("blocks.{i}")))?);
+            blocks.push(JasperBlock::new(
+                c_in,
+                b.clone(),
+                vb.pp(format!("blocks.{i}")),
+            )?);
             c_in = b.filters;
         }
         Ok(ConvASREncoder {
@@ -127,7 +136,10 @@ impl ConvASREncoder {
 }
 
 impl Forward for ConvASREncoder {
-    fn forward_tensors(&self, x: ConvASREncoderInputTensors) -> nemo_core::Result<ConvASREncoderOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: ConvASREncoderInputTensors,
+    ) -> nemo_core::Result<ConvASREncoderOutputTensors> {
         let lens = lengths_to_vec(&x.length)?;
         let (outputs, lens) = self.encode(&x.audio_signal, &lens)?;
         let lens: Vec<i64> = lens.into_iter().map(|l| l as i64).collect();

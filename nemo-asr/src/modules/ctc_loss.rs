@@ -36,10 +36,13 @@ impl CTCLossNM {
 }
 
 impl Forward for CTCLossNM {
-    fn forward_tensors(&self, x: CTCLossNMInputTensors) -> nemo_core::Result<CTCLossNMOutputTensors> {
-        let loss = self
-            .loss
-            .forward(&x.log_probs, &x.targets, &x.input_length, &x.target_length)?;
+    fn forward_tensors(
+        &self,
+        x: CTCLossNMInputTensors,
+    ) -> nemo_core::Result<CTCLossNMOutputTensors> {
+        let loss =
+            self.loss
+                .forward(&x.log_probs, &x.targets, &x.input_length, &x.target_length)?;
         Ok(CTCLossNMOutputTensors { loss })
     }
 }

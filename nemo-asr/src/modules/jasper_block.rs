@@ -10,10 +10,10 @@
 //! `(B, C_in, T)` and lengths `(B)` → `(B, filters, T / stride)` and the new lengths.
 
 use candle_core::{DType, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, ModuleT, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::kernels::{depthwise_conv1d, pointwise_conv1d};
+use crate::kernels::{BatchNorm1d, depthwise_conv1d, pointwise_conv1d};
 use crate::{Error, Result};
 
 /// NeMo writes `kernel: [33]`; accept that and a bare `33`.
@@ -82,14 +82,20 @@ impl JasperBlockConfig {
         if self.kernel == 0 || self.kernel.is_multiple_of(2) {
             return Err(bad(
                 "kernel",
-                format!("{} is not an odd positive size (\"same\" padding needs one)", self.kernel),
+                format!(
+                    "{} is not an odd positive size (\"same\" padding needs one)",
+                    self.kernel
+                ),
             ));
         }
         if self.stride == 0 || self.dilation == 0 {
             return Err(bad("stride", "stride and dilation must be positive".into()));
         }
         if self.stride > 1 && self.dilation > 1 {
-            return Err(bad("dilation", "a strided block cannot be dilated (as in NeMo)".into()));
+            return Err(bad(
+                "dilation",
+                "a strided block cannot be dilated (as in NeMo)".into(),
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(bad("dropout", format!("{} is not in [0, 1)", self.dropout)));
@@ -112,14 +118,19 @@ impl JasperBlockConfig {
 /// One convolution of a block: full, or depthwise then pointwise.
 #[derive(Debug, Clone)]
 enum Conv {
-    Full { weight: Tensor },
-    Separable { depthwise: Tensor, pointwise: Tensor },
+    Full {
+        weight: Tensor,
+    },
+    Separable {
+        depthwise: Tensor,
+        pointwise: Tensor,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct SubBlock {
     conv: Conv,
-    bn: BatchNorm,
+    bn: BatchNorm1d,
 }
 
 /// A Jasper/QuartzNet block.
@@ -130,14 +141,10 @@ pub struct JasperBlock {
     residual: Option<SubBlock>,
 }
 
-fn bn(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    let cfg = BatchNormConfig {
-        eps: 1e-3,
-        remove_mean: true,
-        affine: true,
-        momentum: 0.1,
-    };
-    Ok(candle_nn::batch_norm(channels, cfg, vb)?)
+/// NeMo's BatchNorm: eps 1e-3, PyTorch's momentum 0.1 (`weight`, `bias`, `running_mean`,
+/// `running_var` under `vb`).
+fn bn(channels: usize, vb: VarBuilder) -> Result<BatchNorm1d> {
+    BatchNorm1d::new(channels, 1e-3, 0.1, vb)
 }
 
 /// Kaiming-uniform init for a conv with `fan_in` inputs per output, as PyTorch's default.
@@ -169,7 +176,11 @@ impl JasperBlock {
                 }
             } else {
                 Conv::Full {
-                    weight: vc.get_with_hints((config.filters, c_in, k), "weight", conv_init(c_in * k))?,
+                    weight: vc.get_with_hints(
+                        (config.filters, c_in, k),
+                        "weight",
+                        conv_init(c_in * k),
+                    )?,
                 }
             };
             subs.push(SubBlock {
@@ -235,7 +246,12 @@ impl JasperBlock {
     /// # Shapes
     /// * `x`: `(B, C_in, T)`; `mask`: `(B, 1, T)` with 1 inside each row's length, 0 past it.
     /// * returns `(B, filters, T_out)` and the mask for `T_out`.
-    pub fn forward_t(&self, x: &Tensor, lengths: &[usize], train: bool) -> Result<(Tensor, Vec<usize>)> {
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        train: bool,
+    ) -> Result<(Tensor, Vec<usize>)> {
         let masked = |t: &Tensor, lens: &[usize]| -> Result<Tensor> { apply_mask(t, lens) };
         let x_in = masked(x, lengths)?;
         let mut out = x_in.clone();
@@ -249,27 +265,29 @@ impl JasperBlock {
             if i == 0 {
                 lens = lens.iter().map(|&l| self.config.out_len(l)).collect();
             }
-            out = sub.bn.forward_t(&out, train)?;
-            if i < last {
-                out = activate(&out, self.config.dropout, train)?;
+            // The ReLU follows the BatchNorm directly (and is fused into it) except in the last
+            // sub-block of a residual block, where the residual is added in between.
+            let relu = i < last || self.residual.is_none();
+            out = sub.bn.forward_t(&out, train, relu)?;
+            if relu {
+                out = dropout(&out, self.config.dropout, train)?;
             }
         }
         if let Some(res) = &self.residual {
             let r = self.conv(&res.conv, &x_in, false)?;
-            let r = res.bn.forward_t(&r, train)?;
-            out = (out + r)?;
+            let r = res.bn.forward_t(&r, train, false)?;
+            out = dropout(&(out + r)?.relu()?, self.config.dropout, train)?;
         }
-        let out = activate(&out, self.config.dropout, train)?;
         Ok((out, lens))
     }
 }
 
-fn activate(x: &Tensor, dropout: f64, train: bool) -> Result<Tensor> {
-    let y = x.relu()?;
-    if train && dropout > 0.0 {
-        Ok(candle_nn::ops::dropout(&y, dropout as f32)?)
+/// Dropout with probability `p` in training, the identity otherwise.
+fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
+    if train && p > 0.0 {
+        Ok(candle_nn::ops::dropout(x, p as f32)?)
     } else {
-        Ok(y)
+        Ok(x.clone())
     }
 }
 
@@ -308,4 +326,176 @@ pub fn lengths_to_vec(lengths: &Tensor) -> Result<Vec<usize>> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+    use candle_nn::{ModuleT, VarMap};
+
+    use super::*;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn config(residual: bool) -> JasperBlockConfig {
+        JasperBlockConfig {
+            filters: 6,
+            repeat: 2,
+            kernel: 3,
+            stride: 1,
+            dilation: 1,
+            dropout: 0.0,
+            residual,
+            separable: true,
+        }
+    }
+
+    /// The block's forward as it was written with `candle_nn::BatchNorm` and separate ReLUs, on
+    /// copies of the running statistics.
+    fn reference_forward(block: &JasperBlock, x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let candle_bn = |bn: &BatchNorm1d| -> Result<candle_nn::BatchNorm> {
+            Ok(candle_nn::BatchNorm::new_with_momentum(
+                bn.channels(),
+                bn.running_mean().copy()?,
+                bn.running_var().copy()?,
+                bn.weight().clone(),
+                bn.bias().clone(),
+                bn.eps(),
+                bn.momentum(),
+            )?)
+        };
+        let x_in = apply_mask(x, lengths)?;
+        let mut out = x_in.clone();
+        let mut lens = lengths.to_vec();
+        let last = block.subs.len() - 1;
+        for (i, sub) in block.subs.iter().enumerate() {
+            if i > 0 {
+                out = apply_mask(&out, &lens)?;
+            }
+            out = block.conv(&sub.conv, &out, i == 0)?;
+            if i == 0 {
+                lens = lens.iter().map(|&l| block.config.out_len(l)).collect();
+            }
+            out = candle_bn(&sub.bn)?.forward_t(&out, true)?;
+            if i < last {
+                out = out.relu()?;
+            }
+        }
+        if let Some(res) = &block.residual {
+            let r = block.conv(&res.conv, &x_in, false)?;
+            out = (out + candle_bn(&res.bn)?.forward_t(&r, true)?)?;
+        }
+        Ok(out.relu()?)
+    }
+
+    /// Same output and the same gradient for every parameter as the `candle_nn` formulation, and
+    /// every trainable parameter gets a non-zero gradient.
+    #[test]
+    fn fused_batch_norm_matches_candle_nn() -> TestResult {
+        for residual in [false, true] {
+            let dev = Device::Cpu;
+            let varmap = VarMap::new();
+            let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+            let block = JasperBlock::new(4, config(residual), vb)?;
+            // Non-trivial affine parameters.
+            for (name, var) in varmap.data().lock().map_err(|e| e.to_string())?.iter() {
+                if (name.ends_with(".weight") && name.contains("bn")) || name.ends_with(".bias") {
+                    var.set(&(Tensor::randn(0f32, 0.5, var.shape(), &dev)? + 1.0)?)?;
+                }
+            }
+            let x = Tensor::randn(0f32, 1.0, (2, 4, 10), &dev)?;
+            let up = Tensor::randn(0f32, 1.0, (2, 6, 10), &dev)?;
+            let lengths = [10, 7];
+            let expected = reference_forward(&block, &x, &lengths)?;
+            let (got, lens) = block.forward_t(&x, &lengths, true)?;
+            assert_eq!(lens, vec![10, 7]);
+            let diff = (&got - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "residual {residual}: outputs differ by {diff}");
+            let ours = (&got * &up)?.sum_all()?.backward()?;
+            let theirs = (&expected * &up)?.sum_all()?.backward()?;
+            let vars: Vec<(String, Var)> = varmap
+                .data()
+                .lock()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (name, var) in vars {
+                let g = ours.get(var.as_tensor());
+                if name.contains("running_") {
+                    assert!(g.is_none(), "{name} has a gradient");
+                    continue;
+                }
+                let g = g.ok_or(format!("no gradient for {name}"))?;
+                let r = theirs
+                    .get(var.as_tensor())
+                    .ok_or(format!("no reference for {name}"))?;
+                let scale = r.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+                let diff = (g - r)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(
+                    diff < 1e-4 * scale,
+                    "{name}: gradients differ by {diff} (scale {scale})"
+                );
+                assert!(
+                    g.abs()?.max_all()?.to_scalar::<f32>()? > 0.0,
+                    "{name}: zero gradient"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoint keys are unchanged (NeMo's names), and training updates the running statistics
+    /// in the `VarMap` while evaluation leaves them alone.
+    #[test]
+    fn keys_and_running_statistics() -> TestResult {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let block = JasperBlock::new(
+            4,
+            config(true),
+            VarBuilder::from_varmap(&varmap, DType::F32, &dev),
+        )?;
+        let mut keys: Vec<String> = varmap
+            .data()
+            .lock()
+            .map_err(|e| e.to_string())?
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        let mut expected: Vec<String> = ["bn.0", "bn.1", "res.bn"]
+            .iter()
+            .flat_map(|p| {
+                ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{p}.{k}"))
+            })
+            .chain(
+                [
+                    "conv.0.depthwise.weight",
+                    "conv.0.pointwise.weight",
+                    "conv.1.depthwise.weight",
+                    "conv.1.pointwise.weight",
+                    "res.conv.weight",
+                ]
+                .map(String::from),
+            )
+            .collect();
+        expected.sort();
+        assert_eq!(keys, expected);
+        let mean_of = |name: &str| -> std::result::Result<Vec<f32>, Box<dyn std::error::Error>> {
+            let data = varmap.data().lock().map_err(|e| e.to_string())?;
+            Ok(data
+                .get(name)
+                .ok_or("missing")?
+                .as_tensor()
+                .to_vec1::<f32>()?)
+        };
+        let x = (Tensor::randn(0f32, 1.0, (2, 4, 10), &dev)? + 3.0)?;
+        block.forward_t(&x, &[10, 10], false)?;
+        assert!(mean_of("res.bn.running_mean")?.iter().all(|&v| v == 0.0));
+        block.forward_t(&x, &[10, 10], true)?;
+        assert!(mean_of("res.bn.running_mean")?.iter().any(|&v| v != 0.0));
+        assert!(mean_of("bn.1.running_var")?.iter().any(|&v| v != 1.0));
+        Ok(())
+    }
 }

@@ -29,7 +29,12 @@ pub struct SpectrogramAugmentation {
 
 impl SpectrogramAugmentation {
     /// Builds the augmentation; masks draw from an RNG seeded with `seed`.
-    pub fn new(config: SpecAugmentConfig, seed: u64, params: &Parameters, prefix: &str) -> Result<Self> {
+    pub fn new(
+        config: SpecAugmentConfig,
+        seed: u64,
+        params: &Parameters,
+        prefix: &str,
+    ) -> Result<Self> {
         Ok(SpectrogramAugmentation {
             augment: SpecAugment::new(config)?,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
@@ -50,7 +55,9 @@ impl Forward for SpectrogramAugmentation {
         x: SpectrogramAugmentationInputTensors,
     ) -> nemo_core::Result<SpectrogramAugmentationOutputTensors> {
         if !self.params.is_training(&self.prefix) {
-            return Ok(SpectrogramAugmentationOutputTensors { augmented_spec: x.input_spec });
+            return Ok(SpectrogramAugmentationOutputTensors {
+                augmented_spec: x.input_spec,
+            });
         }
         let lens = lengths_to_vec(&x.length)?;
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());

@@ -403,7 +403,7 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
                         #(#checks)*
                     }
                     let __raw_in = #in_tensors { #(#raws,)* };
-                    let __raw = <Self as #krate::module::Forward>::forward_tensors(self, __raw_in)?;
+                    let __raw = <Self as #krate::module::ForwardImpl>::__forward(self, __raw_in)?;
                     if __check.active() {
                         <Self as #krate::module::NeuralModule>::check_outputs(self, &mut __check, &__raw)?;
                     }
