@@ -774,16 +774,23 @@ fn pointwise_rejects_bad_arguments() -> TestResult {
 }
 
 fn cpu_ns() -> u64 {
-    std::fs::read_dir("/proc/self/task").unwrap().map(|e| {
-        let p = e.unwrap().path().join("schedstat");
-        std::fs::read_to_string(p).map(|s| s.split_whitespace().next().unwrap().parse::<u64>().unwrap()).unwrap_or(0)
-    }).sum()
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path().join("schedstat");
+            std::fs::read_to_string(p)
+                .map(|s| s.split_whitespace().next().unwrap().parse::<u64>().unwrap())
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 fn cpu_time(n: usize, mut f: impl FnMut() -> TestResult) -> TestResult<f64> {
     f()?;
     let t0 = cpu_ns();
-    for _ in 0..n { f()?; }
+    for _ in 0..n {
+        f()?;
+    }
     Ok((cpu_ns() - t0) as f64 / n as f64 / 1e6)
 }
 
@@ -793,18 +800,39 @@ fn zz_timing() -> TestResult {
     let x = Var::randn(0f32, 1., (16, 256, 400), &dev)?;
     for (k, s, p) in [(13, 1, 6), (21, 1, 10), (33, 1, 16), (33, 2, 16)] {
         let w = Var::randn(0f32, 1., (256, 1, k), &dev)?;
-        let fwd = cpu_time(20, || { depthwise_conv1d(&x, &w, s, p, 1)?; Ok(()) })?;
-        let both = cpu_time(20, || { depthwise_conv1d(&x, &w, s, p, 1)?.sum_all()?.backward()?; Ok(()) })?;
+        let fwd = cpu_time(20, || {
+            depthwise_conv1d(&x, &w, s, p, 1)?;
+            Ok(())
+        })?;
+        let both = cpu_time(20, || {
+            depthwise_conv1d(&x, &w, s, p, 1)?.sum_all()?.backward()?;
+            Ok(())
+        })?;
         println!("k{k} s{s}: fwd {fwd:.2} ms cpu, fwd+bwd {both:.2} ms cpu");
     }
     let w = Var::randn(0f32, 1., (256, 1, 21), &dev)?;
-    let fwd = cpu_time(3, || { x.conv1d(&w, 10, 1, 1, 256)?; Ok(()) })?;
-    let both = cpu_time(2, || { x.conv1d(&w, 10, 1, 1, 256)?.sum_all()?.backward()?; Ok(()) })?;
+    let fwd = cpu_time(3, || {
+        x.conv1d(&w, 10, 1, 1, 256)?;
+        Ok(())
+    })?;
+    let both = cpu_time(2, || {
+        x.conv1d(&w, 10, 1, 1, 256)?.sum_all()?.backward()?;
+        Ok(())
+    })?;
     println!("candle k21: fwd {fwd:.2} ms cpu, fwd+bwd {both:.2} ms cpu");
     let y = depthwise_conv1d(&x, &w, 1, 10, 1)?;
-    let sum = cpu_time(20, || { let _ = y.sum_all()?; Ok(()) })?;
-    let zeros = cpu_time(20, || { let _ = x.zeros_like()?; Ok(()) })?;
-    let add = cpu_time(20, || { let _ = (x.as_tensor() + x.as_tensor())?; Ok(()) })?;
+    let sum = cpu_time(20, || {
+        let _ = y.sum_all()?;
+        Ok(())
+    })?;
+    let zeros = cpu_time(20, || {
+        let _ = x.zeros_like()?;
+        Ok(())
+    })?;
+    let add = cpu_time(20, || {
+        let _ = (x.as_tensor() + x.as_tensor())?;
+        Ok(())
+    })?;
     println!("sum {sum:.2} zeros {zeros:.2} add {add:.2}");
     Ok(())
 }
