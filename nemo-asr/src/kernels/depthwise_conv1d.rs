@@ -33,20 +33,26 @@
 //!   `phase[r][t + q]`: every tap becomes a *contiguous* read at a fixed offset, whatever the stride
 //!   and dilation, and the inner loops have no boundary tests.
 //! * **Time-blocked accumulators, FMA over the taps.** The output row is produced in blocks of
-//!   [`BLOCK`] time steps kept in a fixed-size accumulator array (8 AVX registers for `f32`); for each
-//!   of the `K` taps one weight is broadcast and fused-multiply-added onto the whole block. The
-//!   compiler vectorizes the fixed-size block; on x86-64 the loops are compiled a second time with
-//!   AVX2+FMA enabled and chosen at run time, so no `-C target-cpu` is needed.
+//!   64 time steps kept in a fixed-size accumulator array (8 AVX registers for `f32`); for each
+//!   of the `K` taps one weight is broadcast and fused-multiply-added onto the whole block, one
+//!   load per FMA. The last partial block uses 16-step blocks with two accumulator arrays (even and
+//!   odd taps), so that it still has enough independent FMA chains. The compiler vectorizes the
+//!   fixed-size blocks; on x86-64 the loops are compiled a second time with AVX2+FMA enabled and
+//!   chosen at run time, so no `-C target-cpu` is needed.
 //! * **The input gradient is the same kernel.** `dx` is a correlation of the zero-padded `dy` with
 //!   the taps in reverse order, computed phase by phase of `x` (only the taps whose offset falls in
 //!   that phase contribute); for stride 1 it is written straight into the row of `dx`.
-//! * **The weight gradient** is, per channel, `K` dot products of `dy[b, c, :]` with shifted windows
-//!   of the phase-split `x[b, c, :]`, computed four taps at a time so each load of `dy` feeds four
-//!   independent accumulator sets.
+//! * **The weight gradient swaps the roles of time and taps.** `dw[c, k] = Σ_{b,t} dy[b, c, t] ·
+//!   x_pad[b, c, t·s + k·d]`. With the row split into `dilation` phases, all `K` taps of one step `t`
+//!   are consecutive, so the same broadcast-and-FMA kernel runs with the taps as the vector axis
+//!   (all of them in registers, up to 64 at a time, two accumulator sets for short kernels) and the
+//!   `T_out` steps as the terms: no horizontal sums, and one load per FMA. It runs in parallel over
+//!   channels and loops over the batch inside.
 //!
 //! The three ops are each other's adjoints (`dx = Gₓ(dy, w)`, `dw = G_w(x, dy)`, and the backward of
-//! `Gₓ` and `G_w` is again made of `F`, `Gₓ`, `G_w`), so gradients of any order stay on the fast
-//! kernels.
+//! `Gₓ` and `G_w` is again made of `F`, `Gₓ`, `G_w`), so second-order gradients stay on the fast
+//! kernels too. (candle detaches gradients at intermediate nodes unless
+//! `CANDLE_GRAD_DO_NOT_DETACH=1`; gradients of the op's direct arguments keep their graph.)
 //!
 //! # Dtypes and devices
 //!
@@ -78,10 +84,7 @@ use crate::{Error, Result};
 const OP: &str = "depthwise_conv1d";
 
 /// Output time steps computed per accumulator block (64 `f32` = 8 AVX registers).
-pub const BLOCK: usize = 64;
-
-/// Lanes per accumulator in the weight-gradient dot products.
-const DOT_LANES: usize = 16;
+const BLOCK: usize = 64;
 
 /// Rows handed to a rayon task at once (a row is a few microseconds of work).
 const MIN_ROWS_PER_TASK: usize = 4;
@@ -91,7 +94,7 @@ const MIN_ROWS_PER_TASK: usize = 4;
 /// `T_out = ⌊(T + 2·padding − dilation·(K − 1) − 1) / stride⌋ + 1`, as PyTorch's
 /// `conv1d(x, w, stride=stride, padding=padding, dilation=dilation, groups=C)`.
 ///
-/// Differentiable with respect to both `x` and `w` (to any order). `f32`/`f64` CPU tensors use the
+/// Differentiable with respect to both `x` and `w` (second order included). `f32`/`f64` CPU tensors use the
 /// direct kernels of this module; other dtypes and devices fall back to candle's grouped
 /// `conv1d` (see the module docs).
 ///
@@ -374,19 +377,9 @@ impl CustomOp2 for DepthwiseConv1d {
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let geo = self.geo;
-        let t0 = std::time::Instant::now();
         let dy = dy.contiguous()?;
-        let t1 = std::time::Instant::now();
         let dx = dy.apply_op2(w, DepthwiseConv1dGradInput { geo })?;
-        let t2 = std::time::Instant::now();
         let dw = x.apply_op2(&dy, DepthwiseConv1dGradWeight { geo })?;
-        let t3 = std::time::Instant::now();
-        eprintln!(
-            "TIMING contig {:?} gx {:?} gw {:?}",
-            t1 - t0,
-            t2 - t1,
-            t3 - t2
-        );
         Ok((Some(dx), Some(dw)))
     }
 }
@@ -468,12 +461,16 @@ trait Real: WithDType {
     /// The additive identity.
     const ZERO: Self;
 
+    /// Whether this is `f32` (twice as many values per register as `f64`).
+    const IS_F32: bool;
+
     /// `acc + a·b`, as one fused multiply-add when `FMA` (only set where the instruction exists).
     fn madd<const FMA: bool>(acc: Self, a: Self, b: Self) -> Self;
 }
 
 impl Real for f32 {
     const ZERO: Self = 0.0;
+    const IS_F32: bool = true;
 
     #[inline(always)]
     fn madd<const FMA: bool>(acc: Self, a: Self, b: Self) -> Self {
@@ -483,6 +480,7 @@ impl Real for f32 {
 
 impl Real for f64 {
     const ZERO: Self = 0.0;
+    const IS_F32: bool = false;
 
     #[inline(always)]
     fn madd<const FMA: bool>(acc: Self, a: Self, b: Self) -> Self {
@@ -499,6 +497,14 @@ const BASELINE_FMA: bool = cfg!(target_arch = "aarch64");
 #[inline]
 fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// `n` zeros, written by all rayon workers (a single-threaded `memset` of a `(B, C, T)` output
+/// costs a sizeable part of the forward pass).
+fn zeroed<T: Real>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(T::ZERO, n));
+    v
 }
 
 /// Row `index` of `len` values in `data`.
@@ -536,41 +542,117 @@ fn fill_phases<T: Real>(buf: &mut [T], x: &[T], stride: usize, padding: usize, p
     }
 }
 
-/// `out[j] = Σ_i w[i] · src[offsets[i] + j]`, in blocks of `N` time steps starting at `start`.
-///
-/// Fails (instead of panicking) when `src` is shorter than `offsets[i] + start + N`.
+/// `src[at..at + N]`, if it is in bounds.
 #[inline(always)]
-fn correlate_block<T: Real, const FMA: bool, const N: usize>(
+fn window<T: Real, const N: usize>(src: &[T], at: usize) -> Option<&[T; N]> {
+    src.get(at..at + N)
+        .and_then(|s| <&[T; N]>::try_from(s).ok())
+}
+
+/// `acc[j] += wk · src[at + j]` for `j < N`; fails (instead of panicking) past the end of `src`.
+#[inline(always)]
+fn tap<T: Real, const FMA: bool, const N: usize>(
+    acc: &mut [T; N],
+    src: &[T],
+    at: usize,
+    wk: T,
+) -> candle_core::Result<()> {
+    let window = src
+        .get(at..at + N)
+        .and_then(|s| <&[T; N]>::try_from(s).ok());
+    let Some(window) = window else {
+        bail!(
+            "{OP}: tap window at {at} exceeds the scratch row of {}",
+            src.len()
+        );
+    };
+    for (a, &v) in acc.iter_mut().zip(window) {
+        *a = T::madd::<FMA>(*a, wk, v);
+    }
+    Ok(())
+}
+
+/// `out[j] (+)= Σ_i w[i] · src[offsets[i] + start + j]` for one block of `N` outputs (`out` may be
+/// shorter: the extra lanes are computed and dropped).
+///
+/// With `PAIRED`, even and odd terms go into two accumulator arrays, so that a short block still
+/// has enough independent FMA chains to hide the instruction latency.
+#[inline(always)]
+fn correlate_block<T: Real, const FMA: bool, const N: usize, const PAIRED: bool>(
     out: &mut [T],
     start: usize,
     src: &[T],
     offsets: &[usize],
     w: &[T],
+    accumulate: bool,
 ) -> candle_core::Result<()> {
-    let mut acc = [T::ZERO; N];
-    for (&off, &wk) in offsets.iter().zip(w) {
-        let window = src
-            .get(off + start..off + start + N)
-            .and_then(|s| <&[T; N]>::try_from(s).ok());
-        let Some(window) = window else {
-            bail!(
-                "{OP}: tap window at {} exceeds the scratch row of {}",
-                off + start,
-                src.len()
-            );
-        };
-        for (a, &v) in acc.iter_mut().zip(window) {
-            *a = T::madd::<FMA>(*a, wk, v);
+    let mut even = [T::ZERO; N];
+    let mut odd = [T::ZERO; N];
+    if PAIRED {
+        let (offs, ws) = (offsets.chunks_exact(2), w.chunks_exact(2));
+        let (offs_rest, ws_rest) = (offs.remainder(), ws.remainder());
+        for (o, wk) in offs.zip(ws) {
+            if let (&[o0, o1], &[w0, w1]) = (o, wk) {
+                let (Some(s0), Some(s1)) = (
+                    window::<T, N>(src, o0 + start),
+                    window::<T, N>(src, o1 + start),
+                ) else {
+                    bail!(
+                        "{OP}: tap window at {} exceeds the scratch row of {}",
+                        o0.max(o1) + start,
+                        src.len()
+                    );
+                };
+                let lanes = even.iter_mut().zip(odd.iter_mut()).zip(s0.iter().zip(s1));
+                for ((e, d), (&x0, &x1)) in lanes {
+                    *e = T::madd::<FMA>(*e, w0, x0);
+                    *d = T::madd::<FMA>(*d, w1, x1);
+                }
+            }
+        }
+        for (&o, &wk) in offs_rest.iter().zip(ws_rest) {
+            tap::<T, FMA, N>(&mut even, src, o + start, wk)?;
+        }
+    } else {
+        for (&o, &wk) in offsets.iter().zip(w) {
+            tap::<T, FMA, N>(&mut even, src, o + start, wk)?;
         }
     }
-    for (o, &a) in out.iter_mut().zip(&acc) {
-        *o = a;
+    // Combine with fixed indices first: the accumulators stay in registers only if they are
+    // never indexed dynamically (the partial write below is).
+    let mut sum = [T::ZERO; N];
+    for ((s, &e), &d) in sum.iter_mut().zip(&even).zip(&odd) {
+        *s = e + d;
+    }
+    for (o, &v) in out.iter_mut().zip(&sum) {
+        *o = if accumulate { *o + v } else { v };
     }
     Ok(())
 }
 
-/// `out[j] = Σ_i w[i] · src[offsets[i] + j]` for the whole row: [`BLOCK`]-wide blocks, then
-/// 16-wide ones for the rest, so `src` must hold `offsets[i] + ⌈len/16⌉·16` values.
+/// `out[j] = Σ_i w[i] · src[offsets[i] + j]` for a whole row: blocks of `MAIN` outputs, then
+/// blocks of `TAIL` (with paired accumulators) for the rest, so `src` must hold
+/// `offsets[i] + ⌈len/TAIL⌉·TAIL` values.
+#[inline(always)]
+fn correlate_row<T: Real, const FMA: bool, const MAIN: usize, const TAIL: usize>(
+    out: &mut [T],
+    src: &[T],
+    offsets: &[usize],
+    w: &[T],
+) -> candle_core::Result<()> {
+    let full = out.len() / MAIN * MAIN;
+    let (head, tail) = out.split_at_mut(full);
+    for (b, chunk) in head.chunks_mut(MAIN).enumerate() {
+        correlate_block::<T, FMA, MAIN, false>(chunk, b * MAIN, src, offsets, w, false)?;
+    }
+    for (b, chunk) in tail.chunks_mut(TAIL).enumerate() {
+        correlate_block::<T, FMA, TAIL, true>(chunk, full + b * TAIL, src, offsets, w, false)?;
+    }
+    Ok(())
+}
+
+/// [`correlate_row`] with the block sizes of `T`: [`BLOCK`] and 16 for `f32` (8 and 2×2 AVX
+/// registers), half as many values for `f64`.
 #[inline(always)]
 fn correlate_body<T: Real, const FMA: bool>(
     out: &mut [T],
@@ -578,16 +660,11 @@ fn correlate_body<T: Real, const FMA: bool>(
     offsets: &[usize],
     w: &[T],
 ) -> candle_core::Result<()> {
-    const TAIL: usize = 16;
-    let full = out.len() / BLOCK * BLOCK;
-    let (head, tail) = out.split_at_mut(full);
-    for (b, chunk) in head.chunks_mut(BLOCK).enumerate() {
-        correlate_block::<T, FMA, BLOCK>(chunk, b * BLOCK, src, offsets, w)?;
+    if T::IS_F32 {
+        correlate_row::<T, FMA, BLOCK, 16>(out, src, offsets, w)
+    } else {
+        correlate_row::<T, FMA, { BLOCK / 2 }, 8>(out, src, offsets, w)
     }
-    for (b, chunk) in tail.chunks_mut(TAIL).enumerate() {
-        correlate_block::<T, FMA, TAIL>(chunk, full + b * TAIL, src, offsets, w)?;
-    }
-    Ok(())
 }
 
 /// [`correlate_body`] compiled with AVX2 and FMA.
@@ -617,56 +694,39 @@ fn correlate<T: Real>(
     correlate_body::<T, BASELINE_FMA>(out, src, offsets, w)
 }
 
-/// `acc[l] += a[l] · b[l]` over one chunk of [`DOT_LANES`] values.
-#[inline(always)]
-fn madd_lanes<T: Real, const FMA: bool>(acc: &mut [T; DOT_LANES], a: &[T], b: &[T]) {
-    for ((s, &x), &y) in acc.iter_mut().zip(a).zip(b) {
-        *s = T::madd::<FMA>(*s, x, y);
-    }
-}
-
-/// Sum of the lanes plus the tail `Σ a[t] · b[t]` past the last full chunk.
-#[inline(always)]
-fn finish_dot<T: Real, const FMA: bool>(acc: &[T; DOT_LANES], a: &[T], b: &[T]) -> T {
-    let mut sum = acc.iter().fold(T::ZERO, |s, &v| s + v);
-    for (&x, &y) in a.iter().zip(b) {
-        sum = T::madd::<FMA>(sum, x, y);
-    }
-    sum
-}
-
-/// `Σ_t a[t] · w[t]` for one window as long as `a`, with [`DOT_LANES`] partial sums.
-#[inline(always)]
-fn dot1<T: Real, const FMA: bool>(a: &[T], w: &[T]) -> T {
-    let mut acc = [T::ZERO; DOT_LANES];
-    let (ac, wc) = (a.chunks_exact(DOT_LANES), w.chunks_exact(DOT_LANES));
-    let (a_tail, w_tail) = (ac.remainder(), wc.remainder());
-    for (x, y) in ac.zip(wc) {
-        madd_lanes::<T, FMA>(&mut acc, x, y);
-    }
-    finish_dot::<T, FMA>(&acc, a_tail, w_tail)
-}
-
-/// `dw[k] += Σ_t dy[t] · src[offsets[k] + t]` for every tap `k`.
+/// `dw[k] += Σ_t dy[t] · src[bases[t] + k]` for all taps `k`: the weight gradient of one row,
+/// with the taps as the vectorized axis (see [`WeightGradPlan`]).
+///
+/// All taps of a chunk of up to 64 stay in registers for the whole row; up to 48 taps they are
+/// split into two accumulator sets (even and odd `t`) for more independent FMA chains.
 #[inline(always)]
 fn weight_grad_row_body<T: Real, const FMA: bool>(
     dw: &mut [T],
     dy: &[T],
     src: &[T],
-    offsets: &[usize],
+    bases: &[usize],
 ) -> candle_core::Result<()> {
-    let n = dy.len();
-    let window = |off: usize| match src.get(off..off + n) {
-        Some(win) => Ok(win),
-        None => bail!(
-            "{OP}: tap window at {off} exceeds the scratch row of {}",
-            src.len()
-        ),
-    };
-    for (d, &off) in dw.iter_mut().zip(offsets) {
-        *d += dot1::<T, FMA>(dy, window(off)?);
+    const CHUNK: usize = 64;
+    for (c, dw_chunk) in dw.chunks_mut(CHUNK).enumerate() {
+        let k0 = c * CHUNK;
+        let (out, w) = (dw_chunk, dy);
+        match dw_chunk_len_class(out.len()) {
+            8 => correlate_block::<T, FMA, 8, true>(out, k0, src, bases, w, true)?,
+            16 => correlate_block::<T, FMA, 16, true>(out, k0, src, bases, w, true)?,
+            24 => correlate_block::<T, FMA, 24, true>(out, k0, src, bases, w, true)?,
+            32 => correlate_block::<T, FMA, 32, true>(out, k0, src, bases, w, true)?,
+            40 => correlate_block::<T, FMA, 40, true>(out, k0, src, bases, w, true)?,
+            48 => correlate_block::<T, FMA, 48, true>(out, k0, src, bases, w, true)?,
+            56 => correlate_block::<T, FMA, 56, false>(out, k0, src, bases, w, true)?,
+            _ => correlate_block::<T, FMA, 64, false>(out, k0, src, bases, w, true)?,
+        }
     }
     Ok(())
+}
+
+/// The block size used for a chunk of `len ≤ 64` taps: `len` rounded up to a multiple of 8.
+fn dw_chunk_len_class(len: usize) -> usize {
+    len.div_ceil(8) * 8
 }
 
 /// [`weight_grad_row_body`] compiled with AVX2 and FMA.
@@ -676,24 +736,24 @@ fn weight_grad_row_avx2<T: Real>(
     dw: &mut [T],
     dy: &[T],
     src: &[T],
-    offsets: &[usize],
+    bases: &[usize],
 ) -> candle_core::Result<()> {
-    weight_grad_row_body::<T, true>(dw, dy, src, offsets)
+    weight_grad_row_body::<T, true>(dw, dy, src, bases)
 }
 
-/// `dw[k] += Σ_t dy[t] · src[offsets[k] + t]` with the fastest loops this CPU runs.
+/// [`weight_grad_row_body`] with the fastest loops this CPU runs.
 fn weight_grad_row<T: Real>(
     dw: &mut [T],
     dy: &[T],
     src: &[T],
-    offsets: &[usize],
+    bases: &[usize],
 ) -> candle_core::Result<()> {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        return unsafe { weight_grad_row_avx2(dw, dy, src, offsets) };
+        return unsafe { weight_grad_row_avx2(dw, dy, src, bases) };
     }
-    weight_grad_row_body::<T, BASELINE_FMA>(dw, dy, src, offsets)
+    weight_grad_row_body::<T, BASELINE_FMA>(dw, dy, src, bases)
 }
 
 /// Where each tap reads the phase-split, zero-padded input row (see [`fill_phases`]).
@@ -727,7 +787,7 @@ impl PhasePlan {
 fn forward<T: Real>(geo: &Geometry, x: &[T], w: &[T]) -> candle_core::Result<Vec<T>> {
     let plan = PhasePlan::new(geo);
     let scratch_len = plan.len(geo);
-    let mut y = vec![T::ZERO; geo.batch * geo.channels * geo.t_out];
+    let mut y = zeroed(geo.batch * geo.channels * geo.t_out);
     y.par_chunks_mut(geo.t_out)
         .with_min_len(MIN_ROWS_PER_TASK)
         .enumerate()
@@ -821,7 +881,7 @@ struct GradInputScratch<T> {
 /// `dx = Gₓ(dy, w)`: `dy` `(B, C, T_out)`, `w` `(C, 1, K)`, returns `(B, C, T)` row-major.
 fn grad_input<T: Real>(geo: &Geometry, dy: &[T], w: &[T]) -> candle_core::Result<Vec<T>> {
     let plan = GradInputPlan::new(geo);
-    let mut dx = vec![T::ZERO; geo.batch * geo.channels * geo.t_in];
+    let mut dx = zeroed(geo.batch * geo.channels * geo.t_in);
     if geo.t_in == 0 {
         return Ok(dx);
     }
@@ -863,10 +923,34 @@ fn grad_input<T: Real>(geo: &Geometry, dy: &[T], w: &[T]) -> candle_core::Result
     Ok(dx)
 }
 
+/// How the weight gradient reads the input row: split into `dilation` phases,
+/// `phase[ρ][j] = x_pad[j·dilation + ρ]`, so that for a fixed output step `t` all taps are
+/// consecutive: `x_pad[t·stride + k·dilation] = phase[ρ_t][q_t + k]` with
+/// `t·stride = q_t·dilation + ρ_t`.
+#[derive(Debug)]
+struct WeightGradPlan {
+    /// Values per phase: the largest `q_t` plus room for the taps rounded up to 8.
+    phase_len: usize,
+    /// Offset of step `t` in the scratch row: `ρ_t·phase_len + q_t`.
+    bases: Vec<usize>,
+}
+
+impl WeightGradPlan {
+    fn new(geo: &Geometry) -> Self {
+        let (s, d) = (geo.stride, geo.dilation);
+        let max_q = (geo.t_out - 1) * s / d;
+        let phase_len = max_q + dw_chunk_len_class(geo.kernel.min(64)) + geo.kernel / 64 * 64;
+        let bases = (0..geo.t_out)
+            .map(|t| (t * s % d) * phase_len + t * s / d)
+            .collect();
+        Self { phase_len, bases }
+    }
+}
+
 /// `dw = G_w(x, dy)`: `x` `(B, C, T)`, `dy` `(B, C, T_out)`, returns `(C, 1, K)` row-major.
 fn grad_weight<T: Real>(geo: &Geometry, x: &[T], dy: &[T]) -> candle_core::Result<Vec<T>> {
-    let plan = PhasePlan::new(geo);
-    let scratch_len = plan.len(geo);
+    let plan = WeightGradPlan::new(geo);
+    let scratch_len = geo.dilation * plan.phase_len;
     let mut dw = vec![T::ZERO; geo.channels * geo.kernel];
     dw.par_chunks_mut(geo.kernel)
         .enumerate()
@@ -877,8 +961,8 @@ fn grad_weight<T: Real>(geo: &Geometry, x: &[T], dy: &[T]) -> candle_core::Resul
                     let r = b * geo.channels + c;
                     let x_row = row(x, r, geo.t_in)?;
                     let dy_row = row(dy, r, geo.t_out)?;
-                    fill_phases(scratch, x_row, geo.stride, geo.padding, plan.phase_len);
-                    weight_grad_row(dw_c, dy_row, scratch, &plan.offsets)?;
+                    fill_phases(scratch, x_row, geo.dilation, geo.padding, plan.phase_len);
+                    weight_grad_row(dw_c, dy_row, scratch, &plan.bases)?;
                 }
                 Ok(())
             },

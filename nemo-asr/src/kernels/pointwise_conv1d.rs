@@ -16,7 +16,7 @@
 //! # Why a GEMM of its own
 //!
 //! candle's `conv1d` with `K = 1` goes through im2col plus strided copies (40–50 GFLOP/s on two
-//! cores), and its input gradient through a direct `conv_transpose1d`. The `gemm` crate that candle
+//! cores), and its input gradient through `conv_transpose1d`. The `gemm` crate that candle
 //! itself uses runs the same products at 85–120 GFLOP/s when called on the right strides. This op
 //! calls it directly:
 //!
@@ -27,6 +27,11 @@
 //!   over the batch accumulated inside the GEMM (one partial `dW` per worker, then added), so no
 //!   `(B, C_out, C_in)` intermediate is ever built;
 //! * **bias gradient** `Σ_{b,t} dy` with candle's reductions.
+//!
+//! candle's `conv1d` also gets this op's input gradient *wrong* in 0.11.1 whenever the padding is
+//! 0, `B > 1` and `C_out > 1`: its `conv_transpose1d` takes an im2col/col2im path then, which
+//! mixes up batch items after the first (checked against PyTorch; the tests compare against
+//! candle's matmul autograd and finite differences instead).
 //!
 //! Work is split over the batch (one single-threaded GEMM per item and worker) when there are at
 //! least as many items as rayon workers, otherwise each GEMM is itself parallel. The three GEMM ops
@@ -311,6 +316,13 @@ fn gemm_into<T: GemmFloat>(
     Ok(())
 }
 
+/// `n` zeros, written by all rayon workers rather than one `memset`.
+fn zeroed<T: GemmFloat>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(T::ZERO, n));
+    v
+}
+
 /// Item `index` of `len` values in `data`.
 fn item<T>(data: &[T], index: usize, len: usize) -> candle_core::Result<&[T]> {
     match data.get(index * len..(index + 1) * len) {
@@ -353,7 +365,7 @@ fn forward<T: GemmFloat>(
     w: &[T],
     bias: Option<&[T]>,
 ) -> candle_core::Result<Vec<T>> {
-    let mut y = vec![T::ZERO; d.batch * d.c_out * d.t];
+    let mut y = zeroed(d.batch * d.c_out * d.t);
     let w = MatRef::row_major(w, d.c_out, d.c_in);
     for_each_item(&mut y, d.batch, d.c_out * d.t, |b, y_b, par| {
         let x_b = MatRef::row_major(item(x, b, d.c_in * d.t)?, d.c_in, d.t);
@@ -369,7 +381,7 @@ fn forward<T: GemmFloat>(
 
 /// `dx_b = Wᵀ · dy_b`: `dy` `(B, C_out, T)`, `w` `(C_out, C_in)`, returns `(B, C_in, T)`.
 fn grad_input<T: GemmFloat>(d: &Dims, dy: &[T], w: &[T]) -> candle_core::Result<Vec<T>> {
-    let mut dx = vec![T::ZERO; d.batch * d.c_in * d.t];
+    let mut dx = zeroed(d.batch * d.c_in * d.t);
     let wt = MatRef::row_major(w, d.c_out, d.c_in).t();
     for_each_item(&mut dx, d.batch, d.c_in * d.t, |b, dx_b, par| {
         let dy_b = MatRef::row_major(item(dy, b, d.c_out * d.t)?, d.c_out, d.t);
