@@ -18,7 +18,8 @@ use nemo_asr::modules::{ConvASRDecoder, ConvASREncoder};
 use nemo_asr::train::RunConfig;
 use nemo_core::params::Parameters;
 
-fn setup() -> nemo_asr::Result<(
+/// The model parts and one batch.
+type Setup = (
     Parameters,
     ConvASREncoder,
     ConvASRDecoder,
@@ -27,7 +28,9 @@ fn setup() -> nemo_asr::Result<(
     Tensor,
     Tensor,
     Tensor,
-)> {
+);
+
+fn setup() -> nemo_asr::Result<Setup> {
     let dev = Device::Cpu;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/an4_small.yaml");
     let cfg = RunConfig::from_yaml_file(&path)?;
