@@ -167,14 +167,14 @@ impl<'a> Parser<'a> {
                 self.expect('=', "after the parameter name")?;
                 let at = self.pos;
                 let text = self.number("a number")?;
-                let value = text
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| {
-                        self.pos = at;
-                        self.err(format!("`{text}` is not a finite number"))
-                    })?;
+                let value = text.parse::<f64>().map_err(|_| {
+                    self.pos = at;
+                    self.err(format!("`{text}` is not a number"))
+                })?;
+                if !value.is_finite() {
+                    self.pos = at;
+                    return Err(self.err(format!("`{text}` is not a finite number")));
+                }
                 if element.param(key).is_some() {
                     self.pos = key_at;
                     self.skip_ws();
