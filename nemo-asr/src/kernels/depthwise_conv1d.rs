@@ -18,9 +18,9 @@
 //! # Why not candle's `conv1d(groups = C)`
 //!
 //! candle 0.11 runs a grouped convolution as one single-channel convolution per group, and its
-//! backward zero-pads and adds a full tensor per group: at `(16, 256, 400)`, `K = 21` that is about
-//! 60 ms forward and a second forward+backward on two cores, where a direct kernel needs about
-//! 1 ms and 4 ms. The forward and both gradients here are direct kernels.
+//! backward zero-pads and adds a full tensor per group: at `(16, 256, 400)`, `K = 21`, two cores,
+//! that is about 70 ms forward and 1.3–2 s forward+backward, where these kernels take about
+//! 1.5 ms and 9 ms (the latter including candle's gradient bookkeeping; see `benches/conv.rs`).
 //!
 //! # Kernel layout
 //!
@@ -531,6 +531,9 @@ fn fill_phases<T: Real>(buf: &mut [T], x: &[T], stride: usize, padding: usize, p
         tail.fill(T::ZERO);
         return;
     }
+    if phase_len == 0 {
+        return;
+    }
     for (r, phase) in buf.chunks_mut(phase_len).enumerate() {
         phase.fill(T::ZERO);
         // j·stride + r ≥ padding  ⇔  j ≥ ⌈(padding − r) / stride⌉.
@@ -557,10 +560,7 @@ fn tap<T: Real, const FMA: bool, const N: usize>(
     at: usize,
     wk: T,
 ) -> candle_core::Result<()> {
-    let window = src
-        .get(at..at + N)
-        .and_then(|s| <&[T; N]>::try_from(s).ok());
-    let Some(window) = window else {
+    let Some(window) = window::<T, N>(src, at) else {
         bail!(
             "{OP}: tap window at {at} exceeds the scratch row of {}",
             src.len()
