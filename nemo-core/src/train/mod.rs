@@ -13,4 +13,6 @@ mod trainer;
 
 pub use checkpoint::{Checkpoint, latest_checkpoint};
 pub use freeze::{FreezeConfig, FreezeSpec};
-pub use trainer::{EarlyStopping, StepRecord, TrainSummary, TrainTask, Trainer, TrainerConfig};
+pub use trainer::{
+    Callback, EarlyStopping, StepRecord, TrainSummary, TrainTask, Trainer, TrainerConfig,
+};

@@ -146,6 +146,19 @@ pub trait TrainTask {
     }
 }
 
+/// User hooks into [`Trainer::fit_with`], called after the built-in logging, evaluation and
+/// checkpointing of each step (NeMo's callbacks).
+pub trait Callback {
+    /// After update `record.step` (its evaluation metrics, if it evaluated, are in `record.eval`).
+    fn on_step_end(&mut self, _record: &StepRecord) -> Result<()> {
+        Ok(())
+    }
+    /// Once, when the run ends normally (not on error).
+    fn on_train_end(&mut self, _summary: &TrainSummary) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// One line of the metrics JSONL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -251,6 +264,18 @@ impl Trainer {
         optimizer: &mut dyn Optimizer,
         schedule: &LrSchedule,
         start: u64,
+    ) -> Result<TrainSummary> {
+        self.fit_with(task, optimizer, schedule, start, &mut [])
+    }
+
+    /// [`fit`](Self::fit) with user callbacks, called in order after each step and at the end.
+    pub fn fit_with(
+        &self,
+        task: &mut dyn TrainTask,
+        optimizer: &mut dyn Optimizer,
+        schedule: &LrSchedule,
+        start: u64,
+        callbacks: &mut [&mut dyn Callback],
     ) -> Result<TrainSummary> {
         let cfg = &self.config;
         std::fs::create_dir_all(&self.run_dir).map_err(|source| Error::Io {
@@ -403,6 +428,9 @@ impl Trainer {
                 tracing::debug!(step = done, loss = mean_loss, lr, "train");
             }
             bar.inc(1);
+            for cb in callbacks.iter_mut() {
+                cb.on_step_end(&record)?;
+            }
             summary.history.push(record);
             summary.steps = done;
             let stop = out_of_time
@@ -441,6 +469,9 @@ impl Trainer {
         }
         bar.finish_with_message(format!("loss {last_loss:.4}"));
         task.params().eval();
+        for cb in callbacks.iter_mut() {
+            cb.on_train_end(&summary)?;
+        }
         Ok(summary)
     }
 }
