@@ -40,7 +40,13 @@ struct State {
     eval_prefixes: std::collections::HashSet<String>,
     /// The global mode: training unless `eval()` was called.
     global_eval: bool,
+    /// Parameters registered as buffers with [`Parameters::register_buffer`].
+    buffers: std::collections::HashSet<String>,
 }
+
+/// Last name segments that are buffers (state updated in the forward pass, never by an optimizer)
+/// by PyTorch's naming: batch norm's running statistics.
+pub const BUFFER_NAMES: &[&str] = &["running_mean", "running_var", "num_batches_tracked"];
 
 /// A model's named parameters with trainable flags and train/eval mode. Cheap to clone (shared).
 #[derive(Clone)]
@@ -65,6 +71,14 @@ impl Default for Parameters {
             state: Arc::default(),
         }
     }
+}
+
+fn is_buffer(st: &State, name: &str) -> bool {
+    st.buffers.contains(name)
+        || name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| BUFFER_NAMES.contains(&last))
 }
 
 fn under(name: &str, prefix: &str) -> bool {
@@ -110,9 +124,22 @@ impl Parameters {
             .collect()
     }
 
-    /// Whether parameter `name` is trainable.
+    /// Whether parameter `name` is trainable (buffers never are).
     pub fn is_trainable(&self, name: &str) -> bool {
-        !self.state().not_trainable.contains(name)
+        let st = self.state();
+        !st.not_trainable.contains(name) && !is_buffer(&st, name)
+    }
+
+    /// Marks `name` as a buffer: saved and loaded with the weights, never trained or counted by
+    /// [`num_weights`](Self::num_weights). Names ending in one of [`BUFFER_NAMES`] are buffers
+    /// without registration.
+    pub fn register_buffer(&self, name: &str) {
+        self.state().buffers.insert(name.to_string());
+    }
+
+    /// Whether `name` is a buffer (registered, or named like one of [`BUFFER_NAMES`]).
+    pub fn is_buffer(&self, name: &str) -> bool {
+        is_buffer(&self.state(), name)
     }
 
     /// Sets the trainable flag of every parameter under `prefix`.
@@ -132,12 +159,12 @@ impl Parameters {
         }
     }
 
-    /// The number of trainable weights under `prefix` (NeMo's `num_weights`).
+    /// The number of trainable weights under `prefix` (NeMo's `num_weights`; buffers excluded).
     pub fn num_weights(&self, prefix: &str) -> usize {
         let vars = self.vars_under(prefix);
         let st = self.state();
         vars.iter()
-            .filter(|(n, _)| !st.not_trainable.contains(n))
+            .filter(|(n, _)| !st.not_trainable.contains(n) && !is_buffer(&st, n))
             .map(|(_, v)| v.elem_count())
             .sum()
     }
@@ -213,7 +240,7 @@ impl Parameters {
         let vars = self.named_vars();
         let st = self.state();
         vars.into_iter()
-            .filter(|(n, _)| !st.not_trainable.contains(n))
+            .filter(|(n, _)| !st.not_trainable.contains(n) && !is_buffer(&st, n))
             .collect()
     }
 
@@ -335,6 +362,31 @@ mod tests {
             );
         }
         assert_eq!(p.num_weights("decoder"), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn buffers_are_saved_but_never_trained_or_counted() -> Result<()> {
+        let p = store()?;
+        let vb = p.var_builder(DType::F32, &Device::Cpu).pp("encoder.bn");
+        vb.get_with_hints(3, "running_mean", candle_nn::init::ZERO)?;
+        vb.get_with_hints(3, "weight", candle_nn::init::ONE)?;
+        vb.get_with_hints(1, "step_count", candle_nn::init::ZERO)?;
+        p.register_buffer("encoder.bn.step_count");
+        assert!(p.is_buffer("encoder.bn.running_mean"));
+        assert!(!p.is_trainable("encoder.bn.running_mean"));
+        assert!(!p.is_trainable("encoder.bn.step_count"));
+        assert_eq!(p.num_weights("encoder.bn"), 3, "only the BN weight counts");
+        p.freeze("encoder");
+        p.unfreeze("encoder");
+        let trainable: Vec<String> = p.trainable_vars().into_iter().map(|(n, _)| n).collect();
+        assert!(trainable.contains(&"encoder.bn.weight".to_string()));
+        assert!(
+            !trainable
+                .iter()
+                .any(|n| n.ends_with("running_mean") || n.ends_with("step_count"))
+        );
+        assert_eq!(p.tensors().len(), 7, "buffers are still part of the state");
         Ok(())
     }
 
