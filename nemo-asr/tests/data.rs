@@ -475,6 +475,70 @@ fn shuffling_is_seeded_per_epoch() -> Result<()> {
     Ok(())
 }
 
+/// A manifest of `n` utterances of durations 0.1·(1 + (i·7 mod n)) seconds in `dir`.
+fn varied(dir: &Path, n: usize) -> Result<PathBuf> {
+    let path = dir.join("varied.json");
+    let audio = wav("c_s16_16k.wav");
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"audio_filepath\": {:?}, \"duration\": {:.3}, \"text\": \"u\"}}",
+                audio.display().to_string(),
+                0.1 * (1 + (i * 7) % n) as f64 / n as f64 * 5.0
+            )
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n"))?;
+    Ok(path)
+}
+
+#[test]
+fn semi_sorted_batches_hold_similar_durations() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manifest = varied(dir.path(), 43)?;
+    let make = |shuffle: bool, semi: bool| {
+        let mut c = AudioToTextDataLayerConfig::new(manifest.display().to_string(), 8);
+        c.seed = 3;
+        c.min_duration = None;
+        c.shuffle = shuffle;
+        c.semi_sorted_batching = semi;
+        AudioToTextDataLayer::new(c)
+    };
+    let layer = make(true, true)?;
+    let dur = |i: usize| layer.dataset().samples()[i].duration;
+    let spread = |order: &[usize]| -> f64 {
+        order
+            .chunks(8)
+            .map(|b| {
+                let d: Vec<f64> = b.iter().map(|&i| dur(i)).collect();
+                d.iter().cloned().fold(f64::MIN, f64::max)
+                    - d.iter().cloned().fold(f64::MAX, f64::min)
+            })
+            .sum()
+    };
+    let order = layer.epoch_order(0);
+    let mut all = order.clone();
+    all.sort_unstable();
+    assert_eq!(all, (0..43).collect::<Vec<_>>(), "a permutation");
+    assert_eq!(order.len() % 8, 3);
+    let shuffled = make(true, false)?.epoch_order(0);
+    assert!(
+        spread(&order) < 0.5 * spread(&shuffled),
+        "semi-sorted batches are tighter: {} vs {}",
+        spread(&order),
+        spread(&shuffled)
+    );
+    assert_ne!(order, layer.epoch_order(1), "batch order changes per epoch");
+    assert_eq!(order, make(true, true)?.epoch_order(0), "seeded");
+    // The short batch (the longest utterances) stays last, so every other batch is full.
+    let longest = order.iter().map(|&i| dur(i)).fold(0.0, f64::max);
+    assert!(order[40..].iter().all(|&i| dur(i) > 0.8 * longest));
+    // Without shuffling: sorted by duration.
+    let sorted = make(false, true)?.epoch_order(0);
+    assert!(sorted.windows(2).all(|w| dur(w[0]) <= dur(w[1])));
+    Ok(())
+}
+
 #[test]
 fn preload_gives_the_same_batches() -> Result<()> {
     let mut lazy = config("small.json", 2);

@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use clap::{Parser, Subcommand};
 use nemo_asr::data::AudioSegment;
 use nemo_asr::models::EncDecCTCModel;
-use nemo_asr::train::{CtcTrainTask, RunConfig, data_layer, evaluate};
+use nemo_asr::train::{CtcTrainTask, RunConfig, data_layer, evaluate, train_data_layer};
 use nemo_core::train::{Trainer, latest_checkpoint};
 
 #[derive(Parser)]
@@ -121,14 +121,7 @@ fn main() -> Result<()> {
                 cfg.model.name,
                 model.params().num_weights("")
             );
-            let train = data_layer(
-                &cfg.model,
-                &train_manifest,
-                t.batch_size,
-                true,
-                t.seed,
-                t.max_duration,
-            )?;
+            let train = train_data_layer(&cfg.model, &train_manifest, t)?;
             eprintln!("train: {}", train.summary());
             let val = val_manifest
                 .as_deref()

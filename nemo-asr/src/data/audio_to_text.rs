@@ -49,8 +49,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use candle_core::{Device, Tensor};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -147,6 +147,20 @@ pub struct AudioToTextDataLayerConfig {
     /// (default false). A few hours of 16 kHz audio take 230 MB per hour.
     #[serde(default)]
     pub preload: bool,
+    /// Semi-sorted batching (NeMo's `use_semi_sorted_batching`): utterances are sorted by
+    /// duration perturbed by a random factor, cut into batches, and the batches shuffled, so a
+    /// batch holds utterances of similar length and little padding (default false). Without
+    /// `shuffle` the order is sorted by duration.
+    #[serde(default)]
+    pub semi_sorted_batching: bool,
+    /// The relative perturbation of durations before sorting, drawn uniformly from
+    /// `[-f, f]` per utterance and epoch (default 0.1).
+    #[serde(default = "default_randomization_factor")]
+    pub randomization_factor: f64,
+}
+
+fn default_randomization_factor() -> f64 {
+    0.1
 }
 
 impl AudioToTextDataLayerConfig {
@@ -172,6 +186,8 @@ impl AudioToTextDataLayerConfig {
             on_bad_sample: OnBadSample::Error,
             seed: 0,
             preload: false,
+            semi_sorted_batching: false,
+            randomization_factor: default_randomization_factor(),
         }
     }
 
@@ -197,6 +213,12 @@ impl AudioToTextDataLayerConfig {
         }
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.randomization_factor) {
+            return bad(
+                "randomization_factor",
+                format!("must be in [0, 1), found {}", self.randomization_factor),
+            );
         }
         if self.sample_rate == 0 {
             return bad("sample_rate", "must be at least 1 Hz".into());
@@ -754,12 +776,47 @@ impl AudioToTextDataLayer {
     }
 
     /// The order utterances are visited in `epoch`: `0..len` shuffled by a ChaCha8 generator
-    /// seeded with `seed` on stream `epoch` when `shuffle`, else `0..len`.
+    /// seeded with `seed` on stream `epoch` when `shuffle`, else `0..len`. With
+    /// `semi_sorted_batching`, consecutive runs of `batch_size` are utterances of similar
+    /// duration, the runs in random order (the short last run stays last).
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();
-        if self.config.shuffle {
-            let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
-            rng.set_stream(epoch);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
+        rng.set_stream(epoch);
+        if self.config.semi_sorted_batching {
+            let samples = self.dataset.samples();
+            let f = if self.config.shuffle {
+                self.config.randomization_factor
+            } else {
+                0.0
+            };
+            let mut keyed: Vec<(f64, usize)> = order
+                .iter()
+                .map(|&i| {
+                    let d = samples.get(i).map_or(0.0, |s| s.duration);
+                    let noise = if f > 0.0 {
+                        rng.random_range(-f..=f)
+                    } else {
+                        0.0
+                    };
+                    (d * (1.0 + noise), i)
+                })
+                .collect();
+            keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let sorted: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+            let b = self.config.batch_size.max(1);
+            let mut batches: Vec<&[usize]> = sorted.chunks(b).collect();
+            let short = batches.pop_if(|last| last.len() < b);
+            if self.config.shuffle {
+                batches.shuffle(&mut rng);
+            }
+            order = batches
+                .into_iter()
+                .chain(short)
+                .flatten()
+                .copied()
+                .collect();
+        } else if self.config.shuffle {
             order.shuffle(&mut rng);
         }
         order
