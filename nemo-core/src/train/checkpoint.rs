@@ -1,5 +1,6 @@
-//! Checkpoints: weights, optimizer state and the step, in one directory per step, written to a
-//! temporary directory and renamed into place so a crash never leaves a half checkpoint.
+//! Checkpoints: weights, optimizer state, the step and the loss scaler's state, in one directory
+//! per step, written to a temporary directory and renamed into place so a crash never leaves a
+//! half checkpoint.
 //!
 //! Layout: `<run>/checkpoints/step-00000100/{weights.safetensors, optimizer.safetensors,
 //! trainer.json}`.
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::precision::GradScalerState;
 use crate::optim::Optimizer;
 use crate::params::Parameters;
 use crate::{Error, Result};
@@ -21,8 +23,21 @@ pub struct Checkpoint {
     pub step: u64,
     /// The optimizer's name.
     pub optimizer: String,
-    /// The last training loss.
+    /// The last training loss (NaN before the first applied update; JSON has no NaN, so it is
+    /// written as `null` and read back as NaN).
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
+    /// The loss scaler's state (absent in checkpoints written before mixed precision existed;
+    /// the scaler then restarts from its initial scale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaler: Option<GradScalerState>,
+}
+
+/// Reads an `f64` written by serde_json, where NaN and infinities become `null`, as NaN.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {

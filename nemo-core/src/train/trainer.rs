@@ -1,17 +1,22 @@
-//! [`Trainer`]: the step loop, with accumulation, clipping, freezing, evaluation, early stopping,
-//! checkpoints, metrics and progress.
+//! [`Trainer`]: the step loop, with accumulation, mixed precision and loss scaling, gradient
+//! synchronization, clipping, freezing, evaluation, early stopping, checkpoints, metrics, curves
+//! and progress.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
-use candle_core::Tensor;
 use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, Checkpoint};
 use super::freeze::FreezeConfig;
+use super::plot::{Curves, default_font_paths, write_curves};
+use super::precision::{GradScaler, GradScalerState, MixedPrecision, ScaleUpdate};
+use super::sync::{GradientSync, SingleProcess};
 use crate::optim::{LrSchedule, Optimizer, clip_grad_norm};
 use crate::params::Parameters;
 use crate::{Error, Result};
@@ -82,6 +87,13 @@ pub struct TrainerConfig {
     /// Show a progress bar on stderr. Default true.
     #[serde(default = "yes")]
     pub progress: bool,
+    /// Mixed precision and dynamic loss scaling. Default f32.
+    #[serde(default)]
+    pub precision: MixedPrecision,
+    /// Draw `curves.png` (loss and metrics against the step) in the run directory at the end.
+    /// Default true.
+    #[serde(default = "yes")]
+    pub plot: bool,
 }
 
 impl TrainerConfig {
@@ -100,6 +112,8 @@ impl TrainerConfig {
             freeze: FreezeConfig::default(),
             max_time_s: None,
             progress: true,
+            precision: MixedPrecision::default(),
+            plot: true,
         }
     }
 
@@ -126,6 +140,7 @@ impl TrainerConfig {
         if self.checkpoint_every == Some(0) || self.eval_every == Some(0) {
             return bad("checkpoint_every", "intervals must be at least 1");
         }
+        self.precision.validate()?;
         self.freeze.validate()
     }
 }
@@ -143,6 +158,30 @@ pub trait TrainTask {
     /// Prepares to continue at update `step` after a resume (data position, RNG streams).
     fn resume_at(&mut self, _step: u64) -> Result<()> {
         Ok(())
+    }
+    /// Called once before the first step of [`Trainer::fit_with`] with the dtype of the
+    /// configured precision mode (`trainer.precision.mode`): F32, F16 or BF16.
+    ///
+    /// A task supporting mixed precision remembers it and, in [`loss`](Self::loss), casts its
+    /// weights and activations to it (`var.as_tensor().to_dtype(dtype)`: the f32 `Var`s stay the
+    /// master weights and candle's `to_dtype` sends their gradients back in f32), preferably
+    /// computing reductions such as the loss in f32. The default accepts only F32, so a task
+    /// that does not cast is never silently run in f32 under an f16 config.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (key `trainer.precision.mode`) from the default for F16 and BF16.
+    fn set_compute_dtype(&mut self, dtype: DType) -> Result<()> {
+        if dtype == DType::F32 {
+            Ok(())
+        } else {
+            Err(Error::Config {
+                key: "trainer.precision.mode".into(),
+                msg: format!(
+                    "this task computes in f32 only (it does not implement \
+                     `TrainTask::set_compute_dtype`), {dtype:?} was asked"
+                ),
+            })
+        }
     }
 }
 
@@ -164,7 +203,9 @@ pub trait Callback {
 pub struct StepRecord {
     /// The update index (0-based).
     pub step: u64,
-    /// The mean micro-batch loss of the update.
+    /// The mean micro-batch loss of the update (the non-finite value itself when one was; JSON
+    /// writes it as `null`, read back as NaN).
+    #[serde(deserialize_with = "super::checkpoint::nan_if_null")]
     pub loss: f64,
     /// The learning rate used.
     pub lr: f64,
@@ -174,9 +215,12 @@ pub struct StepRecord {
     /// Evaluation metrics, on the steps that evaluated.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub eval: BTreeMap<String, f64>,
-    /// Whether the update was skipped (non-finite loss).
+    /// Whether the update was skipped (a non-finite loss or gradient; an overflow in f16).
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub skipped: bool,
+    /// The loss scale this step used, in f16 mode (see [`GradScaler`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub loss_scale: Option<f64>,
 }
 
 /// The outcome of [`Trainer::fit`].
@@ -194,10 +238,29 @@ pub struct TrainSummary {
     pub checkpoint: Option<PathBuf>,
 }
 
-/// Runs the training loop; a run directory receives `metrics.jsonl` and `checkpoints/`.
+/// Runs the training loop; a run directory receives `metrics.jsonl`, `curves.png` and
+/// `checkpoints/`.
 pub struct Trainer {
     config: TrainerConfig,
     run_dir: PathBuf,
+    /// The scaler state read by [`Trainer::resume`], taken by the next fit.
+    resumed_scaler: Mutex<Option<GradScalerState>>,
+    sync: Mutex<Box<dyn GradientSync>>,
+    font_paths: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("run_dir", &self.run_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere mid-fit; the value is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn under(name: &str, prefix: &str) -> bool {
@@ -230,7 +293,29 @@ impl Trainer {
         Ok(Trainer {
             config,
             run_dir: run_dir.into(),
+            resumed_scaler: Mutex::new(None),
+            sync: Mutex::new(Box::new(SingleProcess)),
+            font_paths: default_font_paths(),
         })
+    }
+
+    /// Uses `sync` to combine gradients across data-parallel replicas (default:
+    /// [`SingleProcess`]); only its rank 0 writes metrics, curves and checkpoints.
+    pub fn with_gradient_sync(mut self, sync: impl GradientSync + 'static) -> Self {
+        self.sync = Mutex::new(Box::new(sync));
+        self
+    }
+
+    /// Looks for the curves' font in `paths` instead of [`default_font_paths`] (none: curves
+    /// without text).
+    pub fn with_font_paths(mut self, paths: Vec<PathBuf>) -> Self {
+        self.font_paths = paths;
+        self
+    }
+
+    /// Where the curves are drawn at the end of a run.
+    pub fn curves_path(&self) -> PathBuf {
+        self.run_dir.join("curves.png")
     }
 
     /// The settings.
@@ -243,8 +328,8 @@ impl Trainer {
         self.run_dir.join("checkpoints")
     }
 
-    /// Restores weights and optimizer state from `dir` and positions the task after its step.
-    /// Returns the step to continue from.
+    /// Restores weights, optimizer state and the loss scaler's state from `dir` and positions the
+    /// task after its step. Returns the step to continue from.
     pub fn resume(
         &self,
         dir: &Path,
@@ -253,6 +338,7 @@ impl Trainer {
     ) -> Result<u64> {
         let ckpt = checkpoint::load(dir, task.params(), optimizer)?;
         task.resume_at(ckpt.step)?;
+        *lock(&self.resumed_scaler) = ckpt.scaler;
         tracing::info!(step = ckpt.step, dir = %dir.display(), "resumed");
         Ok(ckpt.step)
     }
@@ -269,6 +355,12 @@ impl Trainer {
     }
 
     /// [`fit`](Self::fit) with user callbacks, called in order after each step and at the end.
+    ///
+    /// Each update: the task's compute dtype is set once ([`TrainTask::set_compute_dtype`]);
+    /// `batches_per_step` micro-batch losses are scaled (by the loss scale in f16 mode and by
+    /// `1 / batches_per_step`) and their gradients accumulated; the [`GradientSync`] combines
+    /// them across replicas; they are unscaled and checked for inf/NaN (the update is skipped on
+    /// an overflow, see [`GradScaler`]); then clipped and applied, skipping frozen parameters.
     pub fn fit_with(
         &self,
         task: &mut dyn TrainTask,
@@ -278,20 +370,38 @@ impl Trainer {
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<TrainSummary> {
         let cfg = &self.config;
+        let mut sync = lock(&self.sync);
+        let main = sync.rank() == 0;
+        let mut scaler = match lock(&self.resumed_scaler).take() {
+            Some(state) => GradScaler::with_state(&cfg.precision, state)?,
+            None => GradScaler::new(&cfg.precision),
+        };
+        task.set_compute_dtype(cfg.precision.mode.compute_dtype())?;
+        if !cfg.freeze.enabled && !cfg.freeze.modules.is_empty() {
+            tracing::warn!(
+                "`freeze.modules` is set but `freeze.enabled` is false: nothing freezes"
+            );
+        }
         std::fs::create_dir_all(&self.run_dir).map_err(|source| Error::Io {
             path: self.run_dir.clone(),
             source,
         })?;
         let metrics_path = self.run_dir.join("metrics.jsonl");
-        let mut metrics = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&metrics_path)
-            .map_err(|source| Error::Io {
-                path: metrics_path.clone(),
-                source,
-            })?;
-        let bar = if cfg.progress {
+        let mut metrics = if main {
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&metrics_path)
+                    .map_err(|source| Error::Io {
+                        path: metrics_path.clone(),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let bar = if cfg.progress && main {
             ProgressBar::new(cfg.max_steps)
         } else {
             ProgressBar::with_draw_target(Some(cfg.max_steps), ProgressDrawTarget::hidden())
@@ -325,25 +435,29 @@ impl Trainer {
                 .into_iter()
                 .map(String::from)
                 .collect();
+            let scale = scaler.scale();
             let mut grads: Option<GradStore> = None;
             let mut loss_sum = 0.0;
-            let mut finite = true;
+            let mut bad_loss = None;
             for micro in 0..cfg.batches_per_step {
                 let loss = task.loss(step, micro)?;
-                let value = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-                if !value.is_finite() {
-                    finite = false;
-                    break;
+                let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if value.is_finite() {
+                    loss_sum += value;
+                } else {
+                    bad_loss.get_or_insert(value);
                 }
-                loss_sum += value;
-                let scaled = (loss / cfg.batches_per_step as f64)?;
+                // Backward even from a non-finite loss (as PyTorch): every micro-batch is read,
+                // and with data parallelism every replica joins the all-reduce, whose inf/NaN
+                // then makes all replicas skip the step together.
+                let scaled = scaler.scale_loss(&loss, cfg.batches_per_step as f64)?;
                 let g = scaled.backward()?;
                 match grads.as_mut() {
                     Some(acc) => accumulate(acc, g, &vars)?,
                     None => grads = Some(g),
                 }
             }
-            let mean_loss = loss_sum / cfg.batches_per_step as f64;
+            let mean_loss = bad_loss.unwrap_or(loss_sum / cfg.batches_per_step as f64);
             let mut record = StepRecord {
                 step,
                 loss: mean_loss,
@@ -351,29 +465,66 @@ impl Trainer {
                 grad_norm: None,
                 eval: BTreeMap::new(),
                 skipped: false,
+                loss_scale: scaler.is_enabled().then_some(scale),
             };
-            match (finite, grads) {
-                (true, Some(mut grads)) => {
-                    let params = task.params().clone();
-                    let frozen = |name: &str| {
-                        !params.is_trainable(name) || frozen_modules.iter().any(|m| under(name, m))
-                    };
-                    if let Some(max) = cfg.grad_clip {
-                        record.grad_norm = Some(clip_grad_norm(&mut grads, &vars, max, &frozen)?);
+            let params = task.params().clone();
+            let frozen = |name: &str| {
+                !params.is_trainable(name) || frozen_modules.iter().any(|m| under(name, m))
+            };
+            // What was not finite, if anything: the update is then skipped.
+            let mut overflow = bad_loss.map(|_| "loss");
+            if let Some(mut grads) = grads {
+                sync.all_reduce(&mut grads, &vars)?;
+                if overflow.is_none() {
+                    if scaler.unscale(&mut grads, &vars, &|n: &str| !frozen(n))? {
+                        if let Some(max) = cfg.grad_clip {
+                            record.grad_norm =
+                                Some(clip_grad_norm(&mut grads, &vars, max, &frozen)?);
+                        }
+                        optimizer.step(&grads, lr, &frozen)?;
+                        last_loss = mean_loss;
+                    } else {
+                        overflow = Some("gradient");
                     }
-                    optimizer.step(&grads, lr, &frozen)?;
-                    last_loss = mean_loss;
                 }
-                _ => {
-                    if cfg.stop_on_nan_loss {
-                        bar.abandon_with_message("stopped: non-finite loss");
-                        return Err(Error::Optimizer {
-                            msg: format!("non-finite loss at step {step} (stop_on_nan_loss)"),
-                        });
-                    }
-                    tracing::warn!(step, "non-finite loss: update skipped");
-                    record.skipped = true;
+            }
+            let update = scaler.update(overflow.is_some());
+            if let Some(what) = overflow {
+                record.skipped = true;
+                let stop = if scaler.is_enabled() {
+                    tracing::warn!(
+                        step,
+                        scale = scaler.scale(),
+                        "f16 overflow (non-finite {what}): update skipped, loss scale backed off"
+                    );
+                    scaler.too_many_skips().then(|| {
+                        format!(
+                            "{} consecutive f16 overflows (non-finite {what} at step {step}); the \
+                             loss scale is down to {:e}: the model diverges (try a lower learning \
+                             rate, gradient clipping, or bf16/f32)",
+                            scaler.state().consecutive_skips,
+                            scaler.scale()
+                        )
+                    })
+                } else if cfg.stop_on_nan_loss {
+                    Some(format!(
+                        "non-finite {what} at step {step} (stop_on_nan_loss)"
+                    ))
+                } else {
+                    tracing::warn!(step, "non-finite {what}: update skipped");
+                    scaler.too_many_skips().then(|| {
+                        format!(
+                            "{} consecutive steps with a non-finite {what} (the last at step {step})",
+                            scaler.state().consecutive_skips
+                        )
+                    })
+                };
+                if let Some(msg) = stop {
+                    bar.abandon_with_message(format!("stopped: non-finite {what}"));
+                    return Err(Error::Optimizer { msg });
                 }
+            } else if update == ScaleUpdate::Grew {
+                tracing::debug!(step, scale = scaler.scale(), "loss scale grew");
             }
             let done = step + 1;
             let out_of_time = cfg
@@ -400,29 +551,25 @@ impl Trainer {
                 if let Some(es) = &cfg.early_stopping
                     && let Some(&v) = record.eval.get(&es.metric)
                 {
-                    {
-                        let better = best.is_none_or(|b| if es.maximize { v > b } else { v < b });
-                        if better {
-                            best = Some(v);
-                            bad_evals = 0;
-                        } else {
-                            bad_evals += 1;
-                        }
+                    let better = best.is_none_or(|b| if es.maximize { v > b } else { v < b });
+                    if better {
+                        best = Some(v);
+                        bad_evals = 0;
+                    } else {
+                        bad_evals += 1;
                     }
                 }
             }
-            writeln!(
-                metrics,
-                "{}",
-                serde_json::to_string(&record).map_err(|e| Error::Checkpoint {
+            if let Some(metrics) = metrics.as_mut() {
+                let line = serde_json::to_string(&record).map_err(|e| Error::Checkpoint {
                     path: metrics_path.clone(),
-                    msg: e.to_string()
-                })?
-            )
-            .map_err(|source| Error::Io {
-                path: metrics_path.clone(),
-                source,
-            })?;
+                    msg: e.to_string(),
+                })?;
+                writeln!(metrics, "{line}").map_err(|source| Error::Io {
+                    path: metrics_path.clone(),
+                    source,
+                })?;
+            }
             if done % cfg.log_every == 0 || done == cfg.max_steps {
                 bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e}"));
                 tracing::debug!(step = done, loss = mean_loss, lr, "train");
@@ -441,11 +588,12 @@ impl Trainer {
             let ckpt_due = cfg.checkpoint_every.is_some_and(|n| done % n == 0)
                 || done == cfg.max_steps
                 || stop;
-            if ckpt_due {
+            if ckpt_due && main {
                 let ckpt = Checkpoint {
                     step: done,
                     optimizer: optimizer.name().to_string(),
                     loss: last_loss,
+                    scaler: Some(scaler.state()),
                 };
                 summary.checkpoint = Some(checkpoint::save(
                     &self.checkpoint_dir(),
@@ -469,9 +617,24 @@ impl Trainer {
         }
         bar.finish_with_message(format!("loss {last_loss:.4}"));
         task.params().eval();
+        if cfg.plot && main {
+            self.plot(&metrics_path, &summary);
+        }
         for cb in callbacks.iter_mut() {
             cb.on_train_end(&summary)?;
         }
         Ok(summary)
+    }
+
+    /// Draws `curves.png` from the run's metrics file (all its runs, resumed ones included), or
+    /// from this run's history if the file cannot be read. Never fails the run: a problem is
+    /// logged as a warning.
+    fn plot(&self, metrics_path: &Path, summary: &TrainSummary) {
+        let curves = Curves::from_metrics_file(metrics_path)
+            .unwrap_or_else(|_| Curves::from_records(&summary.history));
+        let path = self.curves_path();
+        if let Err(e) = write_curves(&path, &curves, &self.font_paths) {
+            tracing::warn!(error = %e, "could not draw the training curves");
+        }
     }
 }
