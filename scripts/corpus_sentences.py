@@ -3,14 +3,18 @@
 
 Three subcommands, all deterministic given their arguments:
 
-  sentences WORDNET_DIR OUT_DIR [--sentences N] [--seed S] [--min-words A] [--max-words B]
+  sentences WORDNET_DIR OUT_DIR [--sentences N] [--vocabulary K] [--seed S] [--min-words A]
+            [--max-words B]
       Extracts the quoted English example sentences from WordNet's glosses
       (data.noun/verb/adj/adv: the text after " | ", between double quotes), normalizes them to
       the 28-character ASR label set (a-z, space, apostrophe), drops the ones a TTS engine would
       read differently from their text (digits, acronyms, abbreviations, symbols, non-ASCII),
-      dedups, keeps A..B words, shuffles with a fixed seed, keeps the first N and splits them BY
-      SENTENCE into train/dev/test (80/10/10, by position: stable across N). Writes
-      OUT_DIR/sentences.tsv (id, split, text).
+      dedups, keeps A..B words; with K > 0 keeps only sentences made of the K most frequent
+      words of those examples (a closed-vocabulary task like AN4; K = 0: open vocabulary);
+      shuffles with a fixed seed, keeps the first N and splits them BY SENTENCE into
+      train/dev/test (80/10/10, by position: stable across N). With K > 0, a dev/test sentence
+      with a word that no train sentence has is dropped, so every evaluated word was heard in
+      training (in other sentences). Writes OUT_DIR/sentences.tsv (id, split, text).
 
   jobs OUT_DIR [--seed S] [--voices K]
       One line per (sentence, voice), K voices per sentence drawn without replacement from the
@@ -25,6 +29,7 @@ Three subcommands, all deterministic given their arguments:
 """
 
 import argparse
+from collections import Counter
 import hashlib
 import json
 import os
@@ -109,21 +114,38 @@ def cmd_sentences(args):
             seen.add(text)
             kept.append(text)
     kept.sort()  # independent of file order before the seeded shuffle
+    usable = len(kept)
+    if args.vocabulary > 0:
+        freq = Counter(w for text in kept for w in text.split())
+        # Ties broken alphabetically so the vocabulary does not depend on dict order.
+        ranked = sorted(freq.items(), key=lambda kv: (-kv[1], kv[0]))
+        vocab = {w for w, _ in ranked[: args.vocabulary]}
+        kept = [t for t in kept if all(w in vocab for w in t.split())]
     random.Random(args.seed).shuffle(kept)
     if args.sentences > 0:
         kept = kept[: args.sentences]
+    rows = [(i, split_of(i), text) for i, text in enumerate(kept)]
+    dropped = 0
+    if args.vocabulary > 0:
+        heard = {w for _, split, text in rows if split == "train" for w in text.split()}
+        before = len(rows)
+        rows = [r for r in rows if r[1] == "train" or all(w in heard for w in r[2].split())]
+        dropped = before - len(rows)
     counts = {name: 0 for name, _ in SPLITS}
     os.makedirs(args.out_dir, exist_ok=True)
     tmp = os.path.join(args.out_dir, "sentences.tsv.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        for i, text in enumerate(kept):
-            split = split_of(i)
+        for i, split, text in rows:
             counts[split] += 1
             f.write(f"{i:06d}\t{split}\t{text}\n")
     os.replace(tmp, os.path.join(args.out_dir, "sentences.tsv"))
+    vocab_note = f"{usable} usable unique, "
+    if args.vocabulary > 0:
+        vocab_note += f"closed vocabulary of {args.vocabulary} words, "
     print(
-        f"sentences: {total} quoted examples, {len(seen)} usable unique, kept {len(kept)} "
-        f"(train {counts['train']}, dev {counts['dev']}, test {counts['test']})",
+        f"sentences: {total} quoted examples, {vocab_note}kept {len(rows)} "
+        f"(train {counts['train']}, dev {counts['dev']}, test {counts['test']}; "
+        f"{dropped} dev/test sentences with words unheard in train dropped)",
         file=sys.stderr,
     )
 
@@ -150,7 +172,10 @@ def cmd_jobs(args):
                     rate = str(rng.randint(130, 190))  # words per minute
                     pitch = str(rng.randint(25, 75))  # espeak-ng 0..99
                 tag = voice.replace("+", "_")
-                wav = os.path.join("wav", split, f"{sid}_{tag}.wav")
+                # The name carries a digest of what is spoken and how, so a WAV left by an
+                # earlier corpus with other sentences or settings is never taken for this one.
+                key = hashlib.sha256(f"{engine}/{voice}/{rate}/{pitch}/{text}".encode()).hexdigest()
+                wav = os.path.join("wav", split, f"{sid}_{tag}_{key[:8]}.wav")
                 lines.append("\t".join((wav, engine, voice, rate, pitch, text)))
     tmp = os.path.join(args.out_dir, "jobs.tsv.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -201,6 +226,8 @@ def main():
     s.add_argument("wordnet_dir")
     s.add_argument("out_dir")
     s.add_argument("--sentences", type=int, default=0, help="keep the first N (0: all)")
+    s.add_argument("--vocabulary", type=int, default=0,
+                   help="closed vocabulary of the K most frequent words (0: open)")
     s.add_argument("--seed", type=int, default=1234)
     s.add_argument("--min-words", type=int, default=3)
     s.add_argument("--max-words", type=int, default=15)

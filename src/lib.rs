@@ -15,7 +15,8 @@
 pub use nemo_core as core;
 pub use nemo_core::{
     DynModule, Error, Forward, ModuleKind, NTensor, NeuralModule, PortTypes, Result, axis_kind,
-    check, graph, module, optim, typed, types,
+    check, config, dag, graph, module, optim, params, registry, testing, train, tutorials, typed,
+    types,
 };
 pub use nemo_macros::{element_type, neural_module};
 

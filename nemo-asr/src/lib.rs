@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod models;
 pub mod modules;
 pub mod preprocessing;
+pub mod registry;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -33,6 +33,11 @@ pub enum Error {
         /// What is wrong, with the value found.
         msg: String,
     },
+    /// A model or module configuration (YAML) is invalid; the message names the file, line and
+    /// column where known, the key path, the value found and what was expected (see
+    /// [`crate::config::ConfigError`]).
+    #[error("{0}")]
+    ModelConfig(Box<crate::config::ConfigError>),
     /// An optimizer was given parameters or state it cannot use.
     #[error("optimizer: {msg}")]
     Optimizer {

@@ -3,14 +3,17 @@
 //!
 //! * [`types`] — runtime neural types: axes, the element-type tree, [`NeuralType`](types::NeuralType)
 //!   with its textual form, and NeMo's [`Comparison`](types::Comparison) semantics;
-//! * [`typed`] — the same types as compile-time markers, [`NTensor`](typed::NTensor), typed axis
+//! * [`typed`] — the same types as compile-time markers, [`NTensor`], typed axis
 //!   operations, and the bounds that make miswiring a build error;
 //! * [`module`] — [`#[neural_module]`](neural_module) modules, their runtime port maps and the
 //!   dynamic (trait-object) path; [`graph`] — modules wired from data;
 //! * [`check`] — the runtime fallback for what the compiler cannot know;
 //! * [`params`] — a model's named weights, freezing and train/eval mode; [`io`] — atomic files;
 //! * [`optim`] — optimizers and learning-rate schedules; [`train`] — the training loop,
-//!   checkpoints, dynamic freezing.
+//!   checkpoints, dynamic freezing;
+//! * [`dag`] — the lazy activation graph (modules called on symbolic handles) and its `train`,
+//!   `eval` and `infer` actions; [`tutorials`] — NeMo 0.x's toy modules;
+//!   [`testing`] — helpers for other crates' tests (every variable gets a gradient).
 //!
 //! Sibling crates: `nemo-macros` (the macros re-exported here), `nemo-asr` (speech), and the
 //! facade `nemo`.
@@ -19,13 +22,18 @@
 extern crate self as nemo_core;
 
 pub mod check;
+pub mod config;
+pub mod dag;
 pub mod error;
 pub mod graph;
 pub mod io;
 pub mod module;
 pub mod optim;
 pub mod params;
+pub mod registry;
+pub mod testing;
 pub mod train;
+pub mod tutorials;
 pub mod typed;
 pub mod types;
 

@@ -18,7 +18,7 @@ mod tensor;
 
 pub use axes::{Axes, Axis, AxisMatches};
 pub use fit::{AxesFit, ElementFits, HasAxis, IsA, PermuteFrom, WithoutAxis};
-pub use tensor::{NTensor, Port};
+pub use tensor::{NTensor, Port, PortType};
 
 use crate::types::ElementInfo;
 

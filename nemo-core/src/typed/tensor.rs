@@ -245,21 +245,31 @@ impl<A: Axes, E: Element> NTensor<A, E> {
     }
 }
 
-/// A value that can be connected to a typed port: an [`NTensor`] or a reference to one.
-pub trait Port {
+/// The compile-time type of a value that can be connected to a typed port: its axes and element
+/// type. Eager values ([`NTensor`]) and symbolic graph handles
+/// ([`Handle`](crate::dag::Handle)) both have one, so the typed eager call `forward` and the lazy
+/// call `call` share the same bounds (and the same compile errors).
+pub trait PortType {
     /// The value's axes.
     type Axes: Axes;
     /// The value's element type.
     type Element: Element;
+}
+
+/// An eager value that can be connected to a typed port: an [`NTensor`] or a reference to one.
+pub trait Port: PortType {
     /// The tensor.
     fn tensor(&self) -> &Tensor;
     /// Element parameters carried by the value, if any.
     fn element_type(&self) -> Option<&ElementType>;
 }
 
-impl<A: Axes, E: Element> Port for NTensor<A, E> {
+impl<A: Axes, E: Element> PortType for NTensor<A, E> {
     type Axes = A;
     type Element = E;
+}
+
+impl<A: Axes, E: Element> Port for NTensor<A, E> {
     fn tensor(&self) -> &Tensor {
         &self.tensor
     }
@@ -268,9 +278,12 @@ impl<A: Axes, E: Element> Port for NTensor<A, E> {
     }
 }
 
-impl<P: Port> Port for &P {
+impl<P: PortType> PortType for &P {
     type Axes = P::Axes;
     type Element = P::Element;
+}
+
+impl<P: Port> Port for &P {
     fn tensor(&self) -> &Tensor {
         (*self).tensor()
     }

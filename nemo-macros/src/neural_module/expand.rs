@@ -183,6 +183,7 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
 
     let inputs_ident = format_ident!("{}Inputs", ident);
     let outputs_ident = format_ident!("{}Outputs", ident);
+    let handles_ident = format_ident!("{}Handles", ident);
     let in_tensors = format_ident!("{}InputTensors", ident);
     let out_tensors = format_ident!("{}OutputTensors", ident);
     let ports_mod = format_ident!("__nemo_ports_{}", ident);
@@ -288,6 +289,31 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
     let check_in = check_calls(krate, &model.inputs, quote!(__x), input_dir.clone());
     let check_out = check_calls(krate, &model.outputs, quote!(__y), output_dir.clone());
 
+    let handle_fields = model.outputs.iter().map(|p| {
+        let name = &p.name;
+        let axes = p.axes_tuple();
+        let element = &p.element;
+        let doc = format!("Port `{}`, symbolic.", p.text);
+        quote!(#[doc = #doc] pub #name: #krate::dag::Handle<#axes, #element>)
+    });
+    let handles_doc = format!(
+        "Symbolic outputs of a lazy call of [`{module_name}`], one graph handle per output port (an optional port that is not produced fails when the graph runs).\n\n{}",
+        describe(&model.outputs)
+    );
+    let take_handles: Vec<_> = model
+        .outputs
+        .iter()
+        .map(|p| {
+            let name = &p.name;
+            let key = name.to_string();
+            quote!(#name: __out.take(#key)?)
+        })
+        .collect();
+    let data_call_doc = format!(
+        "Adds this data layer to `graph` as a node and returns one symbolic handle per output port; the graph's actions feed it batch by batch through its `DataLayer` implementation.\n\n# Outputs\n{}",
+        describe(&model.outputs)
+    );
+
     // The typed call (modules and losses) or the checked wrapper (data layers).
     let typed = if model.kind == Kind::DataLayer {
         let doc = format!(
@@ -309,6 +335,20 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
                     }
                     let __out_ports = <Self as #krate::module::NeuralModule>::output_ports();
                     ::core::result::Result::Ok(#outputs_ident { #(#wrap_outputs,)* })
+                }
+
+                #[doc = #data_call_doc]
+                #vis fn call(
+                    self: &::std::sync::Arc<Self>,
+                    __graph: &#krate::dag::Graph,
+                ) -> #krate::Result<#handles_ident>
+                where
+                    for<'__nemo> Self: #krate::dag::LazyDataLayer,
+                {
+                    let mut __out = __graph.add_data_layer(
+                        <Self as #krate::dag::LazyDataLayer>::__as_dyn_data_layer(self),
+                    )?;
+                    ::core::result::Result::Ok(#handles_ident { #(#take_handles,)* })
                 }
             }
         }
@@ -344,14 +384,15 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
                 let element = &p.element;
                 respan(
                     quote! {
-                        <#gp as #krate::typed::Port>::Axes:
+                        <#gp as #krate::typed::PortType>::Axes:
                             #krate::typed::AxesFit<#axes, Self, #ports_mod::#name>,
-                        <#gp as #krate::typed::Port>::Element:
+                        <#gp as #krate::typed::PortType>::Element:
                             #krate::typed::ElementFits<#element, Self, #ports_mod::#name, #ip>,
                     },
                     p.span(),
                 )
-            });
+            })
+            .collect::<Vec<_>>();
         let checks = model.inputs.iter().enumerate().map(|(i, p)| {
             let name = &p.name;
             if p.optional {
@@ -387,6 +428,36 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
             "The typed call of [`{module_name}`]: connects typed values to its input ports (checked by the compiler), runs the runtime fallback on inputs and outputs, and returns typed outputs.\n\n# Inputs\n{}\n\n# Outputs\n{}",
             describe(&model.inputs),
             describe(&model.outputs)
+        );
+        let lazy_inputs = model.inputs.iter().map(|p| {
+            let name = &p.name;
+            let key = name.to_string();
+            if p.optional {
+                quote! {
+                    if let ::core::option::Option::Some(v) = &__inputs.#name {
+                        __call.constant(#key, v.tensor().clone());
+                    }
+                }
+            } else {
+                quote!(__call.input(#key, #krate::dag::Symbolic::dyn_handle(&__inputs.#name));)
+            }
+        });
+        let call_body = if fallback {
+            quote!(::core::unreachable!("#[neural_module] had errors"))
+        } else {
+            quote! {
+                let mut __call = #krate::dag::LazyCall::new(
+                    <Self as #krate::dag::LazyModule>::__as_dyn_module(self),
+                );
+                #(#lazy_inputs)*
+                let mut __out = __call.finish()?;
+                ::core::result::Result::Ok(#handles_ident { #(#take_handles,)* })
+            }
+        };
+        let call_doc = format!(
+            "The lazy call of [`{module_name}`]: connects symbolic graph handles (`dag::Handle`) to its input ports — checked by the compiler with the same bounds as `forward`, and at wiring time against the runtime types — and records a node; nothing is computed. Returns one handle per output port. Optional ports take a constant tensor.\n\n# Inputs\n{}\n\n# Outputs\n{}",
+            describe(&model.inputs),
+            describe(&model.outputs),
         );
         let body = if fallback {
             quote!(::core::unreachable!("#[neural_module] had errors"))
@@ -435,6 +506,19 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
                 {
                     #body
                 }
+
+                #[doc = #call_doc]
+                #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+                #vis fn call<#(#generics: #krate::dag::Symbolic,)* #(#indices,)*>(
+                    self: &::std::sync::Arc<Self>,
+                    __inputs: #inputs_ident #struct_generics,
+                ) -> #krate::Result<#handles_ident>
+                where
+                    #(#bounds)*
+                    for<'__nemo> Self: #krate::dag::LazyModule,
+                {
+                    #call_body
+                }
             }
         }
     };
@@ -467,6 +551,12 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
         #[derive(Debug, Clone)]
         #vis struct #outputs_ident {
             #(#out_fields,)*
+        }
+
+        #[doc = #handles_doc]
+        #[derive(Debug, Clone)]
+        #vis struct #handles_ident {
+            #(#handle_fields,)*
         }
 
         #in_struct
