@@ -4,7 +4,7 @@
 #
 # usage: scripts/asr_demo.sh [--minutes M] [--max-steps N] [--config YAML] [--out DIR] [--corpus DIR]
 #   --minutes M   training budget (default 12; the 30-minute target run: --minutes 30)
-#   --max-steps N the learning-rate schedule's length (default 250 per minute: about what the
+#   --max-steps N the learning-rate schedule's length (default 380 per minute: about what the
 #                 2-core build machine runs, so the cosine decay ends near the time budget)
 #   --config      run config (default configs/an4_small.yaml; configs/quartznet_5x5.yaml is the
 #                 paper's 5x5, slower per step)
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-[ -n "$MAX_STEPS" ] || MAX_STEPS=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 250 }')
+[ -n "$MAX_STEPS" ] || MAX_STEPS=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 380 }')
 
 echo "== corpus ($CORPUS)"
 scripts/make_corpus.sh "$CORPUS"

@@ -14,5 +14,6 @@ pub mod modules;
 pub mod preprocessing;
 pub mod registry;
 pub mod train;
+pub mod train_attention;
 
 pub use error::{Error, Result};

@@ -1,0 +1,523 @@
+//! `EncDecAttentionModel`: the paper's §4.1.2 pipeline — the *same* mel preprocessor,
+//! SpecAugment and Jasper/QuartzNet [`ConvASREncoder`] as [`EncDecCTCModel`](super::EncDecCTCModel),
+//! followed by a [`JasperRNNConnector`], an attention [`DecoderRNN`] and a [`SequenceLoss`], wired
+//! through typed ports, with its configuration, weights and labels in a self-contained model
+//! directory (`model.yaml`, `weights.safetensors`, `labels.txt`).
+//!
+//! Token ids: the labels are `0..L`; the model appends `BOS = L`, `EOS = L + 1` and `PAD = L + 2`
+//! (`voc_size = L + 3`). Targets are the transcript ids followed by EOS, padded with PAD (the data
+//! layer of [`crate::train_attention`] makes them); the decoder is fed BOS first.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use nemo_core::params::Parameters;
+use nemo_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Labels as LabelSet;
+use crate::decoding::{BeamSearchConfig, beam_search, greedy_search};
+use crate::modules::jasper_block::lengths_to_vec;
+use crate::modules::*;
+use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
+use crate::{Error, Result};
+
+use super::enc_dec_ctc::TypedAudio;
+
+/// The model's configuration: NeMo's `model:` section in one YAML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncDecAttentionModelConfig {
+    /// A name for logs, e.g. `LASSmall`.
+    pub name: String,
+    /// The audio sample rate in Hz; the data layer resamples to it.
+    pub sample_rate: u32,
+    /// The output labels (characters); BOS, EOS and PAD ids follow them.
+    pub labels: Vec<String>,
+    /// The mel front end (the CTC model's section).
+    pub preprocessor: AudioToMelSpectrogramPreprocessorConfig,
+    /// SpecAugment during training; none if absent.
+    #[serde(default)]
+    pub spec_augment: Option<SpecAugmentConfig>,
+    /// The encoder (the CTC model's section).
+    pub encoder: ConvASREncoderConfig,
+    /// Encoder channels to decoder width.
+    pub connector: JasperRNNConnectorConfig,
+    /// The attention decoder.
+    pub decoder: DecoderRNNConfig,
+    /// The sequence loss; its `pad_id` must be the model's PAD (labels + 2).
+    pub loss: SequenceLossConfig,
+    /// Greedy (`beam_size: 1`, the default) or beam search for `transcribe`.
+    #[serde(default)]
+    pub decoding: BeamSearchConfig,
+}
+
+impl EncDecAttentionModelConfig {
+    /// Reads a YAML config (the whole file or its `model:` section); errors name the file and key.
+    pub fn from_yaml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|e| match e {
+            Error::Config { key, msg } => Error::Config {
+                key: format!("{}: {key}", path.display()),
+                msg,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses YAML text (the whole file, or its `model:` section) and validates it.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        let value: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| Error::Config {
+                key: e
+                    .location()
+                    .map_or("(yaml)".into(), |l| format!("line {}", l.line())),
+                msg: e.to_string(),
+            })?;
+        let value = match value.get("model") {
+            Some(m) => m.clone(),
+            None => value,
+        };
+        let config: EncDecAttentionModelConfig =
+            serde_norway::from_value(value).map_err(|e| Error::Config {
+                key: "model".into(),
+                msg: e.to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The BOS id: the number of labels.
+    pub fn bos_id(&self) -> u32 {
+        self.labels.len() as u32
+    }
+
+    /// The EOS id: labels + 1.
+    pub fn eos_id(&self) -> u32 {
+        self.labels.len() as u32 + 1
+    }
+
+    /// The PAD id: labels + 2.
+    pub fn pad_id(&self) -> u32 {
+        self.labels.len() as u32 + 2
+    }
+
+    /// Checks that the sections agree with each other (sizes, special ids, sample rate).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, msg: String| {
+            Err(Error::Config {
+                key: key.into(),
+                msg,
+            })
+        };
+        LabelSet::from_strings(&self.labels)?;
+        if self.preprocessor.sample_rate != self.sample_rate {
+            return bad(
+                "preprocessor.sample_rate",
+                format!(
+                    "{} differs from the model's sample_rate {}",
+                    self.preprocessor.sample_rate, self.sample_rate
+                ),
+            );
+        }
+        if self.preprocessor.features != self.encoder.feat_in {
+            return bad(
+                "encoder.feat_in",
+                format!(
+                    "{} differs from preprocessor.features {}",
+                    self.encoder.feat_in, self.preprocessor.features
+                ),
+            );
+        }
+        self.encoder.validate()?;
+        self.connector.validate()?;
+        if self.connector.in_channels != self.encoder.feat_out() {
+            return bad(
+                "connector.in_channels",
+                format!(
+                    "{} differs from the encoder's last filters {}",
+                    self.connector.in_channels,
+                    self.encoder.feat_out()
+                ),
+            );
+        }
+        if self.connector.out_channels != self.decoder.hidden_size {
+            return bad(
+                "connector.out_channels",
+                format!(
+                    "{} differs from decoder.hidden_size {}",
+                    self.connector.out_channels, self.decoder.hidden_size
+                ),
+            );
+        }
+        self.decoder.validate()?;
+        if self.decoder.voc_size != self.labels.len() + 3 {
+            return bad(
+                "decoder.voc_size",
+                format!(
+                    "{} is not the {} labels + 3 (BOS, EOS, PAD)",
+                    self.decoder.voc_size,
+                    self.labels.len()
+                ),
+            );
+        }
+        if self.decoder.bos_id != self.bos_id() {
+            return bad(
+                "decoder.bos_id",
+                format!(
+                    "{} is not {} (the number of labels)",
+                    self.decoder.bos_id,
+                    self.bos_id()
+                ),
+            );
+        }
+        self.loss.validate()?;
+        if self.loss.pad_id != self.pad_id() {
+            return bad(
+                "loss.pad_id",
+                format!("{} is not {} (labels + 2)", self.loss.pad_id, self.pad_id()),
+            );
+        }
+        self.decoding.validate()?;
+        Ok(())
+    }
+}
+
+/// Re-draws the weights from a seeded RNG so a seed gives the same model on every run:
+/// matrices `U(±1/sqrt(fan_in))`, embeddings `N(0, 1)` (PyTorch's defaults), conv biases zero,
+/// RNN and linear biases `U(±1/sqrt(fan_in of their layer))`; BatchNorm keeps its constant init.
+fn seeded_init(params: &Parameters, seed: u64) -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    use rand_distr_like::standard_normal;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let vars = params.named_vars();
+    for (name, var) in &vars {
+        let dims = var.dims().to_vec();
+        let n = var.elem_count();
+        let values: Vec<f64> = if name.ends_with("embedding.weight") {
+            (0..n).map(|_| standard_normal(&mut rng)).collect()
+        } else if dims.len() >= 2 {
+            let fan_in = n / dims.first().copied().unwrap_or(1).max(1);
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+        } else if name.starts_with("encoder.") && name.ends_with(".bias") && !name.contains(".bn.")
+        {
+            vec![0.0; n]
+        } else if name.starts_with("decoder.") || name.starts_with("connector.") {
+            // A bias (`bias`, `bias_ih_l0`): its layer's weight tells the fan-in.
+            let weight = name
+                .rsplit_once('.')
+                .map(|(p, last)| format!("{p}.{}", last.replacen("bias", "weight", 1)));
+            let fan_in = weight
+                .as_deref()
+                .and_then(|w| vars.iter().find(|(n2, _)| n2 == w))
+                .map_or(n, |(_, v)| {
+                    v.elem_count() / v.dims().first().copied().unwrap_or(1).max(1)
+                });
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+        } else {
+            continue;
+        };
+        var.set(&Tensor::from_vec(values, dims, var.device())?.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+/// A standard normal draw (Box–Muller), so no distribution crate is needed.
+mod rand_distr_like {
+    use rand::Rng;
+
+    /// One `N(0, 1)` sample.
+    pub fn standard_normal(rng: &mut impl Rng) -> f64 {
+        let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+        let u2: f64 = rng.random();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// Encoder outputs of one batch, ready for the decoder.
+#[derive(Debug, Clone)]
+pub struct AttentionEncoded {
+    /// `(B, T, H)` connector outputs.
+    pub encoded: NTensor<(B, T, D), EncodedRepresentation>,
+    /// `(B)` encoded lengths.
+    pub encoded_lengths: NTensor<(B,), Lengths>,
+}
+
+/// Outputs of one teacher-forced forward pass.
+#[derive(Debug, Clone)]
+pub struct AttentionForward {
+    /// `(B, S, voc_size)` log-probabilities.
+    pub log_probs: NTensor<(B, T, D), Logprobs>,
+    /// `(B, S, T_enc)` attention weights.
+    pub attention_weights: Option<Tensor>,
+    /// `(B)` encoded lengths.
+    pub encoded_lengths: NTensor<(B,), Lengths>,
+}
+
+/// The Jasper encoder + attention decoder model.
+#[derive(Debug)]
+pub struct EncDecAttentionModel {
+    config: EncDecAttentionModelConfig,
+    labels: LabelSet,
+    params: Parameters,
+    device: Device,
+    preprocessor: AudioPreprocessor,
+    spec_augment: Option<SpectrogramAugmentation>,
+    encoder: ConvASREncoder,
+    connector: JasperRNNConnector,
+    decoder: DecoderRNN,
+    loss: SequenceLoss,
+}
+
+impl EncDecAttentionModel {
+    /// Builds the model with weights drawn from `seed` (which also seeds dither, SpecAugment,
+    /// dropout and scheduled sampling), in f32 on `device`.
+    pub fn new(config: EncDecAttentionModelConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::with_dtype(config, seed, DType::F32, device)
+    }
+
+    /// [`new`](Self::new) with weights in `dtype` (f64 for gradient checks).
+    pub fn with_dtype(
+        config: EncDecAttentionModelConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let params = Parameters::new();
+        let vb = params.var_builder(dtype, device);
+        let labels = LabelSet::from_strings(&config.labels)?;
+        let preprocessor =
+            AudioPreprocessor::new(config.preprocessor.clone(), seed, &params, "preprocessor")?;
+        let spec_augment = config
+            .spec_augment
+            .clone()
+            .map(|c| SpectrogramAugmentation::new(c, seed.wrapping_add(1), &params, "spec_augment"))
+            .transpose()?;
+        let encoder =
+            ConvASREncoder::new(config.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
+        let connector = JasperRNNConnector::new(&config.connector, vb.pp("connector"))?;
+        let decoder = DecoderRNN::new(
+            config.decoder.clone(),
+            seed.wrapping_add(2),
+            &params,
+            "decoder",
+            vb.pp("decoder"),
+        )?;
+        let loss = SequenceLoss::new(config.loss.clone())?;
+        seeded_init(&params, seed)?;
+        Ok(EncDecAttentionModel {
+            config,
+            labels,
+            params,
+            device: device.clone(),
+            preprocessor,
+            spec_augment,
+            encoder,
+            connector,
+            decoder,
+            loss,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EncDecAttentionModelConfig {
+        &self.config
+    }
+
+    /// The labels (without BOS, EOS, PAD).
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    /// The weights, freezing and train/eval mode.
+    pub fn params(&self) -> &Parameters {
+        &self.params
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The encoder (shared with the CTC model's definition).
+    pub fn encoder(&self) -> &ConvASREncoder {
+        &self.encoder
+    }
+
+    /// The attention decoder.
+    pub fn decoder(&self) -> &DecoderRNN {
+        &self.decoder
+    }
+
+    /// Reseeds the dither, SpecAugment, dropout and sampling RNGs.
+    pub fn reseed(&self, seed: u64) {
+        self.preprocessor.reseed(seed);
+        if let Some(s) = &self.spec_augment {
+            s.reseed(seed.wrapping_add(1));
+        }
+        self.decoder.reseed(seed.wrapping_add(2));
+    }
+
+    /// Wraps plain batch tensors as typed audio (the data layer's ports).
+    pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
+        let audio = NTensor::new(audio.to_device(&self.device)?)?
+            .with_param("freq", f64::from(self.config.sample_rate))?;
+        Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
+    }
+
+    /// Audio → mel → (SpecAugment) → encoder → connector, typed end to end.
+    pub fn encode(
+        &self,
+        audio: &NTensor<(B, T), AudioSignal>,
+        length: &NTensor<(B,), Lengths>,
+    ) -> Result<AttentionEncoded> {
+        let mel = self.preprocessor.forward(AudioPreprocessorInputs {
+            input_signal: audio,
+            length,
+        })?;
+        let spec = match &self.spec_augment {
+            Some(aug) => {
+                aug.forward(SpectrogramAugmentationInputs {
+                    input_spec: &mel.processed_signal,
+                    length: &mel.processed_length,
+                })?
+                .augmented_spec
+            }
+            None => mel.processed_signal,
+        };
+        let enc = self.encoder.forward(ConvASREncoderInputs {
+            audio_signal: &spec,
+            length: &mel.processed_length,
+        })?;
+        let con = self.connector.forward(JasperRNNConnectorInputs {
+            tensor: &enc.outputs,
+        })?;
+        Ok(AttentionEncoded {
+            encoded: con.tensor,
+            encoded_lengths: enc.encoded_lengths,
+        })
+    }
+
+    /// The teacher-forced forward pass on `targets` `(B, S)` (ids ending in EOS, PAD-padded).
+    pub fn forward(
+        &self,
+        audio: &NTensor<(B, T), AudioSignal>,
+        length: &NTensor<(B,), Lengths>,
+        targets: &NTensor<(B, T), Labels>,
+    ) -> Result<AttentionForward> {
+        let enc = self.encode(audio, length)?;
+        let dec = self.decoder.forward(DecoderRNNInputs {
+            targets,
+            encoder_outputs: &enc.encoded,
+            encoder_lengths: Some(enc.encoded_lengths.clone()),
+        })?;
+        Ok(AttentionForward {
+            log_probs: dec.log_probs,
+            attention_weights: dec.attention_weights.map(NTensor::into_tensor),
+            encoded_lengths: enc.encoded_lengths,
+        })
+    }
+
+    /// The sequence loss of a batch and the forward outputs. `targets` `(B, S)` are label ids
+    /// followed by EOS and padded with PAD (as the attention data layer makes them).
+    pub fn loss(
+        &self,
+        audio: &Tensor,
+        audio_len: &Tensor,
+        targets: &Tensor,
+    ) -> Result<(Tensor, AttentionForward)> {
+        let (audio, len) = self.typed_audio(audio, audio_len)?;
+        let targets: NTensor<(B, T), Labels> = NTensor::new(targets.to_device(&self.device)?)?;
+        let out = self.forward(&audio, &len, &targets)?;
+        let loss = self.loss.forward(SequenceLossInputs {
+            log_probs: &out.log_probs,
+            targets: &targets,
+        })?;
+        Ok((loss.loss.into_tensor(), out))
+    }
+
+    /// Token ids (labels only) of a batch of audio `(B, T)` with lengths `(B)`, decoded with
+    /// `decoding` (greedy for beam 1).
+    pub fn decode_ids(
+        &self,
+        audio: &Tensor,
+        lengths: &Tensor,
+        decoding: &BeamSearchConfig,
+    ) -> Result<Vec<Vec<u32>>> {
+        let (audio, len) = self.typed_audio(audio, lengths)?;
+        let enc = self.encode(&audio, &len)?;
+        let lens = lengths_to_vec(enc.encoded_lengths.tensor())?;
+        let eos = self.config.eos_id();
+        if decoding.beam_size <= 1 {
+            decoding.validate()?;
+            greedy_search(
+                &self.decoder,
+                enc.encoded.tensor(),
+                &lens,
+                eos,
+                decoding.max_len,
+            )
+        } else {
+            beam_search(&self.decoder, enc.encoded.tensor(), &lens, eos, decoding)
+        }
+    }
+
+    /// Transcripts of a batch of audio `(B, T)` with lengths `(B)`, decoded as the config's
+    /// `decoding:` section says. Ids outside the labels (a stray BOS or PAD) are dropped.
+    pub fn transcribe(&self, audio: &Tensor, lengths: &Tensor) -> Result<Vec<String>> {
+        self.transcribe_with(audio, lengths, &self.config.decoding)
+    }
+
+    /// [`transcribe`](Self::transcribe) with another decoding setting.
+    pub fn transcribe_with(
+        &self,
+        audio: &Tensor,
+        lengths: &Tensor,
+        decoding: &BeamSearchConfig,
+    ) -> Result<Vec<String>> {
+        let n = self.labels.len() as u32;
+        self.decode_ids(audio, lengths, decoding)?
+            .iter()
+            .map(|ids| {
+                let ids: Vec<u32> = ids.iter().copied().filter(|&i| i < n).collect();
+                self.labels.decode(&ids)
+            })
+            .collect()
+    }
+
+    /// Writes the self-contained model directory (config, labels, weights), each file atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let yaml = serde_norway::to_string(&self.config).map_err(|e| Error::Config {
+            key: "model".into(),
+            msg: e.to_string(),
+        })?;
+        nemo_core::io::write_atomic(&dir.join("model.yaml"), yaml.as_bytes())?;
+        let labels: String = self
+            .config
+            .labels
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        nemo_core::io::write_atomic(&dir.join("labels.txt"), labels.as_bytes())?;
+        self.params.save(&dir.join("weights.safetensors"))?;
+        Ok(())
+    }
+
+    /// Loads a model directory written by [`EncDecAttentionModel::save`].
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config = EncDecAttentionModelConfig::from_yaml_file(&dir.join("model.yaml"))?;
+        let model = EncDecAttentionModel::new(config, 0, device)?;
+        model.params.load(&dir.join("weights.safetensors"))?;
+        Ok(model)
+    }
+}

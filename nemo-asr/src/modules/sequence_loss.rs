@@ -1,0 +1,164 @@
+//! `SequenceLoss` (NeMo 0.x's name): the masked token negative log-likelihood of a sequence
+//! decoder, with optional label smoothing.
+//!
+//! Ports: `log_probs (B, T, D) Logprobs`, `targets (B, T) Labels` → `loss Loss`.
+//!
+//! With `m[b, t] = 1` where `targets[b, t] ≠ pad_id` (else 0), `s = smoothing_coef` and
+//! `ℓ[b, t] = (1 − s) · log_probs[b, t, targets[b, t]] + s · mean_d log_probs[b, t, d]`:
+//!
+//! ```text
+//! loss = −Σ_{b,t} m ℓ / Σ_{b,t} m                    (sample_wise: false, NeMo's default)
+//! loss = −mean_b ( Σ_t m ℓ / Σ_t m )                 (sample_wise: true)
+//! ```
+//!
+//! Padding never contributes, whatever its log-probabilities. A batch without any valid token
+//! gives loss 0 (the denominator is clamped to 1).
+
+use candle_core::{D, DType, Tensor};
+use nemo_core::{Forward, neural_module};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+fn default_pad_id() -> u32 {
+    0
+}
+
+/// The loss configuration, NeMo's `loss:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceLossConfig {
+    /// The padding id whose positions are ignored (NeMo's `pad_id`, default 0).
+    #[serde(default = "default_pad_id")]
+    pub pad_id: u32,
+    /// Label smoothing `s` in `[0, 1)` (NeMo's `smoothing_coef`, default 0).
+    #[serde(default)]
+    pub smoothing_coef: f64,
+    /// Average per utterance first, then over the batch (NeMo's `sample_wise`, default false:
+    /// average over all valid tokens of the batch).
+    #[serde(default)]
+    pub sample_wise: bool,
+}
+
+impl Default for SequenceLossConfig {
+    fn default() -> Self {
+        SequenceLossConfig {
+            pad_id: 0,
+            smoothing_coef: 0.0,
+            sample_wise: false,
+        }
+    }
+}
+
+impl SequenceLossConfig {
+    /// Checks the smoothing coefficient.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.smoothing_coef) {
+            return Err(Error::Config {
+                key: "loss.smoothing_coef".into(),
+                msg: format!("{} is not in [0, 1)", self.smoothing_coef),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The masked sequence NLL.
+#[neural_module(
+    kind = loss,
+    inputs(
+        log_probs: (B, T as steps, D) Logprobs,
+        targets: (B, T as steps) Labels,
+    ),
+    outputs(loss: Loss),
+)]
+#[derive(Debug, Clone)]
+pub struct SequenceLoss {
+    config: SequenceLossConfig,
+}
+
+impl SequenceLoss {
+    /// A loss with `config`.
+    pub fn new(config: SequenceLossConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(SequenceLoss { config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SequenceLossConfig {
+        &self.config
+    }
+
+    /// The scalar loss of `log_probs` `(B, T, V)` against `targets` `(B, T)` (integer ids).
+    pub fn compute(&self, log_probs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let (b, t, v) = log_probs.dims3()?;
+        if targets.dims() != [b, t] {
+            return Err(Error::Shape {
+                op: "SequenceLoss",
+                msg: format!(
+                    "targets {:?} do not match log_probs {:?}",
+                    targets.dims(),
+                    log_probs.dims()
+                ),
+            });
+        }
+        let ids = targets.to_dtype(DType::I64)?;
+        let flat: Vec<i64> = ids.flatten_all()?.to_vec1()?;
+        let pad = i64::from(self.config.pad_id);
+        if let Some((pos, bad)) = flat
+            .iter()
+            .enumerate()
+            .find(|&(_, &x)| x != pad && (x < 0 || x as usize >= v))
+        {
+            return Err(Error::Shape {
+                op: "SequenceLoss",
+                msg: format!(
+                    "target id {bad} at row {}, step {} is not a class id (0..{v})",
+                    pos / t.max(1),
+                    pos % t.max(1)
+                ),
+            });
+        }
+        let dtype = log_probs.dtype();
+        let mask_vals: Vec<u8> = flat.iter().map(|&x| u8::from(x != pad)).collect();
+        let mask = Tensor::from_vec(mask_vals, (b, t), log_probs.device())?.to_dtype(dtype)?;
+        // Padding may hold any id (even one past the classes): gather at a valid one, then mask.
+        let safe: Vec<u32> = flat
+            .iter()
+            .map(|&x| {
+                if x >= 0 && (x as usize) < v {
+                    x as u32
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let index = Tensor::from_vec(safe, (b, t, 1), log_probs.device())?;
+        let mut token = log_probs.gather(&index, 2)?.squeeze(2)?; // (B, T)
+        let s = self.config.smoothing_coef;
+        if s > 0.0 {
+            let mean = log_probs.mean(D::Minus1)?;
+            token = ((token * (1.0 - s))? + (mean * s)?)?;
+        }
+        let masked = (token * &mask)?;
+        if self.config.sample_wise {
+            let per = masked.sum(1)?; // (B)
+            let counts = mask.sum(1)?.clamp(1.0, f64::INFINITY)?;
+            Ok(per.div(&counts)?.mean_all()?.neg()?)
+        } else {
+            let total = mask.sum_all()?.clamp(1.0, f64::INFINITY)?;
+            Ok(masked.sum_all()?.div(&total)?.neg()?)
+        }
+    }
+}
+
+impl Forward for SequenceLoss {
+    fn forward_tensors(
+        &self,
+        x: SequenceLossInputTensors,
+    ) -> nemo_core::Result<SequenceLossOutputTensors> {
+        Ok(SequenceLossOutputTensors {
+            loss: self.compute(&x.log_probs, &x.targets)?,
+        })
+    }
+}

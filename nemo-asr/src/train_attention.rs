@@ -1,0 +1,248 @@
+//! Training and evaluating an [`EncDecAttentionModel`] on manifests: its data layer (the same
+//! [`AudioToTextDataLayer`] as the CTC model's, with EOS appended and PAD padding), the task the
+//! core [`Trainer`](nemo_core::train::Trainer) runs, WER evaluation with greedy or beam search,
+//! and the YAML config of a whole run (`model:` + the CTC run's `train:` section).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use nemo_core::params::Parameters;
+use nemo_core::train::TrainTask;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{AudioToTextBatch, AudioToTextDataLayer, AudioToTextDataLayerConfig};
+use crate::decoding::BeamSearchConfig;
+use crate::metrics::WordErrorRate;
+use crate::models::{EncDecAttentionModel, EncDecAttentionModelConfig};
+use crate::train::TrainSection;
+use crate::{Error, Result};
+
+/// A whole run of the attention model: the model and how to train it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionRunConfig {
+    /// The model.
+    pub model: EncDecAttentionModelConfig,
+    /// The training settings (the CTC run's section).
+    pub train: TrainSection,
+}
+
+impl AttentionRunConfig {
+    /// Reads and validates a run config; errors name the file and key.
+    pub fn from_yaml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        let cfg: AttentionRunConfig = serde_norway::from_str(&text).map_err(|e| Error::Config {
+            key: match e.location() {
+                Some(l) => format!("{}:{}", path.display(), l.line()),
+                None => path.display().to_string(),
+            },
+            msg: e.to_string(),
+        })?;
+        cfg.model.validate()?;
+        cfg.train.trainer.validate()?;
+        cfg.train.optim.validate()?;
+        cfg.train.sched.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// A data layer over `manifest` for `model`: transcripts get EOS appended and are padded with
+/// PAD; shuffled (training) or in order (evaluation).
+pub fn attention_data_layer(
+    model: &EncDecAttentionModelConfig,
+    manifest: &Path,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+    max_duration: Option<f64>,
+) -> Result<AudioToTextDataLayer> {
+    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), batch_size);
+    cfg.labels = model.labels.clone();
+    cfg.sample_rate = model.sample_rate;
+    cfg.shuffle = shuffle;
+    cfg.seed = seed;
+    cfg.max_duration = max_duration;
+    cfg.eos_id = Some(model.eos_id());
+    cfg.pad_id = Some(model.pad_id());
+    cfg.preload = true;
+    AudioToTextDataLayer::new(cfg)
+}
+
+/// The training data layer of a run: [`attention_data_layer`] with the `train:` section's batch
+/// size, seed, duration limit and batching.
+pub fn attention_train_data_layer(
+    model: &EncDecAttentionModelConfig,
+    manifest: &Path,
+    train: &TrainSection,
+) -> Result<AudioToTextDataLayer> {
+    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), train.batch_size);
+    cfg.labels = model.labels.clone();
+    cfg.sample_rate = model.sample_rate;
+    cfg.shuffle = true;
+    cfg.seed = train.seed;
+    cfg.max_duration = train.max_duration;
+    cfg.eos_id = Some(model.eos_id());
+    cfg.pad_id = Some(model.pad_id());
+    cfg.preload = true;
+    cfg.semi_sorted_batching = train.semi_sorted_batching;
+    AudioToTextDataLayer::new(cfg)
+}
+
+/// The reference transcripts of a batch: ids up to each length, labels only (EOS, PAD dropped).
+pub fn batch_references(
+    model: &EncDecAttentionModel,
+    batch: &AudioToTextBatch,
+) -> Result<Vec<String>> {
+    let n = model.labels().len() as i64;
+    let lens: Vec<i64> = batch.transcript_length.to_dtype(DType::I64)?.to_vec1()?;
+    let rows: Vec<Vec<i64>> = batch.transcripts.to_dtype(DType::I64)?.to_vec2()?;
+    rows.into_iter()
+        .zip(lens)
+        .map(|(row, len)| {
+            let ids: Vec<u32> = row
+                .into_iter()
+                .take(len.max(0) as usize)
+                .filter(|&v| (0..n).contains(&v))
+                .map(|v| v as u32)
+                .collect();
+            model.labels().decode(&ids)
+        })
+        .collect()
+}
+
+/// WER and CER of `model` over every utterance of `layer`, decoded with `decoding` (the model's
+/// own `decoding:` section when `None`), in eval mode.
+pub fn evaluate_attention(
+    model: &EncDecAttentionModel,
+    layer: &AudioToTextDataLayer,
+    decoding: Option<&BeamSearchConfig>,
+) -> Result<WordErrorRate> {
+    let was_training = model.params().is_training("");
+    model.params().eval();
+    let result = (|| {
+        let mut wer = WordErrorRate::new();
+        let decoding = decoding.unwrap_or(&model.config().decoding);
+        for batch in layer.epoch(0, model.device()) {
+            let batch = batch?;
+            let hyps = model.transcribe_with(&batch.audio_signal, &batch.a_sig_length, decoding)?;
+            let refs = batch_references(model, &batch)?;
+            for (h, r) in hyps.iter().zip(&refs) {
+                wer.update(h, r);
+            }
+        }
+        Ok(wer)
+    })();
+    if was_training {
+        model.params().train();
+    }
+    result
+}
+
+/// The attention model's training task: micro-batches in a seeded order, epoch after epoch.
+pub struct AttentionTrainTask<'a> {
+    model: &'a EncDecAttentionModel,
+    train: &'a AudioToTextDataLayer,
+    val: Option<&'a AudioToTextDataLayer>,
+    batches_per_step: usize,
+    order: (u64, Vec<usize>),
+    device: Device,
+    seed: u64,
+}
+
+impl<'a> AttentionTrainTask<'a> {
+    /// A task training `model` on `train` (from [`attention_data_layer`]), evaluating greedy WER
+    /// on `val`.
+    pub fn new(
+        model: &'a EncDecAttentionModel,
+        train: &'a AudioToTextDataLayer,
+        val: Option<&'a AudioToTextDataLayer>,
+        batches_per_step: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        if train.num_batches() == 0 {
+            return Err(Error::Config {
+                key: "train_ds".into(),
+                msg: "the training manifest has no usable utterances".into(),
+            });
+        }
+        let pad = model.config().pad_id();
+        if train.config().pad_id != Some(pad) || train.config().eos_id != Some(pad - 1) {
+            return Err(Error::Config {
+                key: "train_ds".into(),
+                msg: format!(
+                    "the data layer must append EOS {} and pad with {pad} (use `attention_data_layer`)",
+                    pad - 1
+                ),
+            });
+        }
+        Ok(AttentionTrainTask {
+            model,
+            train,
+            val,
+            batches_per_step: batches_per_step.max(1),
+            order: (0, train.epoch_order(0)),
+            device: model.device().clone(),
+            seed,
+        })
+    }
+
+    fn batch(&mut self, index: u64) -> Result<AudioToTextBatch> {
+        let per_epoch = self.train.num_batches().max(1) as u64;
+        let (epoch, pos) = (index / per_epoch, (index % per_epoch) as usize);
+        if self.order.0 != epoch {
+            self.order = (epoch, self.train.epoch_order(epoch));
+        }
+        let bs = self.train.config().batch_size;
+        let end = self.order.1.len().min((pos + 1) * bs);
+        let indices = self.order.1.get(pos * bs..end).unwrap_or(&[]).to_vec();
+        let pad = self.model.config().pad_id();
+        self.train
+            .dataset()
+            .batch(&indices, pad, &self.device)?
+            .ok_or_else(|| Error::Config {
+                key: "train_ds".into(),
+                msg: format!("batch {pos} of epoch {epoch} has no usable utterance"),
+            })
+    }
+}
+
+impl TrainTask for AttentionTrainTask<'_> {
+    fn params(&self) -> &Parameters {
+        self.model.params()
+    }
+
+    fn loss(&mut self, step: u64, micro: usize) -> nemo_core::Result<Tensor> {
+        let index = step * self.batches_per_step as u64 + micro as u64;
+        if micro == 0 {
+            // One RNG stream per step: a resumed run replays the same dither, masks and dropout.
+            self.model
+                .reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        let b = self.batch(index)?;
+        let (loss, _) = self
+            .model
+            .loss(&b.audio_signal, &b.a_sig_length, &b.transcripts)?;
+        Ok(loss)
+    }
+
+    fn evaluate(&mut self, _step: u64) -> nemo_core::Result<BTreeMap<String, f64>> {
+        let Some(val) = self.val else {
+            return Ok(BTreeMap::new());
+        };
+        let greedy = BeamSearchConfig {
+            beam_size: 1,
+            ..self.model.config().decoding.clone()
+        };
+        let wer = evaluate_attention(self.model, val, Some(&greedy))?;
+        let mut out = BTreeMap::new();
+        if let (Some(w), Some(c)) = (wer.wer(), wer.cer()) {
+            out.insert("wer".to_string(), w);
+            out.insert("cer".to_string(), c);
+        }
+        Ok(out)
+    }
+}
