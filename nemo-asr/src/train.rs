@@ -54,26 +54,54 @@ pub struct RunConfig {
     pub train: TrainSection,
 }
 
+impl TrainSection {
+    /// Checks the trainer, optimizer and schedule settings.
+    pub fn validate(&self) -> Result<()> {
+        self.trainer.validate()?;
+        self.optim.validate()?;
+        self.sched.validate()?;
+        Ok(())
+    }
+}
+
+/// Reads a YAML file into `T`; a syntax or schema error names the file and line.
+pub fn read_yaml_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    serde_norway::from_str(&text).map_err(|e| Error::Config {
+        key: match e.location() {
+            Some(l) => format!("{}:{}", path.display(), l.line()),
+            None => path.display().to_string(),
+        },
+        msg: e.to_string(),
+    })
+}
+
 impl RunConfig {
     /// Reads and validates a run config; errors name the file and key.
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
-        let cfg: RunConfig = serde_norway::from_str(&text).map_err(|e| Error::Config {
-            key: match e.location() {
-                Some(l) => format!("{}:{}", path.display(), l.line()),
-                None => path.display().to_string(),
-            },
-            msg: e.to_string(),
-        })?;
+        let cfg: RunConfig = read_yaml_file(path)?;
         cfg.model.validate()?;
-        cfg.train.trainer.validate()?;
-        cfg.train.optim.validate()?;
-        cfg.train.sched.validate()?;
+        cfg.train.validate()?;
         Ok(cfg)
     }
+}
+
+/// The settings every ASR data layer of a model shares: its labels and sample rate, audio
+/// decoded into memory up front.
+pub fn layer_config(
+    manifest: &Path,
+    labels: &[String],
+    sample_rate: u32,
+    batch_size: usize,
+) -> AudioToTextDataLayerConfig {
+    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), batch_size);
+    cfg.labels = labels.to_vec();
+    cfg.sample_rate = sample_rate;
+    cfg.preload = true;
+    cfg
 }
 
 /// A data layer over `manifest` for `model`, shuffled (training) or, for evaluation, sorted by
@@ -86,13 +114,10 @@ pub fn data_layer(
     seed: u64,
     max_duration: Option<f64>,
 ) -> Result<AudioToTextDataLayer> {
-    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), batch_size);
-    cfg.labels = model.labels.clone();
-    cfg.sample_rate = model.sample_rate;
+    let mut cfg = layer_config(manifest, &model.labels, model.sample_rate, batch_size);
     cfg.shuffle = shuffle;
     cfg.seed = seed;
     cfg.max_duration = max_duration;
-    cfg.preload = true;
     cfg.semi_sorted_batching = !shuffle;
     AudioToTextDataLayer::new(cfg)
 }
@@ -103,13 +128,10 @@ pub fn train_data_layer(
     manifest: &Path,
     train: &TrainSection,
 ) -> Result<AudioToTextDataLayer> {
-    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), train.batch_size);
-    cfg.labels = model.labels.clone();
-    cfg.sample_rate = model.sample_rate;
+    let mut cfg = layer_config(manifest, &model.labels, model.sample_rate, train.batch_size);
     cfg.shuffle = true;
     cfg.seed = train.seed;
     cfg.max_duration = train.max_duration;
-    cfg.preload = true;
     cfg.semi_sorted_batching = train.semi_sorted_batching;
     AudioToTextDataLayer::new(cfg)
 }

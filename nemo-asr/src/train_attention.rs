@@ -11,11 +11,11 @@ use nemo_core::params::Parameters;
 use nemo_core::train::TrainTask;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{AudioToTextBatch, AudioToTextDataLayer, AudioToTextDataLayerConfig};
+use crate::data::{AudioToTextBatch, AudioToTextDataLayer};
 use crate::decoding::BeamSearchConfig;
 use crate::metrics::WordErrorRate;
 use crate::models::{EncDecAttentionModel, EncDecAttentionModelConfig};
-use crate::train::TrainSection;
+use crate::train::{TrainSection, layer_config, read_yaml_file};
 use crate::{Error, Result};
 
 /// A whole run of the attention model: the model and how to train it.
@@ -31,21 +31,9 @@ pub struct AttentionRunConfig {
 impl AttentionRunConfig {
     /// Reads and validates a run config; errors name the file and key.
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
-        let cfg: AttentionRunConfig = serde_norway::from_str(&text).map_err(|e| Error::Config {
-            key: match e.location() {
-                Some(l) => format!("{}:{}", path.display(), l.line()),
-                None => path.display().to_string(),
-            },
-            msg: e.to_string(),
-        })?;
+        let cfg: AttentionRunConfig = read_yaml_file(path)?;
         cfg.model.validate()?;
-        cfg.train.trainer.validate()?;
-        cfg.train.optim.validate()?;
-        cfg.train.sched.validate()?;
+        cfg.train.validate()?;
         Ok(cfg)
     }
 }
@@ -60,15 +48,12 @@ pub fn attention_data_layer(
     seed: u64,
     max_duration: Option<f64>,
 ) -> Result<AudioToTextDataLayer> {
-    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), batch_size);
-    cfg.labels = model.labels.clone();
-    cfg.sample_rate = model.sample_rate;
+    let mut cfg = layer_config(manifest, &model.labels, model.sample_rate, batch_size);
     cfg.shuffle = shuffle;
     cfg.seed = seed;
     cfg.max_duration = max_duration;
     cfg.eos_id = Some(model.eos_id());
     cfg.pad_id = Some(model.pad_id());
-    cfg.preload = true;
     AudioToTextDataLayer::new(cfg)
 }
 
@@ -79,15 +64,12 @@ pub fn attention_train_data_layer(
     manifest: &Path,
     train: &TrainSection,
 ) -> Result<AudioToTextDataLayer> {
-    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), train.batch_size);
-    cfg.labels = model.labels.clone();
-    cfg.sample_rate = model.sample_rate;
+    let mut cfg = layer_config(manifest, &model.labels, model.sample_rate, train.batch_size);
     cfg.shuffle = true;
     cfg.seed = train.seed;
     cfg.max_duration = train.max_duration;
     cfg.eos_id = Some(model.eos_id());
     cfg.pad_id = Some(model.pad_id());
-    cfg.preload = true;
     cfg.semi_sorted_batching = train.semi_sorted_batching;
     AudioToTextDataLayer::new(cfg)
 }

@@ -22,7 +22,7 @@ use crate::modules::*;
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 use crate::{Error, Result};
 
-use super::enc_dec_ctc::TypedAudio;
+use super::speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};
 
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,25 +114,7 @@ impl EncDecAttentionModelConfig {
             })
         };
         LabelSet::from_strings(&self.labels)?;
-        if self.preprocessor.sample_rate != self.sample_rate {
-            return bad(
-                "preprocessor.sample_rate",
-                format!(
-                    "{} differs from the model's sample_rate {}",
-                    self.preprocessor.sample_rate, self.sample_rate
-                ),
-            );
-        }
-        if self.preprocessor.features != self.encoder.feat_in {
-            return bad(
-                "encoder.feat_in",
-                format!(
-                    "{} differs from preprocessor.features {}",
-                    self.encoder.feat_in, self.preprocessor.features
-                ),
-            );
-        }
-        self.encoder.validate()?;
+        SpeechEncoder::validate_config(self.sample_rate, &self.preprocessor, &self.encoder)?;
         self.connector.validate()?;
         if self.connector.in_channels != self.encoder.feat_out() {
             return bad(
@@ -266,9 +248,7 @@ pub struct EncDecAttentionModel {
     labels: LabelSet,
     params: Parameters,
     device: Device,
-    preprocessor: AudioPreprocessor,
-    spec_augment: Option<SpectrogramAugmentation>,
-    encoder: ConvASREncoder,
+    front: SpeechEncoder,
     connector: JasperRNNConnector,
     decoder: DecoderRNN,
     loss: SequenceLoss,
@@ -292,15 +272,15 @@ impl EncDecAttentionModel {
         let params = Parameters::new();
         let vb = params.var_builder(dtype, device);
         let labels = LabelSet::from_strings(&config.labels)?;
-        let preprocessor =
-            AudioPreprocessor::new(config.preprocessor.clone(), seed, &params, "preprocessor")?;
-        let spec_augment = config
-            .spec_augment
-            .clone()
-            .map(|c| SpectrogramAugmentation::new(c, seed.wrapping_add(1), &params, "spec_augment"))
-            .transpose()?;
-        let encoder =
-            ConvASREncoder::new(config.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
+        let front = SpeechEncoder::new(
+            config.sample_rate,
+            &config.preprocessor,
+            config.spec_augment.as_ref(),
+            &config.encoder,
+            seed,
+            &params,
+            &vb,
+        )?;
         let connector = JasperRNNConnector::new(&config.connector, vb.pp("connector"))?;
         let decoder = DecoderRNN::new(
             config.decoder.clone(),
@@ -316,9 +296,7 @@ impl EncDecAttentionModel {
             labels,
             params,
             device: device.clone(),
-            preprocessor,
-            spec_augment,
-            encoder,
+            front,
             connector,
             decoder,
             loss,
@@ -347,7 +325,7 @@ impl EncDecAttentionModel {
 
     /// The encoder (shared with the CTC model's definition).
     pub fn encoder(&self) -> &ConvASREncoder {
-        &self.encoder
+        self.front.encoder()
     }
 
     /// The attention decoder.
@@ -357,18 +335,13 @@ impl EncDecAttentionModel {
 
     /// Reseeds the dither, SpecAugment, dropout and sampling RNGs.
     pub fn reseed(&self, seed: u64) {
-        self.preprocessor.reseed(seed);
-        if let Some(s) = &self.spec_augment {
-            s.reseed(seed.wrapping_add(1));
-        }
+        self.front.reseed(seed);
         self.decoder.reseed(seed.wrapping_add(2));
     }
 
     /// Wraps plain batch tensors as typed audio (the data layer's ports).
     pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
-        let audio = NTensor::new(audio.to_device(&self.device)?)?
-            .with_param("freq", f64::from(self.config.sample_rate))?;
-        Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
+        self.front.typed_audio(audio, lengths)
     }
 
     /// Audio → mel → (SpecAugment) → encoder → connector, typed end to end.
@@ -377,24 +350,7 @@ impl EncDecAttentionModel {
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
     ) -> Result<AttentionEncoded> {
-        let mel = self.preprocessor.forward(AudioPreprocessorInputs {
-            input_signal: audio,
-            length,
-        })?;
-        let spec = match &self.spec_augment {
-            Some(aug) => {
-                aug.forward(SpectrogramAugmentationInputs {
-                    input_spec: &mel.processed_signal,
-                    length: &mel.processed_length,
-                })?
-                .augmented_spec
-            }
-            None => mel.processed_signal,
-        };
-        let enc = self.encoder.forward(ConvASREncoderInputs {
-            audio_signal: &spec,
-            length: &mel.processed_length,
-        })?;
+        let enc = self.front.encode(audio, length)?;
         let con = self.connector.forward(JasperRNNConnectorInputs {
             tensor: &enc.outputs,
         })?;
@@ -493,24 +449,7 @@ impl EncDecAttentionModel {
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.into(),
-            source,
-        })?;
-        let yaml = serde_norway::to_string(&self.config).map_err(|e| Error::Config {
-            key: "model".into(),
-            msg: e.to_string(),
-        })?;
-        nemo_core::io::write_atomic(&dir.join("model.yaml"), yaml.as_bytes())?;
-        let labels: String = self
-            .config
-            .labels
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect();
-        nemo_core::io::write_atomic(&dir.join("labels.txt"), labels.as_bytes())?;
-        self.params.save(&dir.join("weights.safetensors"))?;
-        Ok(())
+        save_model_dir(dir, &self.config, &self.config.labels, &self.params)
     }
 
     /// Loads a model directory written by [`EncDecAttentionModel::save`].

@@ -19,6 +19,8 @@ use crate::modules::*;
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 use crate::{Error, Result};
 
+use super::speech_encoder::{SpeechEncoder, save_model_dir};
+
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,25 +92,7 @@ impl EncDecCTCModelConfig {
                 msg,
             })
         };
-        if self.preprocessor.sample_rate != self.sample_rate {
-            return bad(
-                "preprocessor.sample_rate",
-                format!(
-                    "{} differs from the model's sample_rate {}",
-                    self.preprocessor.sample_rate, self.sample_rate
-                ),
-            );
-        }
-        if self.preprocessor.features != self.encoder.feat_in {
-            return bad(
-                "encoder.feat_in",
-                format!(
-                    "{} differs from preprocessor.features {}",
-                    self.encoder.feat_in, self.preprocessor.features
-                ),
-            );
-        }
-        self.encoder.validate()?;
+        SpeechEncoder::validate_config(self.sample_rate, &self.preprocessor, &self.encoder)?;
         if self.decoder.feat_in != self.encoder.feat_out() {
             return bad(
                 "decoder.feat_in",
@@ -157,8 +141,7 @@ fn seeded_init(params: &Parameters, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Audio `(B, T)` and its lengths `(B)`, typed as the data layer's ports.
-pub type TypedAudio = (NTensor<(B, T), AudioSignal>, NTensor<(B,), Lengths>);
+pub use super::speech_encoder::TypedAudio;
 
 /// Outputs of one forward pass.
 #[derive(Debug, Clone)]
@@ -176,9 +159,7 @@ pub struct EncDecCTCModel {
     labels: LabelSet,
     params: Parameters,
     device: Device,
-    preprocessor: AudioPreprocessor,
-    spec_augment: Option<SpectrogramAugmentation>,
-    encoder: ConvASREncoder,
+    front: SpeechEncoder,
     decoder: ConvASRDecoder,
     loss: CTCLossNM,
 }
@@ -191,15 +172,15 @@ impl EncDecCTCModel {
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, device);
         let labels = LabelSet::from_strings(&config.labels)?;
-        let preprocessor =
-            AudioPreprocessor::new(config.preprocessor.clone(), seed, &params, "preprocessor")?;
-        let spec_augment = config
-            .spec_augment
-            .clone()
-            .map(|c| SpectrogramAugmentation::new(c, seed.wrapping_add(1), &params, "spec_augment"))
-            .transpose()?;
-        let encoder =
-            ConvASREncoder::new(config.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
+        let front = SpeechEncoder::new(
+            config.sample_rate,
+            &config.preprocessor,
+            config.spec_augment.as_ref(),
+            &config.encoder,
+            seed,
+            &params,
+            &vb,
+        )?;
         let decoder = ConvASRDecoder::new(&config.decoder, vb.pp("decoder"))?;
         let loss = CTCLossNM::new(config.decoder.num_classes + 1, CtcLossConfig::default());
         seeded_init(&params, seed)?;
@@ -208,9 +189,7 @@ impl EncDecCTCModel {
             labels,
             params,
             device: device.clone(),
-            preprocessor,
-            spec_augment,
-            encoder,
+            front,
             decoder,
             loss,
         })
@@ -238,22 +217,17 @@ impl EncDecCTCModel {
 
     /// The encoder.
     pub fn encoder(&self) -> &ConvASREncoder {
-        &self.encoder
+        self.front.encoder()
     }
 
     /// Reseeds the dither and SpecAugment RNGs (resumption replays the same randomness).
     pub fn reseed(&self, seed: u64) {
-        self.preprocessor.reseed(seed);
-        if let Some(s) = &self.spec_augment {
-            s.reseed(seed.wrapping_add(1));
-        }
+        self.front.reseed(seed);
     }
 
     /// Wraps plain batch tensors as typed audio (the data layer's ports).
     pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
-        let audio = NTensor::new(audio.to_device(&self.device)?)?
-            .with_param("freq", f64::from(self.config.sample_rate))?;
-        Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
+        self.front.typed_audio(audio, lengths)
     }
 
     /// The forward pass, typed end to end: audio → mel → (SpecAugment) → encoder → decoder.
@@ -262,24 +236,7 @@ impl EncDecCTCModel {
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
     ) -> Result<CtcForward> {
-        let mel = self.preprocessor.forward(AudioPreprocessorInputs {
-            input_signal: audio,
-            length,
-        })?;
-        let spec = match &self.spec_augment {
-            Some(aug) => {
-                aug.forward(SpectrogramAugmentationInputs {
-                    input_spec: &mel.processed_signal,
-                    length: &mel.processed_length,
-                })?
-                .augmented_spec
-            }
-            None => mel.processed_signal,
-        };
-        let enc = self.encoder.forward(ConvASREncoderInputs {
-            audio_signal: &spec,
-            length: &mel.processed_length,
-        })?;
+        let enc = self.front.encode(audio, length)?;
         let dec = self.decoder.forward(ConvASRDecoderInputs {
             encoder_output: &enc.outputs,
         })?;
@@ -325,24 +282,7 @@ impl EncDecCTCModel {
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.into(),
-            source,
-        })?;
-        let yaml = serde_norway::to_string(&self.config).map_err(|e| Error::Config {
-            key: "model".into(),
-            msg: e.to_string(),
-        })?;
-        nemo_core::io::write_atomic(&dir.join("model.yaml"), yaml.as_bytes())?;
-        let labels: String = self
-            .config
-            .labels
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect();
-        nemo_core::io::write_atomic(&dir.join("labels.txt"), labels.as_bytes())?;
-        self.params.save(&dir.join("weights.safetensors"))?;
-        Ok(())
+        save_model_dir(dir, &self.config, &self.config.labels, &self.params)
     }
 
     /// Loads a model directory written by [`EncDecCTCModel::save`].

@@ -2,6 +2,8 @@
 
 pub mod enc_dec_attention;
 pub mod enc_dec_ctc;
+pub mod speech_encoder;
 
 pub use enc_dec_attention::{EncDecAttentionModel, EncDecAttentionModelConfig};
 pub use enc_dec_ctc::{EncDecCTCModel, EncDecCTCModelConfig};
+pub use speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};

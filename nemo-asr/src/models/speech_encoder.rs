@@ -1,0 +1,162 @@
+//! [`SpeechEncoder`]: what the CTC and the attention model share (paper §4.1: the attention model
+//! re-uses the CTC model's front end) — mel preprocessor, SpecAugment in training, and the
+//! Jasper/QuartzNet [`ConvASREncoder`], typed from `(B, T) AudioSignal` to
+//! `(B, D, T) AcousticEncodedRepresentation` — plus the model directory both save to.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
+use nemo_core::params::Parameters;
+use nemo_core::prelude::*;
+use serde::Serialize;
+
+use crate::modules::*;
+use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
+use crate::{Error, Result};
+
+/// Audio `(B, T)` and its lengths `(B)`, typed as the data layer's ports.
+pub type TypedAudio = (NTensor<(B, T), AudioSignal>, NTensor<(B,), Lengths>);
+
+/// Mel preprocessor → (SpecAugment) → `ConvASREncoder`, with weights under `preprocessor`,
+/// `spec_augment` and `encoder`.
+#[derive(Debug)]
+pub struct SpeechEncoder {
+    sample_rate: u32,
+    device: Device,
+    preprocessor: AudioPreprocessor,
+    spec_augment: Option<SpectrogramAugmentation>,
+    encoder: ConvASREncoder,
+}
+
+impl SpeechEncoder {
+    /// Checks that the sections agree: the preprocessor's sample rate is the model's, its mel
+    /// bands are the encoder's `feat_in`, and the encoder's block list is valid.
+    pub fn validate_config(
+        sample_rate: u32,
+        preprocessor: &AudioToMelSpectrogramPreprocessorConfig,
+        encoder: &ConvASREncoderConfig,
+    ) -> Result<()> {
+        let bad = |key: &str, msg: String| {
+            Err(Error::Config {
+                key: key.into(),
+                msg,
+            })
+        };
+        if preprocessor.sample_rate != sample_rate {
+            return bad(
+                "preprocessor.sample_rate",
+                format!(
+                    "{} differs from the model's sample_rate {sample_rate}",
+                    preprocessor.sample_rate
+                ),
+            );
+        }
+        if preprocessor.features != encoder.feat_in {
+            return bad(
+                "encoder.feat_in",
+                format!(
+                    "{} differs from preprocessor.features {}",
+                    encoder.feat_in, preprocessor.features
+                ),
+            );
+        }
+        encoder.validate()
+    }
+
+    /// Builds the three modules in `params` on `vb`'s device (dither seeded by `seed`,
+    /// SpecAugment by `seed + 1`).
+    pub fn new(
+        sample_rate: u32,
+        preprocessor: &AudioToMelSpectrogramPreprocessorConfig,
+        spec_augment: Option<&SpecAugmentConfig>,
+        encoder: &ConvASREncoderConfig,
+        seed: u64,
+        params: &Parameters,
+        vb: &VarBuilder,
+    ) -> Result<Self> {
+        let preprocessor =
+            AudioPreprocessor::new(preprocessor.clone(), seed, params, "preprocessor")?;
+        let spec_augment = spec_augment
+            .cloned()
+            .map(|c| SpectrogramAugmentation::new(c, seed.wrapping_add(1), params, "spec_augment"))
+            .transpose()?;
+        let encoder = ConvASREncoder::new(encoder.clone(), params, "encoder", vb.pp("encoder"))?;
+        Ok(SpeechEncoder {
+            sample_rate,
+            device: vb.device().clone(),
+            preprocessor,
+            spec_augment,
+            encoder,
+        })
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &ConvASREncoder {
+        &self.encoder
+    }
+
+    /// Reseeds the dither (`seed`) and SpecAugment (`seed + 1`) RNGs.
+    pub fn reseed(&self, seed: u64) {
+        self.preprocessor.reseed(seed);
+        if let Some(s) = &self.spec_augment {
+            s.reseed(seed.wrapping_add(1));
+        }
+    }
+
+    /// Wraps plain batch tensors as typed audio (the data layer's ports) on the model's device.
+    pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
+        let audio = NTensor::new(audio.to_device(&self.device)?)?
+            .with_param("freq", f64::from(self.sample_rate))?;
+        Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
+    }
+
+    /// Audio → mel → (SpecAugment, in training mode) → encoder.
+    pub fn encode(
+        &self,
+        audio: &NTensor<(B, T), AudioSignal>,
+        length: &NTensor<(B,), Lengths>,
+    ) -> Result<ConvASREncoderOutputs> {
+        let mel = self.preprocessor.forward(AudioPreprocessorInputs {
+            input_signal: audio,
+            length,
+        })?;
+        let spec = match &self.spec_augment {
+            Some(aug) => {
+                aug.forward(SpectrogramAugmentationInputs {
+                    input_spec: &mel.processed_signal,
+                    length: &mel.processed_length,
+                })?
+                .augmented_spec
+            }
+            None => mel.processed_signal,
+        };
+        Ok(self.encoder.forward(ConvASREncoderInputs {
+            audio_signal: &spec,
+            length: &mel.processed_length,
+        })?)
+    }
+}
+
+/// Writes a self-contained model directory — `model.yaml` (`config`), `labels.txt` (one label
+/// per line) and `weights.safetensors` — each file atomically.
+pub fn save_model_dir(
+    dir: &Path,
+    config: &impl Serialize,
+    labels: &[String],
+    params: &Parameters,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let yaml = serde_norway::to_string(config).map_err(|e| Error::Config {
+        key: "model".into(),
+        msg: e.to_string(),
+    })?;
+    nemo_core::io::write_atomic(&dir.join("model.yaml"), yaml.as_bytes())?;
+    let labels: String = labels.iter().map(|l| format!("{l}\n")).collect();
+    nemo_core::io::write_atomic(&dir.join("labels.txt"), labels.as_bytes())?;
+    params.save(&dir.join("weights.safetensors"))?;
+    Ok(())
+}
