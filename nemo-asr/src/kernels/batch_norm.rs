@@ -93,6 +93,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var, With
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
+use super::cpu_args::{arg_slice, dispatch_float, zeroed};
 use crate::{Error, Result};
 
 /// Name of the public op, used in error messages.
@@ -561,40 +562,6 @@ impl Float for f64 {
     }
 }
 
-/// Checks that a custom op's argument is contiguous with the expected shape, and returns its data.
-fn arg_slice<'a, T: WithDType>(
-    op: &str,
-    what: &str,
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    expected: &Shape,
-) -> candle_core::Result<&'a [T]> {
-    if layout.shape() != expected {
-        bail!(
-            "{op}: {what} has shape {:?}, expected {expected:?}",
-            layout.shape()
-        );
-    }
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{op}: {what} must be contiguous");
-    };
-    match storage.as_slice::<T>()?.get(start..end) {
-        Some(data) => Ok(data),
-        None => bail!("{op}: {what} storage is shorter than its layout"),
-    }
-}
-
-/// Calls the generic `$f::<T>(args)` with `T` = `f32` or `f64` as `$dtype` says.
-macro_rules! dispatch_float {
-    ($op:expr, $dtype:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match $dtype {
-            DType::F32 => $f::<f32>($($arg),*),
-            DType::F64 => $f::<f64>($($arg),*),
-            dtype => bail!("{}: no CPU kernel for {dtype:?}, only f32 and f64", $op),
-        }
-    };
-}
-
 /// [`forward`] on the storages of `(x, γ, β)`; stores the statistics in `op.saved`.
 fn forward_storage<T: Float>(
     this: &BatchNormTrain,
@@ -711,14 +678,6 @@ impl CustomOp3 for BatchNormTrainBackward {
         )?;
         Ok((storage, self.dims.packed_grads_shape()))
     }
-}
-
-/// `n` zeros, written by all rayon workers (a single-threaded `memset` of a `(B, C, T)` buffer is
-/// a sizeable part of the op).
-fn zeroed<T: Float>(n: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
-    v.par_extend(rayon::iter::repeat_n(T::narrow(0.0), n));
-    v
 }
 
 /// Splits `data` `(B, C, T)` into its rows of `T` and groups them by channel: `C` lists of `B` rows.

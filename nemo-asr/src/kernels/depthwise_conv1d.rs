@@ -78,6 +78,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
+use super::cpu_args::{arg_slice, dispatch_float, zeroed};
 use crate::{Error, Result};
 
 /// Name of the public op, used in error messages.
@@ -279,40 +280,6 @@ struct DepthwiseConv1dGradWeight {
     geo: Geometry,
 }
 
-/// Checks that a custom op's argument is contiguous with the expected shape, and returns its data.
-fn arg_slice<'a, T: WithDType>(
-    op: &str,
-    what: &str,
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    expected: &Shape,
-) -> candle_core::Result<&'a [T]> {
-    if layout.shape() != expected {
-        bail!(
-            "{op}: {what} has shape {:?}, expected {expected:?}",
-            layout.shape()
-        );
-    }
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{op}: {what} must be contiguous");
-    };
-    match storage.as_slice::<T>()?.get(start..end) {
-        Some(data) => Ok(data),
-        None => bail!("{op}: {what} storage is shorter than its layout"),
-    }
-}
-
-/// Calls the generic `$f::<T>(args)` with `T` = `f32` or `f64` as `$dtype` says.
-macro_rules! dispatch_float {
-    ($op:expr, $dtype:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match $dtype {
-            DType::F32 => $f::<f32>($($arg),*),
-            DType::F64 => $f::<f64>($($arg),*),
-            dtype => bail!("{}: no CPU kernel for {dtype:?}, only f32 and f64", $op),
-        }
-    };
-}
-
 /// [`forward`] on the storages of `(x, w)`.
 fn forward_storage<T: Real>(
     op: &str,
@@ -497,14 +464,6 @@ const BASELINE_FMA: bool = cfg!(target_arch = "aarch64");
 #[inline]
 fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-/// `n` zeros, written by all rayon workers (a single-threaded `memset` of a `(B, C, T)` output
-/// costs a sizeable part of the forward pass).
-fn zeroed<T: Real>(n: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
-    v.par_extend(rayon::iter::repeat_n(T::ZERO, n));
-    v
 }
 
 /// Row `index` of `len` values in `data`.

@@ -19,6 +19,7 @@
 //! other than `f32`/`f64`, devices other than the CPU), so callers never need to branch.
 
 pub mod batch_norm;
+mod cpu_args;
 pub mod depthwise_conv1d;
 pub mod pointwise_conv1d;
 

@@ -64,6 +64,7 @@ use candle_core::{
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::cpu_args::{arg_slice, dispatch_float, zeroed};
 use crate::{Error, Result};
 
 /// Name of the public op, used in error messages.
@@ -316,13 +317,6 @@ fn gemm_into<T: GemmFloat>(
     Ok(())
 }
 
-/// `n` zeros, written by all rayon workers rather than one `memset`.
-fn zeroed<T: GemmFloat>(n: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
-    v.par_extend(rayon::iter::repeat_n(T::ZERO, n));
-    v
-}
-
 /// Item `index` of `len` values in `data`.
 fn item<T>(data: &[T], index: usize, len: usize) -> candle_core::Result<&[T]> {
     match data.get(index * len..(index + 1) * len) {
@@ -428,40 +422,6 @@ fn grad_weight<T: GemmFloat>(d: &Dims, x: &[T], dy: &[T]) -> candle_core::Result
         }
     }
     Ok(dw)
-}
-
-/// Checks that a custom op's argument is contiguous with the expected shape, and returns its data.
-fn arg_slice<'a, T: WithDType>(
-    op: &str,
-    what: &str,
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    expected: &Shape,
-) -> candle_core::Result<&'a [T]> {
-    if layout.shape() != expected {
-        bail!(
-            "{op}: {what} has shape {:?}, expected {expected:?}",
-            layout.shape()
-        );
-    }
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{op}: {what} must be contiguous");
-    };
-    match storage.as_slice::<T>()?.get(start..end) {
-        Some(data) => Ok(data),
-        None => bail!("{op}: {what} storage is shorter than its layout"),
-    }
-}
-
-/// Calls the generic `$f::<T>(args)` with `T` = `f32` or `f64` as `$dtype` says.
-macro_rules! dispatch_float {
-    ($op:expr, $dtype:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match $dtype {
-            DType::F32 => $f::<f32>($($arg),*),
-            DType::F64 => $f::<f64>($($arg),*),
-            dtype => bail!("{}: no CPU kernel for {dtype:?}, only f32 and f64", $op),
-        }
-    };
 }
 
 /// [`forward`] on the storages of `(x, w[, bias])`.
