@@ -171,12 +171,62 @@ pub fn evaluate(model: &EncDecCTCModel, layer: &AudioToTextDataLayer) -> Result<
 /// The CTC training task: micro-batches in a seeded order, epoch after epoch.
 pub struct CtcTrainTask<'a> {
     model: &'a EncDecCTCModel,
-    train: &'a AudioToTextDataLayer,
+    train: BatchCursor<'a>,
     val: Option<&'a AudioToTextDataLayer>,
     batches_per_step: usize,
+    seed: u64,
+}
+
+/// Batch `index` of an endless run of epochs over a training data layer — epoch
+/// `index / batches_per_epoch`, each in the layer's seeded order — so a resumed run sees exactly
+/// the batches the uninterrupted one would have.
+#[derive(Debug)]
+pub struct BatchCursor<'a> {
+    layer: &'a AudioToTextDataLayer,
     order: (u64, Vec<usize>),
     device: Device,
-    seed: u64,
+}
+
+impl<'a> BatchCursor<'a> {
+    /// A cursor over `layer` making batches on `device`; an empty layer is an error.
+    pub fn new(layer: &'a AudioToTextDataLayer, device: &Device) -> Result<Self> {
+        if layer.num_batches() == 0 {
+            return Err(Error::Config {
+                key: "train_ds".into(),
+                msg: "the training manifest has no usable utterances".into(),
+            });
+        }
+        Ok(BatchCursor {
+            layer,
+            order: (0, layer.epoch_order(0)),
+            device: device.clone(),
+        })
+    }
+
+    /// The data layer.
+    pub fn layer(&self) -> &'a AudioToTextDataLayer {
+        self.layer
+    }
+
+    /// Batch `index` (counting across epochs), padded with the layer's `pad_id` (0 if unset).
+    pub fn batch(&mut self, index: u64) -> Result<crate::data::AudioToTextBatch> {
+        let per_epoch = self.layer.num_batches().max(1) as u64;
+        let (epoch, pos) = (index / per_epoch, (index % per_epoch) as usize);
+        if self.order.0 != epoch {
+            self.order = (epoch, self.layer.epoch_order(epoch));
+        }
+        let bs = self.layer.config().batch_size;
+        let end = self.order.1.len().min((pos + 1) * bs);
+        let indices = self.order.1.get(pos * bs..end).unwrap_or(&[]).to_vec();
+        let pad = self.layer.config().pad_id.unwrap_or(0);
+        self.layer
+            .dataset()
+            .batch(&indices, pad, &self.device)?
+            .ok_or_else(|| Error::Config {
+                key: "train_ds".into(),
+                msg: format!("batch {pos} of epoch {epoch} has no usable utterance"),
+            })
+    }
 }
 
 impl<'a> CtcTrainTask<'a> {
@@ -188,40 +238,13 @@ impl<'a> CtcTrainTask<'a> {
         batches_per_step: usize,
         seed: u64,
     ) -> Result<Self> {
-        if train.num_batches() == 0 {
-            return Err(Error::Config {
-                key: "train_ds".into(),
-                msg: "the training manifest has no usable utterances".into(),
-            });
-        }
         Ok(CtcTrainTask {
             model,
-            train,
+            train: BatchCursor::new(train, model.device())?,
             val,
             batches_per_step,
-            order: (0, train.epoch_order(0)),
-            device: model.device().clone(),
             seed,
         })
-    }
-
-    fn batch(&mut self, index: u64) -> Result<crate::data::AudioToTextBatch> {
-        let per_epoch = self.train.num_batches() as u64;
-        let (epoch, pos) = (index / per_epoch, (index % per_epoch) as usize);
-        if self.order.0 != epoch {
-            self.order = (epoch, self.train.epoch_order(epoch));
-        }
-        let bs = self.train.config().batch_size;
-        let end = self.order.1.len().min((pos + 1) * bs);
-        let indices = self.order.1.get(pos * bs..end).unwrap_or(&[]).to_vec();
-        let pad = self.train.config().pad_id.unwrap_or(0);
-        self.train
-            .dataset()
-            .batch(&indices, pad, &self.device)?
-            .ok_or_else(|| Error::Config {
-                key: "train_ds".into(),
-                msg: format!("batch {pos} of epoch {epoch} has no usable utterance"),
-            })
     }
 }
 
@@ -237,7 +260,7 @@ impl TrainTask for CtcTrainTask<'_> {
             self.model
                 .reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         }
-        let b = self.batch(index)?;
+        let b = self.train.batch(index)?;
         let (loss, _) = self.model.loss(
             &b.audio_signal,
             &b.a_sig_length,

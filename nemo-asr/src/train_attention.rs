@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use nemo_core::params::Parameters;
 use nemo_core::train::TrainTask;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::data::{AudioToTextBatch, AudioToTextDataLayer};
 use crate::decoding::BeamSearchConfig;
 use crate::metrics::WordErrorRate;
 use crate::models::{EncDecAttentionModel, EncDecAttentionModelConfig};
-use crate::train::{TrainSection, layer_config, read_yaml_file};
+use crate::train::{BatchCursor, TrainSection, layer_config, read_yaml_file};
 use crate::{Error, Result};
 
 /// A whole run of the attention model: the model and how to train it.
@@ -127,11 +127,9 @@ pub fn evaluate_attention(
 /// The attention model's training task: micro-batches in a seeded order, epoch after epoch.
 pub struct AttentionTrainTask<'a> {
     model: &'a EncDecAttentionModel,
-    train: &'a AudioToTextDataLayer,
+    train: BatchCursor<'a>,
     val: Option<&'a AudioToTextDataLayer>,
     batches_per_step: usize,
-    order: (u64, Vec<usize>),
-    device: Device,
     seed: u64,
 }
 
@@ -145,12 +143,6 @@ impl<'a> AttentionTrainTask<'a> {
         batches_per_step: usize,
         seed: u64,
     ) -> Result<Self> {
-        if train.num_batches() == 0 {
-            return Err(Error::Config {
-                key: "train_ds".into(),
-                msg: "the training manifest has no usable utterances".into(),
-            });
-        }
         let pad = model.config().pad_id();
         if train.config().pad_id != Some(pad) || train.config().eos_id != Some(pad - 1) {
             return Err(Error::Config {
@@ -163,32 +155,11 @@ impl<'a> AttentionTrainTask<'a> {
         }
         Ok(AttentionTrainTask {
             model,
-            train,
+            train: BatchCursor::new(train, model.device())?,
             val,
             batches_per_step: batches_per_step.max(1),
-            order: (0, train.epoch_order(0)),
-            device: model.device().clone(),
             seed,
         })
-    }
-
-    fn batch(&mut self, index: u64) -> Result<AudioToTextBatch> {
-        let per_epoch = self.train.num_batches().max(1) as u64;
-        let (epoch, pos) = (index / per_epoch, (index % per_epoch) as usize);
-        if self.order.0 != epoch {
-            self.order = (epoch, self.train.epoch_order(epoch));
-        }
-        let bs = self.train.config().batch_size;
-        let end = self.order.1.len().min((pos + 1) * bs);
-        let indices = self.order.1.get(pos * bs..end).unwrap_or(&[]).to_vec();
-        let pad = self.model.config().pad_id();
-        self.train
-            .dataset()
-            .batch(&indices, pad, &self.device)?
-            .ok_or_else(|| Error::Config {
-                key: "train_ds".into(),
-                msg: format!("batch {pos} of epoch {epoch} has no usable utterance"),
-            })
     }
 }
 
@@ -204,7 +175,7 @@ impl TrainTask for AttentionTrainTask<'_> {
             self.model
                 .reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         }
-        let b = self.batch(index)?;
+        let b = self.train.batch(index)?;
         let (loss, _) = self
             .model
             .loss(&b.audio_signal, &b.a_sig_length, &b.transcripts)?;
