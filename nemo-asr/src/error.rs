@@ -24,6 +24,16 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A language model (ARPA) file could not be read.
+    #[error("{path}:{line}: {msg}")]
+    LanguageModel {
+        /// The ARPA file.
+        path: PathBuf,
+        /// 1-based line number (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
     /// An audio file could not be decoded or resampled.
     #[error("{path}: {msg}")]
     Audio {

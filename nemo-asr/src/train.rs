@@ -11,6 +11,7 @@ use nemo_core::train::{TrainTask, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig};
+use crate::decoding::CtcBeamSearch;
 use crate::metrics::WordErrorRate;
 use crate::models::{EncDecCTCModel, EncDecCTCModelConfig};
 use crate::{Error, Result};
@@ -138,34 +139,50 @@ pub fn train_data_layer(
 
 /// Greedy-decoding WER and CER of `model` over every utterance of `layer`.
 pub fn evaluate(model: &EncDecCTCModel, layer: &AudioToTextDataLayer) -> Result<WordErrorRate> {
+    evaluate_with(model, layer, None)
+}
+
+/// WER and CER of `model` over every utterance of `layer`, decoded greedily or by `search` (a
+/// CTC beam search, with its language model if it has one), in eval mode.
+pub fn evaluate_with(
+    model: &EncDecCTCModel,
+    layer: &AudioToTextDataLayer,
+    search: Option<&CtcBeamSearch>,
+) -> Result<WordErrorRate> {
     let was_training = model.params().is_training("");
     model.params().eval();
-    let mut wer = WordErrorRate::new();
-    let labels = model.labels();
-    for batch in layer.epoch(0, model.device()) {
-        let batch = batch?;
-        let hyps = model.transcribe(&batch.audio_signal, &batch.a_sig_length)?;
-        let lens: Vec<i64> = batch
-            .transcript_length
-            .to_dtype(candle_core::DType::I64)?
-            .to_vec1()?;
-        let ids: Vec<Vec<i64>> = batch
-            .transcripts
-            .to_dtype(candle_core::DType::I64)?
-            .to_vec2()?;
-        for ((hyp, row), len) in hyps.iter().zip(ids).zip(lens) {
-            let ids: Vec<u32> = row
-                .into_iter()
-                .take(len.max(0) as usize)
-                .map(|v| v as u32)
-                .collect();
-            wer.update(hyp, &labels.decode(&ids)?);
+    let result = (|| {
+        let mut wer = WordErrorRate::new();
+        let labels = model.labels();
+        for batch in layer.epoch(0, model.device()) {
+            let batch = batch?;
+            let hyps = match search {
+                Some(s) => model.transcribe_beam(&batch.audio_signal, &batch.a_sig_length, s)?,
+                None => model.transcribe(&batch.audio_signal, &batch.a_sig_length)?,
+            };
+            let lens: Vec<i64> = batch
+                .transcript_length
+                .to_dtype(candle_core::DType::I64)?
+                .to_vec1()?;
+            let ids: Vec<Vec<i64>> = batch
+                .transcripts
+                .to_dtype(candle_core::DType::I64)?
+                .to_vec2()?;
+            for ((hyp, row), len) in hyps.iter().zip(ids).zip(lens) {
+                let ids: Vec<u32> = row
+                    .into_iter()
+                    .take(len.max(0) as usize)
+                    .map(|v| v as u32)
+                    .collect();
+                wer.update(hyp, &labels.decode(&ids)?);
+            }
         }
-    }
+        Ok(wer)
+    })();
     if was_training {
         model.params().train();
     }
-    Ok(wer)
+    result
 }
 
 /// The CTC training task: micro-batches in a seeded order, epoch after epoch.

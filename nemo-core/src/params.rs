@@ -208,9 +208,14 @@ impl Parameters {
         st.eval_prefixes.remove(prefix);
     }
 
+    /// Whether the module at `prefix` was frozen with [`Parameters::freeze`] (and not unfrozen).
+    pub fn is_frozen(&self, prefix: &str) -> bool {
+        self.state().saved.contains_key(prefix)
+    }
+
     /// Freezes `prefix` until the guard drops (NeMo's `as_frozen`).
     pub fn as_frozen(&self, prefix: &str) -> FrozenGuard {
-        let was_frozen = self.state().saved.contains_key(prefix);
+        let was_frozen = self.is_frozen(prefix);
         self.freeze(prefix);
         FrozenGuard {
             params: self.clone(),
@@ -261,8 +266,22 @@ impl Parameters {
     /// Loads every parameter of this store from a safetensors file: a missing name or a shape
     /// mismatch is an error naming the parameter; nothing is changed unless all load.
     pub fn load(&self, path: &Path) -> Result<()> {
+        self.load_prefix(path, "").map(|_| ())
+    }
+
+    /// Loads the parameters under module `prefix` (buffers included) from a safetensors file
+    /// written by another model — a pretrained encoder into a new decoder's model, say — and
+    /// returns how many tensors were loaded. Names must match exactly; a missing name or a shape
+    /// mismatch is an error naming the parameter, and nothing is changed unless all load.
+    pub fn load_prefix(&self, path: &Path, prefix: &str) -> Result<usize> {
         let loaded = crate::io::read_safetensors(path)?;
-        let vars = self.named_vars();
+        let vars = self.vars_under(prefix);
+        if vars.is_empty() && !prefix.is_empty() {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                msg: format!("the model has no parameters under `{prefix}`"),
+            });
+        }
         let mut updates = Vec::with_capacity(vars.len());
         for (name, var) in &vars {
             let t = loaded.get(name).ok_or_else(|| Error::Checkpoint {
@@ -281,10 +300,11 @@ impl Parameters {
             }
             updates.push((var, t.to_dtype(var.dtype())?.to_device(var.device())?));
         }
+        let n = updates.len();
         for (var, t) in updates {
             var.set(&t)?;
         }
-        Ok(())
+        Ok(n)
     }
 }
 
@@ -433,6 +453,46 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("`decoder.weight` has shape [4]"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn load_prefix_takes_one_module_from_another_models_file() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Io {
+            path: "tmp".into(),
+            source: e,
+        })?;
+        let path = dir.path().join("w.safetensors");
+        let p = store()?;
+        for (_, v) in p.vars_under("") {
+            v.set(&v.as_tensor().ones_like()?)?;
+        }
+        p.save(&path)?;
+        // Another model: the same encoder, a different decoder.
+        let q = Parameters::new();
+        let vb = q.var_builder(DType::F32, &Device::Cpu);
+        vb.pp("encoder.a")
+            .get_with_hints(3, "weight", candle_nn::init::ZERO)?;
+        vb.pp("encoder.b")
+            .get_with_hints(2, "weight", candle_nn::init::ZERO)?;
+        vb.pp("decoder")
+            .get_with_hints(9, "weight", candle_nn::init::ZERO)?;
+        assert_eq!(q.load_prefix(&path, "encoder")?, 2);
+        let sums: Vec<(String, f32)> = q
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().sum_all()?.to_scalar::<f32>()?)))
+            .collect::<Result<_>>()?;
+        for (n, s) in sums {
+            let want = match n.as_str() {
+                "encoder.a.weight" => 3.,
+                "encoder.b.weight" => 2.,
+                _ => 0.,
+            };
+            assert_eq!(s, want, "{n}");
+        }
+        let err = q.load_prefix(&path, "joint").err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("no parameters under `joint`")));
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use crate::modules::*;
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 use crate::{Error, Result};
 
-use super::speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};
+use super::speech_encoder::{SpeechEncoder, TypedAudio, load_pretrained_encoder, save_model_dir};
 
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -445,6 +445,20 @@ impl EncDecAttentionModel {
                 self.labels.decode(&ids)
             })
             .collect()
+    }
+
+    /// Starts from the encoder of another trained model directory (a CTC model with the same
+    /// `preprocessor` and `encoder` sections): the paper's module reuse. Freeze it with
+    /// `train.trainer.freeze` (`encoder: -1`) to train only the connector and decoder; a frozen
+    /// encoder runs no backward pass. Returns the number of tensors loaded.
+    pub fn load_pretrained_encoder(&self, dir: &Path) -> Result<usize> {
+        load_pretrained_encoder(
+            dir,
+            self.config.sample_rate,
+            &self.config.preprocessor,
+            &self.config.encoder,
+            &self.params,
+        )
     }
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.

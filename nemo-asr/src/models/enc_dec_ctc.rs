@@ -13,13 +13,14 @@ use nemo_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Labels as LabelSet;
-use crate::decoding::ctc_greedy_decode;
+use crate::decoding::{CtcBeamSearch, ctc_greedy_decode};
 use crate::losses::CtcLossConfig;
+use crate::modules::jasper_block::lengths_to_vec;
 use crate::modules::*;
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 use crate::{Error, Result};
 
-use super::speech_encoder::{SpeechEncoder, save_model_dir};
+use super::speech_encoder::{SpeechEncoder, load_pretrained_encoder, save_model_dir};
 
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,6 +279,35 @@ impl EncDecCTCModel {
             Some(self.labels.blank_id() as usize),
         )?;
         ids.iter().map(|row| self.labels.decode(row)).collect()
+    }
+
+    /// Transcripts of a batch by CTC prefix beam search (with the searcher's LM, if any).
+    pub fn transcribe_beam(
+        &self,
+        audio: &Tensor,
+        lengths: &Tensor,
+        search: &CtcBeamSearch,
+    ) -> Result<Vec<String>> {
+        let (audio, len) = self.typed_audio(audio, lengths)?;
+        let out = self.forward(&audio, &len)?;
+        let lp = out.log_probs.tensor().to_dtype(DType::F32)?;
+        let (_, _, classes) = lp.dims3()?;
+        let rows: Vec<Vec<f32>> = lp.to_device(&Device::Cpu)?.flatten_from(1)?.to_vec2()?;
+        let frames: Vec<usize> = lengths_to_vec(out.encoded_lengths.tensor())?;
+        search.decode_batch(&rows, &frames, classes)
+    }
+
+    /// Starts from the encoder of another trained model directory with the same `preprocessor`
+    /// and `encoder` sections (fine-tuning a new decoder, or a model of other labels). Returns
+    /// the number of tensors loaded.
+    pub fn load_pretrained_encoder(&self, dir: &Path) -> Result<usize> {
+        load_pretrained_encoder(
+            dir,
+            self.config.sample_rate,
+            &self.config.preprocessor,
+            &self.config.encoder,
+            &self.params,
+        )
     }
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.

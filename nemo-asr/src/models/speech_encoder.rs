@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::modules::*;
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
@@ -27,6 +27,7 @@ pub struct SpeechEncoder {
     preprocessor: AudioPreprocessor,
     spec_augment: Option<SpectrogramAugmentation>,
     encoder: ConvASREncoder,
+    params: Parameters,
 }
 
 impl SpeechEncoder {
@@ -88,6 +89,7 @@ impl SpeechEncoder {
             preprocessor,
             spec_augment,
             encoder,
+            params: params.clone(),
         })
     }
 
@@ -131,11 +133,59 @@ impl SpeechEncoder {
             }
             None => mel.processed_signal,
         };
-        Ok(self.encoder.forward(ConvASREncoderInputs {
+        let out = self.encoder.forward(ConvASREncoderInputs {
             audio_signal: &spec,
             length: &mel.processed_length,
-        })?)
+        })?;
+        // A wholly frozen encoder (a pretrained one under a new decoder) needs no backward pass.
+        if self.params.num_weights("encoder") == 0 {
+            return Ok(ConvASREncoderOutputs {
+                outputs: out.outputs.detach(),
+                encoded_lengths: out.encoded_lengths,
+            });
+        }
+        Ok(out)
     }
+}
+
+/// The front-end sections of any model directory's `model.yaml`, whatever decoder it has.
+#[derive(Deserialize)]
+struct FrontEndSections {
+    sample_rate: u32,
+    preprocessor: AudioToMelSpectrogramPreprocessorConfig,
+    encoder: ConvASREncoderConfig,
+}
+
+/// Loads the `encoder` weights (batch-norm statistics included) of another trained model
+/// directory into `params` — a CTC model's encoder under a new attention decoder, the paper's
+/// module reuse — and returns how many tensors were loaded. The directory's sample rate,
+/// preprocessor and encoder sections must equal these: the same weights over other features would
+/// be silently wrong. Nothing is changed on error.
+pub fn load_pretrained_encoder(
+    dir: &Path,
+    sample_rate: u32,
+    preprocessor: &AudioToMelSpectrogramPreprocessorConfig,
+    encoder: &ConvASREncoderConfig,
+    params: &Parameters,
+) -> Result<usize> {
+    let yaml = dir.join("model.yaml");
+    let theirs: FrontEndSections = crate::train::read_yaml_file(&yaml)?;
+    let differs = |section: &str| Error::Config {
+        key: format!("{}: {section}", yaml.display()),
+        msg: format!(
+            "differs from this model's `{section}` section; the pretrained encoder cannot be reused"
+        ),
+    };
+    if theirs.sample_rate != sample_rate {
+        return Err(differs("sample_rate"));
+    }
+    if &theirs.preprocessor != preprocessor {
+        return Err(differs("preprocessor"));
+    }
+    if &theirs.encoder != encoder {
+        return Err(differs("encoder"));
+    }
+    Ok(params.load_prefix(&dir.join("weights.safetensors"), "encoder")?)
 }
 
 /// Writes a self-contained model directory — `model.yaml` (`config`), `labels.txt` (one label

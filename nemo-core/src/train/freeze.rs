@@ -7,9 +7,13 @@
 //! ```
 //! `N` — frozen for the first N steps (0..N); `[a, b]` — frozen for steps a..=b; `[a, -1]` — from
 //! step a to the end; `-1` — for the whole run. A frozen module gets no update and its optimizer
-//! state is untouched.
+//! state is untouched; like NeMo (which calls the module's `freeze()`), it also runs in eval mode
+//! while frozen — batch-norm statistics stay put, dropout is off — and a wholly frozen module's
+//! backward pass can be skipped by the model.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::params::Parameters;
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +98,51 @@ impl FreezeConfig {
     }
 }
 
+/// Applies a schedule step by step through the model's own [`Parameters::freeze`] /
+/// [`Parameters::unfreeze`]; unfreezes whatever it froze when dropped, so a run that ends (or
+/// fails) leaves the model as it found it. A module the user froze beforehand is left alone.
+pub(crate) struct DynamicFreezer {
+    params: Parameters,
+    frozen: BTreeSet<String>,
+}
+
+impl DynamicFreezer {
+    pub(crate) fn new(params: Parameters) -> Self {
+        DynamicFreezer {
+            params,
+            frozen: BTreeSet::new(),
+        }
+    }
+
+    /// Makes exactly the `wanted` modules frozen by this schedule.
+    pub(crate) fn apply(&mut self, wanted: &[&str]) {
+        let thawed: Vec<String> = self
+            .frozen
+            .iter()
+            .filter(|m| !wanted.contains(&m.as_str()))
+            .cloned()
+            .collect();
+        for m in thawed {
+            self.params.unfreeze(&m);
+            self.frozen.remove(&m);
+        }
+        for &m in wanted {
+            if !self.frozen.contains(m) && !self.params.is_frozen(m) {
+                self.params.freeze(m);
+                self.frozen.insert(m.to_string());
+            }
+        }
+    }
+}
+
+impl Drop for DynamicFreezer {
+    fn drop(&mut self) {
+        for m in std::mem::take(&mut self.frozen) {
+            self.params.unfreeze(&m);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +197,30 @@ mod tests {
             modules: [("enc".to_string(), FreezeSpec::Steps(-1))].into(),
         };
         assert!(cfg.frozen_at(3).is_empty());
+    }
+
+    #[test]
+    fn freezer_uses_the_modules_freeze_and_leaves_user_freezes_alone() -> Result<()> {
+        let p = Parameters::new();
+        let vb = p.var_builder(candle_core::DType::F32, &candle_core::Device::Cpu);
+        for m in ["encoder", "decoder", "joint"] {
+            vb.pp(m)
+                .get_with_hints(2, "weight", candle_nn::init::ZERO)?;
+        }
+        p.freeze("joint");
+        {
+            let mut f = DynamicFreezer::new(p.clone());
+            f.apply(&["encoder", "joint"]);
+            assert_eq!(p.num_weights(""), 2);
+            assert!(!p.is_training("encoder") && p.is_training("decoder"));
+            f.apply(&["decoder"]);
+            assert!(p.is_training("encoder") && !p.is_training("decoder"));
+            assert_eq!(p.num_weights("encoder"), 2);
+            assert!(p.is_frozen("joint"), "the user's freeze stays");
+        }
+        assert!(!p.is_frozen("decoder"), "unfrozen on drop");
+        assert!(p.is_frozen("joint"));
+        assert_eq!(p.num_weights(""), 4);
+        Ok(())
     }
 }

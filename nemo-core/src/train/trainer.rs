@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, Checkpoint};
-use super::freeze::FreezeConfig;
+use super::freeze::{DynamicFreezer, FreezeConfig};
 use super::plot::{Curves, default_font_paths, write_curves};
 use super::precision::{GradScaler, GradScalerState, MixedPrecision, ScaleUpdate};
 use super::sync::{GradientSync, SingleProcess};
@@ -84,6 +84,12 @@ pub struct TrainerConfig {
     /// step that ends past it (the schedule still spans `max_steps`).
     #[serde(default)]
     pub max_time_s: Option<f64>,
+    /// With `max_time_s`: the learning-rate schedule's position is the larger of the step and the
+    /// elapsed share of the budget times `max_steps`, so a time-budgeted run ends annealed however
+    /// fast the machine is (`max_steps` is then an upper bound). Such a run is not step-for-step
+    /// reproducible, and a resumed run's budget starts again. Default false.
+    #[serde(default)]
+    pub schedule_by_time: bool,
     /// Show a progress bar on stderr. Default true.
     #[serde(default = "yes")]
     pub progress: bool,
@@ -111,6 +117,7 @@ impl TrainerConfig {
             early_stopping: None,
             freeze: FreezeConfig::default(),
             max_time_s: None,
+            schedule_by_time: false,
             progress: true,
             precision: MixedPrecision::default(),
             plot: true,
@@ -427,14 +434,23 @@ impl Trainer {
         let mut last_loss = f64::NAN;
         let started = std::time::Instant::now();
         task.params().train();
+        let mut freezer = DynamicFreezer::new(task.params().clone());
         for step in start..cfg.max_steps {
-            let lr = schedule.lr_at(step, cfg.max_steps);
+            let sched_step = match cfg.max_time_s {
+                Some(budget) if cfg.schedule_by_time => {
+                    let share = (started.elapsed().as_secs_f64() / budget).min(1.0);
+                    step.max((share * cfg.max_steps as f64) as u64)
+                }
+                _ => step,
+            };
+            let lr = schedule.lr_at(sched_step, cfg.max_steps);
             let frozen_modules: Vec<String> = cfg
                 .freeze
                 .frozen_at(step)
                 .into_iter()
                 .map(String::from)
                 .collect();
+            freezer.apply(&cfg.freeze.frozen_at(step));
             let scale = scaler.scale();
             let mut grads: Option<GradStore> = None;
             let mut loss_sum = 0.0;

@@ -243,6 +243,12 @@ impl<A: Axes, E: Element> NTensor<A, E> {
             self.element.clone(),
         ))
     }
+
+    /// The same value cut from the autograd graph: no gradient flows back through it (the
+    /// output of a frozen module, whose backward pass would be wasted work).
+    pub fn detach(&self) -> Self {
+        NTensor::from_checked(self.tensor.detach(), self.element.clone())
+    }
 }
 
 /// The compile-time type of a value that can be connected to a typed port: its axes and element
