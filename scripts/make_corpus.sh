@@ -109,6 +109,16 @@ synth_one() {
         *) echo "unknown engine $engine" >&2; false ;;
     esac
     local rc=$?
+    # A full disk can leave a header without samples behind a zero exit status: keep only WAVs
+    # whose data is all there.
+    if [ $rc -eq 0 ]; then
+        local n
+        n=$(sox --i -s "$tmp.wav" 2>/dev/null) && [ "${n:-0}" -gt 0 ] &&
+            [ "$(stat -c %s "$tmp.wav")" -ge $((44 + 2 * n)) ] || {
+            echo "make_corpus.sh: $wav: truncated output (disk full?)" >&2
+            rc=1
+        }
+    fi
     [ $rc -eq 0 ] && mv -f "$tmp.wav" "$wav"
     rc=$?
     rm -f "$tmp.txt" "$tmp.raw.wav" "$tmp.wav"
