@@ -244,7 +244,7 @@ fn main() -> anyhow::Result<()> {
             .into_iter()
             .map(|l| l.max(0) as usize)
             .collect();
-        let greedy = greedy_search(&decoder, con.tensor.tensor(), &lens, eos, beam.max_len)?;
+        let greedy = greedy_search(&decoder, con.tensor.tensor(), &lens, eos, &beam)?;
         let beamed = beam_search(&decoder, con.tensor.tensor(), &lens, eos, &beam)?;
         for ((g, b), r) in greedy.iter().zip(&beamed).zip(&refs) {
             let (g, b) = (text(&labels, g)?, text(&labels, b)?);

@@ -22,10 +22,15 @@ Three subcommands, all deterministic given their arguments:
       `wav_path  engine  voice  rate  pitch  text` with per-utterance speed/pitch drawn from a
       generator seeded by (seed, sentence id, voice), written to OUT_DIR/jobs.tsv.
 
+  prune OUT_DIR
+      Deletes synthesized WAVs that are cut short (see MIN_SECONDS_PER_CHAR) or whose header
+      promises more samples than the file holds, so the synthesis step makes them again; prints
+      how many.
+
   manifests OUT_DIR
       Reads jobs.tsv, measures each synthesized WAV from its header and writes NeMo manifests
       OUT_DIR/{train,dev,test}.json (`audio_filepath` relative to OUT_DIR, `duration` in seconds,
-      `text`), then prints counts and hours per split.
+      `text`), then prints counts and hours per split. Fails when a WAV is missing or cut short.
 """
 
 import argparse
@@ -185,23 +190,69 @@ def cmd_jobs(args):
     print(f"jobs: {len(lines)} utterances ({k} of {len(VOICES)} voices per sentence)", file=sys.stderr)
 
 
+# The slowest voice setting reads ~0.038 s of audio per character; less than 0.025 s means the
+# engine's output was cut short (a full disk truncates flite's output behind a zero exit status,
+# and sox then writes a complete-looking WAV of the part it got). A CTC model with a 20 ms step
+# cannot align such an utterance at all.
+MIN_SECONDS_PER_CHAR = 0.025
+
+
+def wav_problem(path, text):
+    """Why the WAV at `path` cannot be the reading of `text` (None when it can)."""
+    try:
+        with wave.open(path, "rb") as w:
+            frames, rate = w.getnframes(), w.getframerate()
+            width, channels = w.getsampwidth(), w.getnchannels()
+    except (OSError, EOFError, wave.Error) as e:
+        return f"unreadable ({e})"
+    if os.path.getsize(path) < 44 + frames * width * channels:
+        return "truncated (the header promises more samples than the file holds)"
+    seconds = frames / rate
+    if seconds < MIN_SECONDS_PER_CHAR * len(text):
+        return f"cut short ({seconds:.3f} s for {len(text)} characters)"
+    return None
+
+
+def jobs_of(out_dir):
+    with open(os.path.join(out_dir, "jobs.tsv"), encoding="utf-8") as f:
+        for row in f:
+            wav, _engine, _voice, _rate, _pitch, text = row.rstrip("\n").split("\t")
+            yield wav, text
+
+
+def cmd_prune(args):
+    pruned = 0
+    for wav, text in jobs_of(args.out_dir):
+        path = os.path.join(args.out_dir, wav)
+        if not os.path.exists(path):
+            continue
+        why = wav_problem(path, text)
+        if why is not None:
+            if pruned < 10:
+                print(f"prune: {wav}: {why}", file=sys.stderr)
+            os.remove(path)
+            pruned += 1
+    if pruned:
+        print(f"pruned {pruned} bad WAVs (made again below)", file=sys.stderr)
+
+
 def cmd_manifests(args):
     by_split = {name: [] for name, _ in SPLITS}
     missing = 0
-    with open(os.path.join(args.out_dir, "jobs.tsv"), encoding="utf-8") as f:
-        for row in f:
-            wav, _engine, _voice, _rate, _pitch, text = row.rstrip("\n").split("\t")
-            path = os.path.join(args.out_dir, wav)
-            try:
-                with wave.open(path, "rb") as w:
-                    duration = w.getnframes() / w.getframerate()
-            except (OSError, EOFError, wave.Error):
-                missing += 1
-                continue
-            split = wav.split(os.sep)[1]
-            by_split[split].append(
-                {"audio_filepath": wav, "duration": round(duration, 4), "text": text}
-            )
+    for wav, text in jobs_of(args.out_dir):
+        path = os.path.join(args.out_dir, wav)
+        why = wav_problem(path, text)
+        if why is not None:
+            if missing < 10:
+                print(f"manifests: {wav}: {why}", file=sys.stderr)
+            missing += 1
+            continue
+        with wave.open(path, "rb") as w:
+            duration = w.getnframes() / w.getframerate()
+        split = wav.split(os.sep)[1]
+        by_split[split].append(
+            {"audio_filepath": wav, "duration": round(duration, 4), "text": text}
+        )
     grand = 0.0
     for split, entries in by_split.items():
         tmp = os.path.join(args.out_dir, split + ".json.tmp")
@@ -215,7 +266,7 @@ def cmd_manifests(args):
         print(f"{split}: {len(entries)} utterances, {sentences} sentences, {hours:.2f} h")
     print(f"total: {sum(map(len, by_split.values()))} utterances, {grand:.2f} h")
     if missing:
-        print(f"missing or unreadable wavs: {missing}", file=sys.stderr)
+        print(f"missing, unreadable or cut-short wavs: {missing} (run make_corpus.sh again: it makes them anew)", file=sys.stderr)
         sys.exit(1)
 
 
@@ -237,8 +288,12 @@ def main():
     j.add_argument("--voices", type=int, default=len(VOICES), help="voices per sentence")
     m = sub.add_parser("manifests")
     m.add_argument("out_dir")
+    r = sub.add_parser("prune")
+    r.add_argument("out_dir")
     args = p.parse_args()
-    {"sentences": cmd_sentences, "jobs": cmd_jobs, "manifests": cmd_manifests}[args.cmd](args)
+    commands = {"sentences": cmd_sentences, "jobs": cmd_jobs, "prune": cmd_prune,
+                "manifests": cmd_manifests}
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@
 # en-us+m3, en+f2, en-gb-scotland+m5, en-029+f4, en-us-nyc+m7 (-s 130-190 wpm, -p 25-75), converted
 # to 16 kHz mono 16-bit PCM with sox; and writes NeMo manifests (paths relative to OUT_DIR).
 #
-# Idempotent: existing WAVs are kept (each is written to a temporary name and renamed; its name
+# Idempotent: existing WAVs are kept (unless cut short: `prune`; each is written to a temporary name and renamed; its name
 # carries a digest of the text and voice settings), so an interrupted run resumes; the sentence
 # list and the voice parameters depend only on --sentences, --vocabulary and --seed. Prints the counts and hours per split at the end.
 #
@@ -87,6 +87,8 @@ OUT="$(cd "$OUT" && pwd)"
 $PY "$HERE/corpus_sentences.py" sentences "$WORDNET" "$OUT" --sentences "$SENTENCES" \
     --vocabulary "$VOCABULARY" --seed "$SEED"
 $PY "$HERE/corpus_sentences.py" jobs "$OUT" --seed "$SEED" --voices "$VOICES"
+# WAVs an earlier, interrupted run left cut short are made again.
+$PY "$HERE/corpus_sentences.py" prune "$OUT"
 
 # --- synthesis ----------------------------------------------------------------------------------
 # One job: "wav engine voice rate pitch text" (tab-separated), run from OUT.
@@ -109,13 +111,15 @@ synth_one() {
         *) echo "unknown engine $engine" >&2; false ;;
     esac
     local rc=$?
-    # A full disk can leave a header without samples behind a zero exit status: keep only WAVs
-    # whose data is all there.
+    # A full disk can leave a header without samples, or a cut-short engine output that sox turns
+    # into a complete-looking WAV, behind a zero exit status: keep only WAVs whose data is all
+    # there and long enough for the text (0.025 s = 400 samples per character; the slowest voice
+    # setting reads ~0.038 s per character).
     if [ $rc -eq 0 ]; then
         local n
-        n=$(sox --i -s "$tmp.wav" 2>/dev/null) && [ "${n:-0}" -gt 0 ] &&
+        n=$(sox --i -s "$tmp.wav" 2>/dev/null) && [ "${n:-0}" -ge $((400 * ${#text})) ] &&
             [ "$(stat -c %s "$tmp.wav")" -ge $((44 + 2 * n)) ] || {
-            echo "make_corpus.sh: $wav: truncated output (disk full?)" >&2
+            echo "make_corpus.sh: $wav: output truncated or cut short (${n:-0} samples for ${#text} characters; disk full?)" >&2
             rc=1
         }
     fi

@@ -10,7 +10,7 @@ use nemo_core::params::Parameters;
 use nemo_core::train::{TrainTask, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig};
+use crate::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig, OnBadSample};
 use crate::decoding::CtcBeamSearch;
 use crate::metrics::WordErrorRate;
 use crate::models::{EncDecCTCModel, EncDecCTCModelConfig};
@@ -37,6 +37,11 @@ pub struct TrainSection {
     /// `use_semi_sorted_batching`): less padding, faster steps. Default false.
     #[serde(default)]
     pub semi_sorted_batching: bool,
+    /// A bad training utterance (unreadable audio, a character outside the labels, audio too
+    /// short for its transcript): `error` (default) stops with the manifest line, `skip` leaves
+    /// it out and counts it.
+    #[serde(default)]
+    pub on_bad_sample: OnBadSample,
     /// The loop: steps, accumulation, clipping, checkpoints, evaluation, freezing.
     pub trainer: TrainerConfig,
     /// The optimizer.
@@ -123,18 +128,29 @@ pub fn data_layer(
     AudioToTextDataLayer::new(cfg)
 }
 
-/// The training data layer of a run: shuffled with the run's seed, `max_duration` and batching.
+/// The training data layer of a run: shuffled with the run's seed, `max_duration`, batching and
+/// `on_bad_sample`, without utterances `model` cannot align (see
+/// [`AudioToTextDataset::retain_alignable`](crate::data::AudioToTextDataset::retain_alignable)).
 pub fn train_data_layer(
-    model: &EncDecCTCModelConfig,
+    model: &EncDecCTCModel,
     manifest: &Path,
     train: &TrainSection,
 ) -> Result<AudioToTextDataLayer> {
-    let mut cfg = layer_config(manifest, &model.labels, model.sample_rate, train.batch_size);
+    let config = model.config();
+    let mut cfg = layer_config(
+        manifest,
+        &config.labels,
+        config.sample_rate,
+        train.batch_size,
+    );
     cfg.shuffle = true;
     cfg.seed = train.seed;
     cfg.max_duration = train.max_duration;
     cfg.semi_sorted_batching = train.semi_sorted_batching;
-    AudioToTextDataLayer::new(cfg)
+    cfg.on_bad_sample = train.on_bad_sample;
+    let mut layer = AudioToTextDataLayer::new(cfg)?;
+    layer.retain_alignable(|samples| model.encoded_length(samples))?;
+    Ok(layer)
 }
 
 /// Greedy-decoding WER and CER of `model` over every utterance of `layer`.

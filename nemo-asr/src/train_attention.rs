@@ -58,7 +58,7 @@ pub fn attention_data_layer(
 }
 
 /// The training data layer of a run: [`attention_data_layer`] with the `train:` section's batch
-/// size, seed, duration limit and batching.
+/// size, seed, duration limit, batching and `on_bad_sample`.
 pub fn attention_train_data_layer(
     model: &EncDecAttentionModelConfig,
     manifest: &Path,
@@ -71,6 +71,7 @@ pub fn attention_train_data_layer(
     cfg.eos_id = Some(model.eos_id());
     cfg.pad_id = Some(model.pad_id());
     cfg.semi_sorted_batching = train.semi_sorted_batching;
+    cfg.on_bad_sample = train.on_bad_sample;
     AudioToTextDataLayer::new(cfg)
 }
 

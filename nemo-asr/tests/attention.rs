@@ -32,6 +32,14 @@ fn labels_yaml() -> String {
 }
 
 fn tiny_model_config(rnn: &str, method: &str) -> Res<EncDecAttentionModelConfig> {
+    tiny_model_config_with(rnn, method, false)
+}
+
+fn tiny_model_config_with(
+    rnn: &str,
+    method: &str,
+    input_feeding: bool,
+) -> Res<EncDecAttentionModelConfig> {
     let yaml = format!(
         r#"
 name: TinyLAS
@@ -51,6 +59,7 @@ decoder:
   hidden_size: 64
   rnn_type: {rnn}
   attention_method: {method}
+  input_feeding: {input_feeding}
   in_dropout: 0.0
   gru_dropout: 0.0
 loss: {{pad_id: 30}}
@@ -62,8 +71,7 @@ decoding: {{beam_size: 1, max_len: 40}}
 }
 
 fn decoder(
-    rnn: RnnType,
-    method: AttentionMethod,
+    (rnn, method, feeding): (RnnType, AttentionMethod, bool),
     dtype: DType,
     voc: usize,
     hidden: usize,
@@ -75,15 +83,19 @@ fn decoder(
     cfg.attention_method = method;
     cfg.in_dropout = 0.0;
     cfg.gru_dropout = 0.0;
+    cfg.input_feeding = feeding;
     let dec = DecoderRNN::new(cfg, 3, &params, "decoder", vb.pp("decoder"))?;
     Ok((dec, params))
 }
 
-const ALL: [(RnnType, AttentionMethod); 4] = [
-    (RnnType::Gru, AttentionMethod::General),
-    (RnnType::Lstm, AttentionMethod::General),
-    (RnnType::Gru, AttentionMethod::Dot),
-    (RnnType::Lstm, AttentionMethod::Bahdanau),
+/// RNN, scoring and input feeding.
+const ALL: [(RnnType, AttentionMethod, bool); 6] = [
+    (RnnType::Gru, AttentionMethod::General, false),
+    (RnnType::Lstm, AttentionMethod::General, false),
+    (RnnType::Gru, AttentionMethod::Dot, false),
+    (RnnType::Lstm, AttentionMethod::Bahdanau, false),
+    (RnnType::Gru, AttentionMethod::General, true),
+    (RnnType::Lstm, AttentionMethod::Bahdanau, true),
 ];
 
 #[test]
@@ -187,8 +199,8 @@ fn enc_batch(dtype: DType, h: usize) -> Res<(Tensor, Tensor, Tensor)> {
 #[test]
 fn decoder_ports_shapes_and_masked_attention() -> TestResult {
     let dev = Device::Cpu;
-    for (rnn, method) in ALL {
-        let (dec, params) = decoder(rnn, method, DType::F32, 7, 6)?;
+    for (rnn, method, feeding) in ALL {
+        let (dec, params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
         params.eval();
         let (enc, lens, targets) = enc_batch(DType::F32, 6)?;
         let run = |enc: &Tensor| -> Res<(Tensor, Tensor)> {
@@ -206,14 +218,20 @@ fn decoder_ports_shapes_and_masked_attention() -> TestResult {
         // Log-probabilities normalize.
         let sums: Vec<Vec<f32>> = logp.exp()?.sum(2)?.to_vec2()?;
         for v in sums.iter().flatten() {
-            assert!((v - 1.0).abs() < 1e-5, "{rnn:?} {method:?}: {v}");
+            assert!(
+                (v - 1.0).abs() < 1e-5,
+                "{rnn:?} {method:?} feeding {feeding}: {v}"
+            );
         }
         // Attention sums to 1 over valid frames and is exactly 0 on padding.
         let w: Vec<Vec<Vec<f32>>> = w.to_vec3()?;
         for (b, valid) in [(0usize, 5usize), (1, 3)] {
             for row in &w[b] {
                 let s: f32 = row[..valid].iter().sum();
-                assert!((s - 1.0).abs() < 1e-5, "{rnn:?} {method:?}: {s}");
+                assert!(
+                    (s - 1.0).abs() < 1e-5,
+                    "{rnn:?} {method:?} feeding {feeding}: {s}"
+                );
                 assert!(row[valid..].iter().all(|&x| x == 0.0), "{row:?}");
             }
         }
@@ -225,11 +243,16 @@ fn decoder_ports_shapes_and_masked_attention() -> TestResult {
         let diff = (logp - logp2)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(
             diff < 1e-6,
-            "{rnn:?} {method:?}: padding changed the output by {diff}"
+            "{rnn:?} {method:?} feeding {feeding}: padding changed the output by {diff}"
         );
     }
     // A wrong hidden size is a runtime type error.
-    let (dec, _) = decoder(RnnType::Gru, AttentionMethod::General, DType::F32, 7, 6)?;
+    let (dec, _) = decoder(
+        (RnnType::Gru, AttentionMethod::General, false),
+        DType::F32,
+        7,
+        6,
+    )?;
     let (_, lens, targets) = enc_batch(DType::F32, 6)?;
     let wrong = Tensor::zeros((2, 5, 4), DType::F32, &dev)?;
     let err = dec
@@ -332,8 +355,8 @@ fn sequence_loss_matches_a_hand_computation_and_ignores_padding() -> TestResult 
 /// Finite differences of the loss against backward, in f64, for every variable of the decoder.
 #[test]
 fn decoder_gradients_match_finite_differences() -> TestResult {
-    for (rnn, method) in ALL {
-        let (dec, params) = decoder(rnn, method, DType::F64, 5, 3)?;
+    for (rnn, method, feeding) in ALL {
+        let (dec, params) = decoder((rnn, method, feeding), DType::F64, 5, 3)?;
         params.eval();
         let loss_fn = SequenceLoss::new(SequenceLossConfig {
             pad_id: 4,
@@ -359,7 +382,9 @@ fn decoder_gradients_match_finite_differences() -> TestResult {
         for (name, var) in vars {
             let g = grads
                 .get(var.as_tensor())
-                .ok_or(format!("{rnn:?} {method:?}: no gradient for {name}"))?
+                .ok_or(format!(
+                    "{rnn:?} {method:?} feeding {feeding}: no gradient for {name}"
+                ))?
                 .flatten_all()?
                 .to_vec1::<f64>()?;
             let base = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
@@ -378,7 +403,7 @@ fn decoder_gradients_match_finite_differences() -> TestResult {
                 let fd = (lp - lm) / (2.0 * eps);
                 assert!(
                     (fd - g[idx]).abs() <= 1e-6 + 1e-5 * fd.abs(),
-                    "{rnn:?} {method:?} {name}[{idx}]: finite difference {fd}, backward {}",
+                    "{rnn:?} {method:?} feeding {feeding} {name}[{idx}]: finite difference {fd}, backward {}",
                     g[idx]
                 );
             }
@@ -390,8 +415,8 @@ fn decoder_gradients_match_finite_differences() -> TestResult {
 #[test]
 fn every_trainable_variable_gets_a_gradient() -> TestResult {
     let dev = Device::Cpu;
-    for (rnn, method) in [("gru", "general"), ("lstm", "bahdanau")] {
-        let config = tiny_model_config(rnn, method)?;
+    for (rnn, method, feeding) in [("gru", "general", false), ("lstm", "bahdanau", true)] {
+        let config = tiny_model_config_with(rnn, method, feeding)?;
         let model = EncDecAttentionModel::new(config.clone(), 5, &dev)?;
         let layer = attention_data_layer(
             &config,
@@ -420,15 +445,54 @@ fn every_trainable_variable_gets_a_gradient() -> TestResult {
     Ok(())
 }
 
+/// Training's teacher-forced pass and inference's step-by-step calls are the same function.
+#[test]
+fn teacher_forced_decode_equals_chained_steps() -> TestResult {
+    for (rnn, method, feeding) in ALL {
+        let (dec, params) = decoder((rnn, method, feeding), DType::F64, 7, 6)?;
+        params.eval();
+        let (enc, lens, targets) = enc_batch(DType::F64, 6)?;
+        let lens: Vec<usize> = lens
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|l| l as usize)
+            .collect();
+        let (logp, w) = dec.decode(&targets, &enc, Some(&lens))?;
+        let ctx = dec.prepare(&enc, Some(&lens))?;
+        let mut state = dec.init_state(2)?;
+        let rows: Vec<Vec<i64>> = targets.to_vec2()?;
+        let mut prev = vec![dec.config().bos_id; 2];
+        for t in 0..rows[0].len() {
+            let step = dec.step(&prev, &state, &ctx)?;
+            let d1 = (step.log_probs - logp.i((.., t, ..))?)?.abs()?.max_all()?;
+            let d2 = (step.attention_weights - w.i((.., t, ..))?)?
+                .abs()?
+                .max_all()?;
+            let d = d1.to_scalar::<f64>()?.max(d2.to_scalar::<f64>()?);
+            assert!(
+                d < 1e-12,
+                "{rnn:?} {method:?} feeding {feeding}: step {t} differs by {d}"
+            );
+            state = step.state;
+            prev = rows.iter().map(|r| r[t] as u32).collect();
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
-    for (rnn, method) in ALL {
-        let (dec, params) = decoder(rnn, method, DType::F32, 7, 6)?;
+    for (rnn, method, feeding) in ALL {
+        let (dec, params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
         params.eval();
         let (enc, _, _) = enc_batch(DType::F32, 6)?;
         let lens = [5usize, 3];
         let eos = 5;
-        let greedy = greedy_search(&dec, &enc, &lens, eos, 12)?;
+        let limit = BeamSearchConfig {
+            max_len: 12,
+            ..Default::default()
+        };
+        let greedy = greedy_search(&dec, &enc, &lens, eos, &limit)?;
         let beam1 = beam_search(
             &dec,
             &enc,
@@ -438,9 +502,10 @@ fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
                 beam_size: 1,
                 length_penalty: 0.0,
                 max_len: 12,
+                ..Default::default()
             },
         )?;
-        assert_eq!(greedy, beam1, "{rnn:?} {method:?}");
+        assert_eq!(greedy, beam1, "{rnn:?} {method:?} feeding {feeding}");
         let beam3 = beam_search(
             &dec,
             &enc,
@@ -450,6 +515,7 @@ fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
                 beam_size: 3,
                 length_penalty: 0.6,
                 max_len: 12,
+                ..Default::default()
             },
         )?;
         assert_eq!(beam3.len(), 2);
@@ -468,6 +534,7 @@ fn tokens_of(
         beam_size: beam,
         length_penalty: 0.0,
         max_len: 40,
+        ..Default::default()
     };
     for batch in layer.epoch(0, model.device()) {
         let batch = batch?;
@@ -596,7 +663,12 @@ fn decoder_matches_the_pytorch_reference() -> TestResult {
             Some("lstm") => RnnType::Lstm,
             _ => RnnType::Gru,
         };
-        let (dec, params) = decoder(rnn, AttentionMethod::General, DType::F64, voc, hidden)?;
+        let (dec, params) = decoder(
+            (rnn, AttentionMethod::General, false),
+            DType::F64,
+            voc,
+            hidden,
+        )?;
         params.eval();
         let weights = case["weights"].as_object().ok_or("no weights")?;
         let vars = params.named_vars();

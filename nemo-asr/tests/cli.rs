@@ -260,5 +260,31 @@ fn train_eval_transcribe_and_reuse_the_encoder_under_an_attention_decoder() -> T
     assert!(err.contains("--init-encoder"), "{err}");
     assert!(err.contains("encoder` section"), "{err}");
     assert!(!path("las_wide").exists());
+
+    // Audio too short for its transcript (an infinite CTC loss) is refused before training.
+    let wav = fixtures().join("wav/a_s16_16k.wav");
+    let line = serde_json::json!({
+        "audio_filepath": wav,
+        "duration": 0.984875,
+        "text": "xy".repeat(30),
+    });
+    std::fs::write(path("short.json"), format!("{line}\n"))?;
+    let out = nemo_asr(&[
+        "train",
+        "--config",
+        &ctc_yaml,
+        "--train-manifest",
+        &arg(&path("short.json")),
+        "--out",
+        &arg(&path("short")),
+        "--no-progress",
+    ])?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("short.json:1:") && err.contains("needs 60 CTC time steps"),
+        "{err}"
+    );
+    assert!(!path("short").join("model.yaml").exists());
     Ok(())
 }

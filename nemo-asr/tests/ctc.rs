@@ -7,6 +7,7 @@
 
 use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
 use nemo_asr::Error;
+use nemo_asr::data::ctc_min_steps;
 use nemo_asr::decoding::{GreedyCtcDecoder, ctc_greedy_decode, ids_to_text};
 use nemo_asr::losses::{CtcLoss, CtcLossConfig, CtcReduction, ctc_loss};
 use nemo_asr::metrics::{WordErrorRate, char_error_rate, edit_distance, word_error_rate};
@@ -661,6 +662,33 @@ fn wer_hand_worked_examples() -> TestResult {
     assert!(word_error_rate(&["a"], &["a", "b"]).is_err());
     assert!(word_error_rate(&["a"], &[""]).is_err());
     Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// `ctc_min_steps` (the data layer's alignability check) is exactly where the loss stops
+    /// being infinite.
+    #[test]
+    fn loss_is_finite_exactly_from_ctc_min_steps(
+        target in prop::collection::vec(0u32..3, 0..8),
+        t in 1usize..14,
+    ) {
+        let fail = |e: candle_core::Error| TestCaseError::fail(e.to_string());
+        let dev = Device::Cpu;
+        let s = target.len().max(1);
+        let mut padded = target.clone();
+        padded.resize(s, 0);
+        let loss = ctc_loss(
+            &Tensor::full(-(4f32.ln()), (1, t, 4), &dev).map_err(fail)?,
+            &Tensor::from_vec(padded, (1, s), &dev).map_err(fail)?,
+            &Tensor::new(&[t as u32], &dev).map_err(fail)?,
+            &Tensor::new(&[target.len() as u32], &dev).map_err(fail)?,
+            &CtcLossConfig::from(CtcReduction::Sum),
+        ).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let finite = loss.to_scalar::<f32>().map_err(fail)?.is_finite();
+        prop_assert_eq!(finite, t >= ctc_min_steps(&target), "T {} target {:?}", t, target);
+    }
 }
 
 proptest! {

@@ -385,6 +385,85 @@ fn duration_filters_are_counted() -> Result<()> {
     Ok(())
 }
 
+/// A manifest of `(wav, text)` rows over the fixtures, written to `dir`.
+fn manifest_of(dir: &Path, rows: &[(&str, &str)]) -> Result<PathBuf> {
+    let path = dir.join("m.json");
+    let mut text = String::new();
+    for (name, t) in rows {
+        let info = wav_info(wav(name))?;
+        let line = serde_json::json!({
+            "audio_filepath": wav(name),
+            "duration": info.duration(),
+            "text": t,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+#[test]
+fn unalignable_utterances_are_refused_or_skipped() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // 0.98 s of audio; 50 CTC steps per second (hop 160, stride 2) give 49 steps.
+    let long = "xy".repeat(25); // 50 labels, no repeats
+    let fits = &long[..49];
+    let repeats = "a".repeat(26); // 26 labels, but 51 steps with a blank between each pair
+    let m = manifest_of(
+        dir.path(),
+        &[
+            ("a_s16_16k.wav", "open the door"),
+            ("a_s16_16k.wav", &long),
+            ("a_s16_16k.wav", &repeats),
+            ("a_s16_16k.wav", fits),
+        ],
+    )?;
+    let steps = |samples: usize| samples / 160 / 2;
+    for preload in [false, true] {
+        let mut c = AudioToTextDataLayerConfig::new(m.display().to_string(), 2);
+        c.preload = preload;
+        let mut layer = AudioToTextDataLayer::new(c.clone())?;
+        let e = err_string(layer.retain_alignable(steps));
+        assert!(
+            e.contains("m.json:2:")
+                && e.contains("needs 50 CTC time steps")
+                && e.contains("give 49"),
+            "{e}"
+        );
+        assert!(
+            e.contains("a_s16_16k.wav") && e.contains("cut short"),
+            "{e}"
+        );
+
+        c.on_bad_sample = OnBadSample::Skip;
+        let mut layer = AudioToTextDataLayer::new(c)?;
+        assert_eq!(layer.retain_alignable(steps)?, 2);
+        let s = layer.summary();
+        assert_eq!((layer.len(), s.kept, s.skipped_unalignable), (2, 2, 2));
+        assert!(s.to_string().contains("2 unalignable"), "{s}");
+        let texts: Vec<&str> = layer
+            .dataset()
+            .samples()
+            .iter()
+            .map(|x| x.text.as_str())
+            .collect();
+        assert_eq!(texts, ["open the door", fits]);
+        if preload {
+            // The preloaded audio moved with its utterance.
+            assert_eq!(
+                layer.dataset().audio(1)?.len(),
+                layer.dataset().audio(0)?.len()
+            );
+        }
+        let batches: Vec<_> = layer
+            .epoch(0, &Device::Cpu)
+            .collect::<nemo_asr::Result<_>>()?;
+        assert_eq!(batches.len(), 1);
+    }
+    Ok(())
+}
+
 #[test]
 fn batches_are_padded() -> Result<()> {
     let mut c = config("small.json", 2);

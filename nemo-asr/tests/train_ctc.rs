@@ -138,3 +138,32 @@ fn a_corrupt_checkpoint_is_refused_and_the_model_is_untouched() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn encoded_length_is_what_the_forward_reports() -> TestResult {
+    let mut config = tiny_config()?;
+    // A second strided block, so lengths go through two strides.
+    config.encoder.jasper[2].stride = 2;
+    let model = EncDecCTCModel::new(config, 3, &Device::Cpu)?;
+    model.params().eval();
+    let lens = [16_000usize, 12_345, 999, 161];
+    let t = lens[0];
+    let mut audio = vec![0f32; lens.len() * t];
+    for (i, &n) in lens.iter().enumerate() {
+        for (j, x) in audio[i * t..i * t + n].iter_mut().enumerate() {
+            *x = ((i * 7 + j) as f32 * 0.01).sin();
+        }
+    }
+    let audio = candle_core::Tensor::from_vec(audio, (lens.len(), t), &Device::Cpu)?;
+    let len_t = candle_core::Tensor::new(lens.map(|n| n as i64).as_slice(), &Device::Cpu)?;
+    let (a, l) = model.typed_audio(&audio, &len_t)?;
+    let out = model.forward(&a, &l)?;
+    let got = out.encoded_lengths.tensor().to_vec1::<i64>()?;
+    let want: Vec<i64> = lens
+        .iter()
+        .map(|&n| model.encoded_length(n) as i64)
+        .collect();
+    assert_eq!(got, want);
+    assert!(want[0] > want[1] && want[1] > want[2]);
+    Ok(())
+}

@@ -201,6 +201,13 @@ fn a_miswired_graph_fails_at_build_time_with_a_readable_error() -> TestResult {
         "{msg}"
     );
     assert!(msg.contains("16 is not an odd positive size"), "{msg}");
+    // A strided residual block would add tensors of two lengths.
+    let msg = miswired("kernel: [15], stride: [1]", "kernel: [15], stride: [2]")?;
+    assert!(
+        msg.contains("`modules.encoder.config.jasper[2].stride`")
+            && msg.contains("a residual block cannot be strided"),
+        "{msg}"
+    );
     // SpecAugment without `features` declares an unsized `D`, which a sized encoder input refuses.
     let msg = miswired("      features: 64 ", "      # features: 64 ")?;
     assert!(

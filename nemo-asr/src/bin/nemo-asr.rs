@@ -420,7 +420,7 @@ fn train_ctc(mut cfg: RunConfig, run: &Run, device: &Device) -> Result<()> {
         model.load_pretrained_encoder(dir)
     })?;
     let (train, val) = run.layers(
-        |m| train_data_layer(&cfg.model, m, t),
+        |m| train_data_layer(&model, m, t),
         |m| data_layer(&cfg.model, m, t.batch_size, false, t.seed, None),
     )?;
     let mut task = CtcTrainTask::new(

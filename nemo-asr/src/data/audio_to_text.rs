@@ -341,12 +341,15 @@ pub struct DatasetSummary {
     /// Kept utterances whose audio failed to decode when a batch was made (lazy loading); they
     /// are left out of every later batch.
     pub skipped_at_load: usize,
+    /// Skipped: the transcript needs more CTC time steps than the audio gives (see
+    /// [`AudioToTextDataset::retain_alignable`]).
+    pub skipped_unalignable: usize,
 }
 
 impl DatasetSummary {
     /// All skipped utterances.
     pub fn skipped(&self) -> usize {
-        self.skipped_text + self.skipped_audio + self.skipped_at_load
+        self.skipped_text + self.skipped_audio + self.skipped_at_load + self.skipped_unalignable
     }
 }
 
@@ -354,7 +357,7 @@ impl fmt::Display for DatasetSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} of {} utterances kept ({:.2} h); filtered {} ({} short, {} long, {} over max_utts, {:.2} h); skipped {} ({} text, {} audio, {} at load)",
+            "{} of {} utterances kept ({:.2} h); filtered {} ({} short, {} long, {} over max_utts, {:.2} h); skipped {} ({} text, {} audio, {} at load, {} unalignable)",
             self.kept,
             self.manifest_entries,
             self.kept_seconds / 3600.0,
@@ -367,6 +370,7 @@ impl fmt::Display for DatasetSummary {
             self.skipped_text,
             self.skipped_audio,
             self.skipped_at_load,
+            self.skipped_unalignable,
         )
     }
 }
@@ -548,6 +552,79 @@ impl AudioToTextDataset {
         })
     }
 
+    /// Leaves out utterances a CTC model cannot align, before any batch is drawn.
+    ///
+    /// CTC needs one time step per label plus a blank between each pair of equal neighbours; an
+    /// utterance with fewer encoded steps has an infinite loss, and one such row makes the whole
+    /// batch's loss and gradient non-finite. Such audio is almost always cut short (or belongs
+    /// to another transcript), so it is bad input: an error naming the manifest line, or with
+    /// `on_bad_sample: skip` left out and counted. `encoded_len` maps audio samples to the
+    /// model's time steps; the audio's own length is used when preloaded, else the manifest
+    /// duration (utterances without one are kept). Returns how many were left out.
+    pub fn retain_alignable(&mut self, encoded_len: impl Fn(usize) -> usize) -> Result<usize> {
+        let mut keep = Vec::with_capacity(self.samples.len());
+        for (i, s) in self.samples.iter().enumerate() {
+            let samples = match &self.audio {
+                Some(audio) => audio.get(i).map_or(0, Vec::len),
+                // Duration 0 reads the whole file, whose length is not known here.
+                None if s.duration <= 0.0 => {
+                    keep.push(true);
+                    continue;
+                }
+                None => (s.duration * f64::from(self.sample_rate)).round() as usize,
+            };
+            let steps = encoded_len(samples);
+            let needed = ctc_min_steps(&s.tokens);
+            if needed <= steps {
+                keep.push(true);
+                continue;
+            }
+            let e = Error::Manifest {
+                path: s.manifest.clone(),
+                line: s.line,
+                msg: format!(
+                    "`{}`: its transcript needs {needed} CTC time steps but its {:.3} s of audio \
+                     give {steps} (audio cut short, or another utterance's transcript?)",
+                    s.audio_filepath.display(),
+                    samples as f64 / f64::from(self.sample_rate),
+                ),
+            };
+            if self.on_bad_sample == OnBadSample::Error {
+                return Err(e);
+            }
+            self.summary.skipped_unalignable += 1;
+            self.summary.kept_seconds -= s.duration;
+            warn_skip(self.summary.skipped(), &e);
+            keep.push(false);
+        }
+        let dropped = keep.iter().filter(|&&k| !k).count();
+        if dropped == 0 {
+            return Ok(0);
+        }
+        // Old index -> new index, for the lazily failed utterances.
+        let mut new_index = Vec::with_capacity(keep.len());
+        let mut n = 0;
+        for &k in &keep {
+            new_index.push(k.then_some(n));
+            n += usize::from(k);
+        }
+        let mut flags = keep.iter();
+        self.samples
+            .retain(|_| flags.next().copied().unwrap_or(true));
+        if let Some(audio) = &mut self.audio {
+            let mut flags = keep.iter();
+            audio.retain(|_| flags.next().copied().unwrap_or(true));
+        }
+        let failed = self.failed.get_mut().unwrap_or_else(|p| p.into_inner());
+        *failed = std::mem::take(failed)
+            .into_iter()
+            .filter_map(|(i, msg)| new_index.get(i).copied().flatten().map(|j| (j, msg)))
+            .collect();
+        self.summary.kept = self.samples.len();
+        tracing::warn!("asr dataset: {}", self.summary);
+        Ok(dropped)
+    }
+
     /// Number of utterances.
     pub fn len(&self) -> usize {
         self.samples.len()
@@ -687,6 +764,12 @@ impl AudioToTextDataset {
     }
 }
 
+/// The fewest CTC time steps that can emit `tokens`: one per label and a blank between each
+/// pair of equal neighbours.
+pub fn ctc_min_steps(tokens: &[u32]) -> usize {
+    tokens.len() + tokens.windows(2).filter(|w| w[0] == w[1]).count()
+}
+
 /// Utterances skipped before the warnings stop naming each one.
 const MAX_SKIP_WARNINGS: usize = 10;
 
@@ -743,6 +826,11 @@ impl AudioToTextDataLayer {
     /// The dataset.
     pub fn dataset(&self) -> &AudioToTextDataset {
         &self.dataset
+    }
+
+    /// See [`AudioToTextDataset::retain_alignable`].
+    pub fn retain_alignable(&mut self, encoded_len: impl Fn(usize) -> usize) -> Result<usize> {
+        self.dataset.retain_alignable(encoded_len)
     }
 
     /// Number of utterances.

@@ -15,7 +15,7 @@ pub mod manifest;
 pub use audio::{AudioSegment, WavInfo, WavSampleFormat, resample, wav_info};
 pub use audio_to_text::{
     AudioToTextBatch, AudioToTextDataLayer, AudioToTextDataLayerConfig, AudioToTextDataset,
-    AudioToTextEpoch, AudioToTextSample, DatasetSummary, OnBadSample, collate,
+    AudioToTextEpoch, AudioToTextSample, DatasetSummary, OnBadSample, collate, ctc_min_steps,
 };
 pub use labels::{ENGLISH_LABELS, Labels, UnknownChar, normalize_transcript};
 pub use manifest::{Manifest, ManifestEntry};

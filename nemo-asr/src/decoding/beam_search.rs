@@ -3,8 +3,11 @@
 //!
 //! Both take the connector's encoder outputs `(B, T_k, H)` with valid lengths `(B)`, start every
 //! hypothesis from `bos_id`, and stop a hypothesis at `eos_id` (not included in the output) or
-//! after `min(max_len, encoder length)` tokens (at most one character per encoder frame: 50 per
-//! second with QuartzNet's stride 2, several times any speaking rate).
+//! after `min(max_len, floor(max_len_a × T + max_len_b))` tokens for `T` encoder frames
+//! (fairseq's `max_len_a`/`max_len_b`; the defaults 1 and 0 allow a character per frame, 50 per
+//! second with QuartzNet's stride 2, several times any speaking rate). A decoder that lost its
+//! place in the audio repeats itself until this limit, so a bound near the fastest speaking rate
+//! keeps such an error from costing more than a few words.
 //!
 //! Beam search keeps `beam_size` hypotheses per utterance; a hypothesis ending in EOS is scored
 //! `log p / lp(len)` with NeMo's (GNMT's) length penalty `lp(len) = ((5 + len) / 6)^α`
@@ -40,6 +43,16 @@ pub struct BeamSearchConfig {
     /// The most tokens a hypothesis may have, EOS excluded (default 256).
     #[serde(default = "default_max_len")]
     pub max_len: usize,
+    /// Tokens allowed per encoder frame (default 1).
+    #[serde(default = "default_max_len_a")]
+    pub max_len_a: f64,
+    /// Tokens allowed on top of `max_len_a` × frames (default 0).
+    #[serde(default)]
+    pub max_len_b: usize,
+}
+
+fn default_max_len_a() -> f64 {
+    1.0
 }
 
 impl Default for BeamSearchConfig {
@@ -48,6 +61,8 @@ impl Default for BeamSearchConfig {
             beam_size: 1,
             length_penalty: 0.0,
             max_len: default_max_len(),
+            max_len_a: default_max_len_a(),
+            max_len_b: 0,
         }
     }
 }
@@ -64,6 +79,12 @@ impl BeamSearchConfig {
                 ),
             });
         }
+        if !self.max_len_a.is_finite() || self.max_len_a < 0.0 {
+            return Err(Error::Config {
+                key: "decoding.max_len_a".into(),
+                msg: format!("{} is not a non-negative number", self.max_len_a),
+            });
+        }
         if !self.length_penalty.is_finite() || self.length_penalty < 0.0 {
             return Err(Error::Config {
                 key: "decoding.length_penalty".into(),
@@ -71,6 +92,14 @@ impl BeamSearchConfig {
             });
         }
         Ok(())
+    }
+}
+
+impl BeamSearchConfig {
+    /// The most tokens a hypothesis over `frames` encoder frames may have (at least 1).
+    pub fn limit(&self, frames: usize) -> usize {
+        let by_frames = (self.max_len_a * frames as f64).floor() as usize + self.max_len_b;
+        by_frames.min(self.max_len).max(1)
     }
 }
 
@@ -100,22 +129,26 @@ fn check_batch(encoder_outputs: &Tensor, lengths: &[usize]) -> Result<usize> {
     Ok(b)
 }
 
-/// Greedy search over a batch: the argmax token at each step until EOS or `max_len`. Returns the
-/// token ids of each utterance without BOS and EOS.
+/// Greedy search over a batch: the argmax token at each step until EOS or the length limit of
+/// `config` (its `beam_size` and `length_penalty` are not used). Returns the token ids of each
+/// utterance without BOS and EOS.
 pub fn greedy_search(
     decoder: &DecoderRNN,
     encoder_outputs: &Tensor,
     lengths: &[usize],
     eos_id: u32,
-    max_len: usize,
+    config: &BeamSearchConfig,
 ) -> Result<Vec<Vec<u32>>> {
+    config.validate()?;
     let b = check_batch(encoder_outputs, lengths)?;
     let ctx = decoder.prepare(encoder_outputs, Some(lengths))?;
     let mut state = decoder.init_state(b)?;
     let mut prev = vec![decoder.config().bos_id; b];
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
-    // At most one token per encoder frame, and at most `max_len`.
-    let limits: Vec<usize> = lengths.iter().map(|&l| l.min(max_len)).collect();
+    let limits: Vec<usize> = lengths
+        .iter()
+        .map(|&l| if l == 0 { 0 } else { config.limit(l) })
+        .collect();
     let mut done: Vec<bool> = limits.iter().map(|&l| l == 0).collect();
     let steps = limits.iter().copied().max().unwrap_or(0);
     for _ in 0..steps {
@@ -174,13 +207,7 @@ pub fn beam_search(
         }
         let enc = enc.narrow(1, 0, len)?;
         let ctx = decoder.prepare(&enc, None)?;
-        results.push(beam_one(
-            decoder,
-            &ctx,
-            eos_id,
-            config,
-            len.min(config.max_len),
-        )?);
+        results.push(beam_one(decoder, &ctx, eos_id, config, config.limit(len))?);
     }
     Ok(results)
 }
@@ -312,6 +339,29 @@ mod tests {
             );
         }
         assert!(BeamSearchConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_limit_follows_the_encoder_length() {
+        let c = BeamSearchConfig::default();
+        assert_eq!((c.limit(40), c.limit(300)), (40, 256));
+        let c = BeamSearchConfig {
+            max_len_a: 0.5,
+            max_len_b: 4,
+            max_len: 30,
+            ..Default::default()
+        };
+        assert_eq!((c.limit(0), c.limit(11), c.limit(100)), (4, 9, 30));
+        let c = BeamSearchConfig {
+            max_len_a: 0.0,
+            ..Default::default()
+        };
+        assert_eq!(c.limit(50), 1);
+        let bad = BeamSearchConfig {
+            max_len_a: f64::NAN,
+            ..Default::default()
+        };
+        assert!(matches!(bad.validate(), Err(Error::Config { .. })));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::modules::*;
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 use crate::{Error, Result};
 
-use super::speech_encoder::{SpeechEncoder, TypedAudio, load_pretrained_encoder, save_model_dir};
+use super::speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};
 
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -411,14 +411,7 @@ impl EncDecAttentionModel {
         let lens = lengths_to_vec(enc.encoded_lengths.tensor())?;
         let eos = self.config.eos_id();
         if decoding.beam_size <= 1 {
-            decoding.validate()?;
-            greedy_search(
-                &self.decoder,
-                enc.encoded.tensor(),
-                &lens,
-                eos,
-                decoding.max_len,
-            )
+            greedy_search(&self.decoder, enc.encoded.tensor(), &lens, eos, decoding)
         } else {
             beam_search(&self.decoder, enc.encoded.tensor(), &lens, eos, decoding)
         }
@@ -452,13 +445,7 @@ impl EncDecAttentionModel {
     /// `train.trainer.freeze` (`encoder: -1`) to train only the connector and decoder; a frozen
     /// encoder runs no backward pass. Returns the number of tensors loaded.
     pub fn load_pretrained_encoder(&self, dir: &Path) -> Result<usize> {
-        load_pretrained_encoder(
-            dir,
-            self.config.sample_rate,
-            &self.config.preprocessor,
-            &self.config.encoder,
-            &self.params,
-        )
+        self.front.load_pretrained(dir)
     }
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.

@@ -20,7 +20,7 @@ use crate::modules::*;
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 use crate::{Error, Result};
 
-use super::speech_encoder::{SpeechEncoder, load_pretrained_encoder, save_model_dir};
+use super::speech_encoder::{SpeechEncoder, save_model_dir};
 
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +221,11 @@ impl EncDecCTCModel {
         self.front.encoder()
     }
 
+    /// CTC time steps the model gives `samples` audio samples (the encoded length).
+    pub fn encoded_length(&self, samples: usize) -> usize {
+        self.front.encoded_length(samples)
+    }
+
     /// Reseeds the dither and SpecAugment RNGs (resumption replays the same randomness).
     pub fn reseed(&self, seed: u64) {
         self.front.reseed(seed);
@@ -301,13 +306,7 @@ impl EncDecCTCModel {
     /// and `encoder` sections (fine-tuning a new decoder, or a model of other labels). Returns
     /// the number of tensors loaded.
     pub fn load_pretrained_encoder(&self, dir: &Path) -> Result<usize> {
-        load_pretrained_encoder(
-            dir,
-            self.config.sample_rate,
-            &self.config.preprocessor,
-            &self.config.encoder,
-            &self.params,
-        )
+        self.front.load_pretrained(dir)
     }
 
     /// Writes the self-contained model directory (config, labels, weights), each file atomically.

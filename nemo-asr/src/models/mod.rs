@@ -8,4 +8,4 @@ pub mod speech_encoder;
 pub use asr_model::{AsrModel, ModelKind};
 pub use enc_dec_attention::{EncDecAttentionModel, EncDecAttentionModelConfig};
 pub use enc_dec_ctc::{EncDecCTCModel, EncDecCTCModelConfig};
-pub use speech_encoder::{SpeechEncoder, TypedAudio, load_pretrained_encoder, save_model_dir};
+pub use speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};

@@ -98,6 +98,45 @@ impl SpeechEncoder {
         &self.encoder
     }
 
+    /// The encoded length (time steps out of the encoder) of `samples` audio samples: the
+    /// preprocessor's frame count through every block's stride, as `encode` reports it.
+    pub fn encoded_length(&self, samples: usize) -> usize {
+        let frames = self.preprocessor.preprocessor().get_seq_len(samples);
+        self.encoder
+            .config()
+            .jasper
+            .iter()
+            .fold(frames, |len, block| block.out_len(len))
+    }
+
+    /// Loads the `encoder` weights (batch-norm statistics included) of another trained model
+    /// directory — a CTC model's encoder under a new attention decoder, the paper's module
+    /// reuse — and returns how many tensors were loaded. The directory's sample rate,
+    /// preprocessor and encoder sections must equal this model's: the same weights over other
+    /// features would be silently wrong. Nothing is changed on error.
+    pub fn load_pretrained(&self, dir: &Path) -> Result<usize> {
+        let yaml = dir.join("model.yaml");
+        let theirs: FrontEndSections = crate::train::read_yaml_file(&yaml)?;
+        let differs = |section: &str| Error::Config {
+            key: format!("{}: {section}", yaml.display()),
+            msg: format!(
+                "differs from this model's `{section}` section; the pretrained encoder cannot be reused"
+            ),
+        };
+        if theirs.sample_rate != self.sample_rate {
+            return Err(differs("sample_rate"));
+        }
+        if &theirs.preprocessor != self.preprocessor.preprocessor().config() {
+            return Err(differs("preprocessor"));
+        }
+        if &theirs.encoder != self.encoder.config() {
+            return Err(differs("encoder"));
+        }
+        Ok(self
+            .params
+            .load_prefix(&dir.join("weights.safetensors"), "encoder")?)
+    }
+
     /// Reseeds the dither (`seed`) and SpecAugment (`seed + 1`) RNGs.
     pub fn reseed(&self, seed: u64) {
         self.preprocessor.reseed(seed);
@@ -154,38 +193,6 @@ struct FrontEndSections {
     sample_rate: u32,
     preprocessor: AudioToMelSpectrogramPreprocessorConfig,
     encoder: ConvASREncoderConfig,
-}
-
-/// Loads the `encoder` weights (batch-norm statistics included) of another trained model
-/// directory into `params` — a CTC model's encoder under a new attention decoder, the paper's
-/// module reuse — and returns how many tensors were loaded. The directory's sample rate,
-/// preprocessor and encoder sections must equal these: the same weights over other features would
-/// be silently wrong. Nothing is changed on error.
-pub fn load_pretrained_encoder(
-    dir: &Path,
-    sample_rate: u32,
-    preprocessor: &AudioToMelSpectrogramPreprocessorConfig,
-    encoder: &ConvASREncoderConfig,
-    params: &Parameters,
-) -> Result<usize> {
-    let yaml = dir.join("model.yaml");
-    let theirs: FrontEndSections = crate::train::read_yaml_file(&yaml)?;
-    let differs = |section: &str| Error::Config {
-        key: format!("{}: {section}", yaml.display()),
-        msg: format!(
-            "differs from this model's `{section}` section; the pretrained encoder cannot be reused"
-        ),
-    };
-    if theirs.sample_rate != sample_rate {
-        return Err(differs("sample_rate"));
-    }
-    if &theirs.preprocessor != preprocessor {
-        return Err(differs("preprocessor"));
-    }
-    if &theirs.encoder != encoder {
-        return Err(differs("encoder"));
-    }
-    Ok(params.load_prefix(&dir.join("weights.safetensors"), "encoder")?)
 }
 
 /// Writes a self-contained model directory — `model.yaml` (`config`), `labels.txt` (one label

@@ -16,6 +16,12 @@
 //! transcription uses [`greedy_search`](crate::decoding::greedy_search) or
 //! [`beam_search`](fn@crate::decoding::beam_search), which call [`DecoderRNN::step`].
 //!
+//! `input_feeding: true` (Luong et al. 2015, §3.3; not in NeMo 0.x) also feeds each step the
+//! previous step's attentional output (zeros at the first step) next to the token embedding, so
+//! the RNN knows where it attended before. Without it the recurrent state never sees the
+//! context, and the decoder cannot keep track of how much of the audio it has transcribed: it
+//! repeats or skips words. The steps then run one after another in training too.
+//!
 //! Dropout (`in_dropout` on the embeddings, `gru_dropout` between layers) is active in training
 //! only and draws from the module's seeded RNG.
 
@@ -82,6 +88,10 @@ pub struct DecoderRNNConfig {
     /// Share the embedding matrix with the output layer (default false).
     #[serde(default)]
     pub tie_emb_out_weights: bool,
+    /// Feed the previous attentional output into the RNN with the token (Luong's input
+    /// feeding; default false, as NeMo).
+    #[serde(default)]
+    pub input_feeding: bool,
 }
 
 impl DecoderRNNConfig {
@@ -99,6 +109,7 @@ impl DecoderRNNConfig {
             rnn_type: RnnType::Gru,
             n_layers: 1,
             tie_emb_out_weights: false,
+            input_feeding: false,
         }
     }
 
@@ -176,6 +187,29 @@ pub struct DecoderRNN {
     rng: Mutex<ChaCha8Rng>,
 }
 
+/// What a decoder carries from one step to the next.
+#[derive(Debug, Clone)]
+pub struct DecoderState {
+    /// The RNN's state.
+    pub rnn: RnnState,
+    /// `(B, H)` the previous attentional output (input feeding only).
+    pub feed: Option<Tensor>,
+}
+
+impl DecoderState {
+    /// Keeps rows `rows` (a `(K)` u32 index tensor): beam reordering.
+    pub fn index_select(&self, rows: &Tensor) -> Result<DecoderState> {
+        Ok(DecoderState {
+            rnn: self.rnn.index_select(rows)?,
+            feed: self
+                .feed
+                .as_ref()
+                .map(|f| f.index_select(rows, 0))
+                .transpose()?,
+        })
+    }
+}
+
 /// One decoder step's outputs.
 #[derive(Debug, Clone)]
 pub struct DecoderStep {
@@ -184,7 +218,7 @@ pub struct DecoderStep {
     /// `(B, T_k)` attention weights.
     pub attention_weights: Tensor,
     /// The state after the step.
-    pub state: RnnState,
+    pub state: DecoderState,
 }
 
 impl DecoderRNN {
@@ -208,7 +242,8 @@ impl DecoderRNN {
                 stdev: 1.0,
             },
         )?;
-        let rnn = Rnn::new(config.rnn_type, h, h, config.n_layers, vb.pp("rnn"))?;
+        let rnn_in = if config.input_feeding { 2 * h } else { h };
+        let rnn = Rnn::new(config.rnn_type, rnn_in, h, config.n_layers, vb.pp("rnn"))?;
         let attention = Attention::new(config.attention_method, h, vb.pp("attention"))?;
         let bound = 1.0 / (h as f64).sqrt();
         let init = candle_nn::Init::Uniform {
@@ -265,8 +300,37 @@ impl DecoderRNN {
     }
 
     /// The zero state for `batch` rows.
-    pub fn init_state(&self, batch: usize) -> Result<RnnState> {
-        self.rnn.zero_state(batch)
+    pub fn init_state(&self, batch: usize) -> Result<DecoderState> {
+        let rnn = self.rnn.zero_state(batch)?;
+        let feed = if self.config.input_feeding {
+            let h0 = rnn.h.first().ok_or_else(|| Error::Shape {
+                op: "DecoderRNN",
+                msg: "the RNN has no layers".into(),
+            })?;
+            Some(h0.zeros_like()?)
+        } else {
+            None
+        };
+        Ok(DecoderState { rnn, feed })
+    }
+
+    /// The RNN, attention and output layer over embedded tokens `x` `(B, H)`: the
+    /// attentional output `(B, H)`, the weights `(B, T_k)` and the new state.
+    fn advance(
+        &self,
+        x: &Tensor,
+        state: &DecoderState,
+        ctx: &AttentionContext,
+    ) -> Result<(Tensor, Tensor, DecoderState)> {
+        let input = match &state.feed {
+            Some(f) => Tensor::cat(&[x, f], 1)?,
+            None => x.clone(),
+        };
+        let (h, rnn) = self.rnn.step(&input, &state.rnn)?;
+        let (out, weights) = self.attention.forward(&h.unsqueeze(1)?, ctx)?; // (B, 1, H)
+        let out = out.squeeze(1)?;
+        let feed = self.config.input_feeding.then(|| out.clone());
+        Ok((out, weights.squeeze(1)?, DecoderState { rnn, feed }))
     }
 
     fn embed(&self, ids: &Tensor) -> Result<Tensor> {
@@ -286,17 +350,16 @@ impl DecoderRNN {
     pub fn step(
         &self,
         tokens: &[u32],
-        state: &RnnState,
+        state: &DecoderState,
         ctx: &AttentionContext,
     ) -> Result<DecoderStep> {
         self.check_ids(tokens.iter().map(|&t| i64::from(t)))?;
         let ids = Tensor::new(tokens, ctx.context.device())?;
         let x = self.embed(&ids)?; // (B, H)
-        let (h, state) = self.rnn.step(&x, state)?;
-        let (out, weights) = self.attention.forward(&h.unsqueeze(1)?, ctx)?; // (B, 1, H)
+        let (out, attention_weights, state) = self.advance(&x, state, ctx)?;
         Ok(DecoderStep {
-            log_probs: self.project(&out.squeeze(1)?)?,
-            attention_weights: weights.squeeze(1)?,
+            log_probs: self.project(&out)?,
+            attention_weights,
             state,
         })
     }
@@ -361,8 +424,13 @@ impl DecoderRNN {
         }
         let train = self.training();
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        if train && self.config.teacher_forcing < 1.0 {
-            return self.decode_sampled(&ids, b, s, &ctx, &mut rng);
+        if (train && self.config.teacher_forcing < 1.0) || self.config.input_feeding {
+            let tf = if train {
+                self.config.teacher_forcing
+            } else {
+                1.0
+            };
+            return self.decode_stepwise(&ids, b, s, &ctx, tf, train, &mut rng);
         }
         let inputs = Tensor::from_vec(ids, (b, s), encoder_outputs.device())?;
         let mut x = self.embed(&inputs)?; // (B, S, H)
@@ -377,21 +445,27 @@ impl DecoderRNN {
         Ok((self.project(&out)?, weights))
     }
 
-    /// Step-by-step training decode feeding the truth with probability `teacher_forcing`.
-    fn decode_sampled(
+    /// Step-by-step decode feeding the truth with probability `teacher_forcing` (always at
+    /// the first step), the model's previous argmax otherwise; dropout when `train`.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_stepwise(
         &self,
         truth: &[u32],
         b: usize,
         s: usize,
         ctx: &AttentionContext,
+        teacher_forcing: f64,
+        train: bool,
         rng: &mut ChaCha8Rng,
     ) -> Result<(Tensor, Tensor)> {
         let dev = ctx.context.device().clone();
         let mut state = self.init_state(b)?;
         let mut prev: Vec<u32> = vec![self.config.bos_id; b];
-        let (mut logps, mut attns) = (Vec::with_capacity(s), Vec::with_capacity(s));
+        let (mut outs, mut attns) = (Vec::with_capacity(s), Vec::with_capacity(s));
+        let p_in = if train { self.config.in_dropout } else { 0.0 };
         for t in 0..s {
-            let fed: Vec<u32> = if t == 0 || rng.random::<f64>() < self.config.teacher_forcing {
+            let forced = teacher_forcing >= 1.0 || t == 0 || rng.random::<f64>() < teacher_forcing;
+            let fed: Vec<u32> = if forced {
                 (0..b)
                     .map(|i| truth.get(i * s + t).copied().unwrap_or(self.config.bos_id))
                     .collect()
@@ -399,21 +473,23 @@ impl DecoderRNN {
                 prev.clone()
             };
             let ids = Tensor::new(fed.as_slice(), &dev)?;
-            let x = dropout(&self.embed(&ids)?, self.config.in_dropout, rng)?;
-            let (h, new_state) = self.rnn.step(&x, &state)?;
+            let x = dropout(&self.embed(&ids)?, p_in, rng)?;
+            let (out, w, new_state) = self.advance(&x, &state, ctx)?;
             state = new_state;
-            let (out, w) = self.attention.forward(&h.unsqueeze(1)?, ctx)?;
-            let logp = self.project(&out)?; // (B, 1, V)
-            prev = logp
-                .squeeze(1)?
-                .detach()
-                .argmax(D::Minus1)?
-                .to_dtype(DType::U32)?
-                .to_vec1()?;
-            logps.push(logp);
-            attns.push(w);
+            if teacher_forcing < 1.0 {
+                // Only scheduled sampling needs this step's argmax.
+                prev = self
+                    .project(&out.detach())?
+                    .argmax(D::Minus1)?
+                    .to_dtype(DType::U32)?
+                    .to_vec1()?;
+            }
+            outs.push(out.unsqueeze(1)?);
+            attns.push(w.unsqueeze(1)?);
         }
-        Ok((Tensor::cat(&logps, 1)?, Tensor::cat(&attns, 1)?))
+        // One projection over all steps.
+        let outs = Tensor::cat(&outs, 1)?; // (B, S, H)
+        Ok((self.project(&outs)?, Tensor::cat(&attns, 1)?))
     }
 }
 

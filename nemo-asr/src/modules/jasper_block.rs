@@ -97,6 +97,14 @@ impl JasperBlockConfig {
                 "a strided block cannot be dilated (as in NeMo)".into(),
             ));
         }
+        if self.stride > 1 && self.residual {
+            return Err(bad(
+                "stride",
+                "a residual block cannot be strided: its 1x1 residual conv keeps the length \
+                 (NeMo's residual_mode `add`)"
+                    .into(),
+            ));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(bad("dropout", format!("{} is not in [0, 1)", self.dropout)));
         }

@@ -24,7 +24,7 @@ pub use conv_asr_encoder::{
 };
 pub use ctc_loss::{CTCLossNM, CTCLossNMInputs, CTCLossNMOutputs};
 pub use decoder_rnn::{
-    DecoderRNN, DecoderRNNConfig, DecoderRNNInputs, DecoderRNNOutputs, DecoderStep,
+    DecoderRNN, DecoderRNNConfig, DecoderRNNInputs, DecoderRNNOutputs, DecoderState, DecoderStep,
 };
 pub use jasper_block::{JasperBlock, JasperBlockConfig};
 pub use jasper_rnn_connector::{
