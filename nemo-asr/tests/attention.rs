@@ -445,6 +445,41 @@ fn every_trainable_variable_gets_a_gradient() -> TestResult {
     Ok(())
 }
 
+/// `gru_dropout` acts between stacked layers in training, whether the pass is batched (plain
+/// teacher forcing) or step by step (input feeding), and nowhere else.
+#[test]
+fn gru_dropout_acts_between_layers_in_both_training_passes() -> TestResult {
+    for feeding in [false, true] {
+        for layers in [1usize, 2] {
+            let params = Parameters::new();
+            let vb = params.var_builder(DType::F64, &Device::Cpu);
+            let mut cfg = DecoderRNNConfig::new(7, 0, 6);
+            cfg.in_dropout = 0.0;
+            cfg.gru_dropout = 0.5;
+            cfg.n_layers = layers;
+            cfg.input_feeding = feeding;
+            let dec = DecoderRNN::new(cfg, 3, &params, "decoder", vb.pp("decoder"))?;
+            let (enc, lens, targets) = enc_batch(DType::F64, 6)?;
+            let lens: Vec<usize> = lens
+                .to_vec1::<i64>()?
+                .into_iter()
+                .map(|l| l as usize)
+                .collect();
+            params.train();
+            let (train, _) = dec.decode(&targets, &enc, Some(&lens))?;
+            params.eval();
+            let (eval, _) = dec.decode(&targets, &enc, Some(&lens))?;
+            let d = (train - eval)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            if layers == 1 {
+                assert_eq!(d, 0.0, "feeding {feeding}: dropout with one layer");
+            } else {
+                assert!(d > 1e-6, "feeding {feeding}: no dropout between layers");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Training's teacher-forced pass and inference's step-by-step calls are the same function.
 #[test]
 fn teacher_forced_decode_equals_chained_steps() -> TestResult {

@@ -314,19 +314,21 @@ impl DecoderRNN {
         Ok(DecoderState { rnn, feed })
     }
 
-    /// The RNN, attention and output layer over embedded tokens `x` `(B, H)`: the
-    /// attentional output `(B, H)`, the weights `(B, T_k)` and the new state.
+    /// The RNN and attention over embedded tokens `x` `(B, H)`, with `between_layers` applied
+    /// between stacked RNN layers: the attentional output `(B, H)`, the weights `(B, T_k)` and
+    /// the new state.
     fn advance(
         &self,
         x: &Tensor,
         state: &DecoderState,
         ctx: &AttentionContext,
+        between_layers: &mut dyn FnMut(Tensor) -> Result<Tensor>,
     ) -> Result<(Tensor, Tensor, DecoderState)> {
         let input = match &state.feed {
             Some(f) => Tensor::cat(&[x, f], 1)?,
             None => x.clone(),
         };
-        let (h, rnn) = self.rnn.step(&input, &state.rnn)?;
+        let (h, rnn) = self.rnn.step_with(&input, &state.rnn, between_layers)?;
         let (out, weights) = self.attention.forward(&h.unsqueeze(1)?, ctx)?; // (B, 1, H)
         let out = out.squeeze(1)?;
         let feed = self.config.input_feeding.then(|| out.clone());
@@ -356,7 +358,7 @@ impl DecoderRNN {
         self.check_ids(tokens.iter().map(|&t| i64::from(t)))?;
         let ids = Tensor::new(tokens, ctx.context.device())?;
         let x = self.embed(&ids)?; // (B, H)
-        let (out, attention_weights, state) = self.advance(&x, state, ctx)?;
+        let (out, attention_weights, state) = self.advance(&x, state, ctx, &mut Ok)?;
         Ok(DecoderStep {
             log_probs: self.project(&out)?,
             attention_weights,
@@ -462,7 +464,11 @@ impl DecoderRNN {
         let mut state = self.init_state(b)?;
         let mut prev: Vec<u32> = vec![self.config.bos_id; b];
         let (mut outs, mut attns) = (Vec::with_capacity(s), Vec::with_capacity(s));
-        let p_in = if train { self.config.in_dropout } else { 0.0 };
+        let (p_in, p_rnn) = if train {
+            (self.config.in_dropout, self.config.gru_dropout)
+        } else {
+            (0.0, 0.0)
+        };
         for t in 0..s {
             let forced = teacher_forcing >= 1.0 || t == 0 || rng.random::<f64>() < teacher_forcing;
             let fed: Vec<u32> = if forced {
@@ -474,7 +480,8 @@ impl DecoderRNN {
             };
             let ids = Tensor::new(fed.as_slice(), &dev)?;
             let x = dropout(&self.embed(&ids)?, p_in, rng)?;
-            let (out, w, new_state) = self.advance(&x, &state, ctx)?;
+            let (out, w, new_state) =
+                self.advance(&x, &state, ctx, &mut |t| dropout(&t, p_rnn, &mut *rng))?;
             state = new_state;
             if teacher_forcing < 1.0 {
                 // Only scheduled sampling needs this step's argmax.

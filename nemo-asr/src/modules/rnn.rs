@@ -272,7 +272,20 @@ impl Rnn {
     /// One time step: input `(B, input_size)` → the last layer's output `(B, hidden_size)` and
     /// the new state.
     pub fn step(&self, x: &Tensor, state: &RnnState) -> Result<(Tensor, RnnState)> {
+        self.step_with(x, state, &mut Ok)
+    }
+
+    /// [`step`](Self::step) with `between_layers` applied to each layer's output before the
+    /// next layer (dropout in training, as [`forward_seq`](Self::forward_seq)); the state keeps
+    /// the outputs before it.
+    pub fn step_with(
+        &self,
+        x: &Tensor,
+        state: &RnnState,
+        between_layers: &mut dyn FnMut(Tensor) -> Result<Tensor>,
+    ) -> Result<(Tensor, RnnState)> {
         self.check_input(x, 2)?;
+        let n = self.layers.len();
         let mut input = x.clone();
         let mut new = RnnState {
             h: Vec::with_capacity(self.layers.len()),
@@ -284,7 +297,11 @@ impl Rnn {
             let (h_new, c_new) = self.cell(layer, &xp, h, state.c.get(l))?;
             new.h.push(h_new.clone());
             new.c.extend(c_new);
-            input = h_new;
+            input = if l + 1 < n {
+                between_layers(h_new)?
+            } else {
+                h_new
+            };
         }
         Ok((input, new))
     }
