@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
+use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::decoding::{BeamSearchConfig, beam_search, greedy_search};
 use nemo_asr::models::{EncDecAttentionModel, EncDecAttentionModelConfig};
 use nemo_asr::modules::*;
@@ -24,11 +25,16 @@ fn fixtures() -> PathBuf {
 }
 
 fn labels_yaml() -> String {
-    let labels: Vec<String> = std::iter::once(" ".to_string())
-        .chain(('a'..='z').map(String::from))
-        .chain(std::iter::once("'".to_string()))
-        .collect();
-    format!("{labels:?}")
+    format!("{:?}", ENGLISH_LABELS.map(String::from))
+}
+
+/// `(B)` i64 lengths as a vector.
+fn usize_lens(lens: &Tensor) -> Res<Vec<usize>> {
+    Ok(lens
+        .to_vec1::<i64>()?
+        .into_iter()
+        .map(|l| l as usize)
+        .collect())
 }
 
 fn tiny_model_config(rnn: &str, method: &str) -> Res<EncDecAttentionModelConfig> {
@@ -460,11 +466,7 @@ fn gru_dropout_acts_between_layers_in_both_training_passes() -> TestResult {
             cfg.input_feeding = feeding;
             let dec = DecoderRNN::new(cfg, 3, &params, "decoder", vb.pp("decoder"))?;
             let (enc, lens, targets) = enc_batch(DType::F64, 6)?;
-            let lens: Vec<usize> = lens
-                .to_vec1::<i64>()?
-                .into_iter()
-                .map(|l| l as usize)
-                .collect();
+            let lens = usize_lens(&lens)?;
             params.train();
             let (train, _) = dec.decode(&targets, &enc, Some(&lens))?;
             params.eval();
@@ -487,11 +489,7 @@ fn teacher_forced_decode_equals_chained_steps() -> TestResult {
         let (dec, params) = decoder((rnn, method, feeding), DType::F64, 7, 6)?;
         params.eval();
         let (enc, lens, targets) = enc_batch(DType::F64, 6)?;
-        let lens: Vec<usize> = lens
-            .to_vec1::<i64>()?
-            .into_iter()
-            .map(|l| l as usize)
-            .collect();
+        let lens = usize_lens(&lens)?;
         let (logp, w) = dec.decode(&targets, &enc, Some(&lens))?;
         let ctx = dec.prepare(&enc, Some(&lens))?;
         let mut state = dec.init_state(2)?;
@@ -591,13 +589,7 @@ fn sequence_logps(
         let batch = batch?;
         let (audio, len) = model.typed_audio(&batch.audio_signal, &batch.a_sig_length)?;
         let enc = model.encode(&audio, &len)?;
-        let lens: Vec<usize> = enc
-            .encoded_lengths
-            .tensor()
-            .to_vec1::<i64>()?
-            .into_iter()
-            .map(|l| l as usize)
-            .collect();
+        let lens = usize_lens(enc.encoded_lengths.tensor())?;
         for (i, &l) in lens.iter().enumerate() {
             let seq = seqs.get(k).ok_or("too few sequences")?;
             k += 1;

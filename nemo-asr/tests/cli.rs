@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::Tensor;
+use nemo_asr::data::ENGLISH_LABELS;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -19,6 +20,27 @@ fn nemo_asr(args: &[&str]) -> Result<Output, std::io::Error> {
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
+}
+
+/// `nemo-asr train` with the arguments every run here shares, then `extra`.
+fn train(
+    config: &str,
+    manifest: &str,
+    out: &str,
+    extra: &[&str],
+) -> Result<Output, std::io::Error> {
+    let mut args = vec![
+        "train",
+        "--config",
+        config,
+        "--train-manifest",
+        manifest,
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    args.push("--no-progress");
+    nemo_asr(&args)
 }
 
 fn ok(out: &Output) -> Result<String, String> {
@@ -37,10 +59,7 @@ fn ok(out: &Output) -> Result<String, String> {
 /// The sections both models share: labels, preprocessor and a tiny Jasper encoder (`filters` of
 /// the middle block is the knob the mismatch test turns).
 fn front_end(filters: usize) -> String {
-    let labels: Vec<String> = std::iter::once(" ".to_string())
-        .chain(('a'..='z').map(String::from))
-        .chain(std::iter::once("'".to_string()))
-        .collect();
+    let labels = ENGLISH_LABELS.map(String::from);
     format!(
         r#"  sample_rate: 16000
   labels: {labels:?}
@@ -129,18 +148,12 @@ fn train_eval_transcribe_and_reuse_the_encoder_under_an_attention_decoder() -> T
 
     std::fs::write(path("ctc.yaml"), ctc_config(64))?;
     let (ctc_yaml, ctc_dir) = (arg(&path("ctc.yaml")), arg(&path("ctc")));
-    let out = ok(&nemo_asr(&[
-        "train",
-        "--config",
+    let out = ok(&train(
         &ctc_yaml,
-        "--train-manifest",
         manifest,
-        "--val-manifest",
-        manifest,
-        "--out",
         &ctc_dir,
-        "--no-progress",
-    ])?)?;
+        &["--val-manifest", manifest],
+    )?)?;
     assert!(last_line(&out).starts_with("dev WER: "), "{out}");
     for f in ["model.yaml", "labels.txt", "weights.safetensors"] {
         assert!(path("ctc").join(f).is_file(), "{f} in the model dir");
@@ -201,19 +214,12 @@ fn train_eval_transcribe_and_reuse_the_encoder_under_an_attention_decoder() -> T
     // The attention model on the CTC model's encoder, frozen for the whole run.
     std::fs::write(path("las.yaml"), las_config(64))?;
     let (las_yaml, las_dir) = (arg(&path("las.yaml")), arg(&path("las")));
-    let out = ok(&nemo_asr(&[
-        "train",
-        "--config",
+    let out = ok(&train(
         &las_yaml,
-        "--init-encoder",
-        &ctc_dir,
-        "--freeze-encoder",
-        "--train-manifest",
         manifest,
-        "--out",
         &las_dir,
-        "--no-progress",
-    ])?)?;
+        &["--init-encoder", &ctc_dir, "--freeze-encoder"],
+    )?)?;
     assert!(out.is_empty() || !out.contains("error"), "{out}");
     let ctc_enc = encoder_tensors(&path("ctc"))?;
     let las_enc = encoder_tensors(&path("las"))?;
@@ -243,18 +249,12 @@ fn train_eval_transcribe_and_reuse_the_encoder_under_an_attention_decoder() -> T
     // An encoder of another shape is refused, naming the section, and nothing is written.
     std::fs::write(path("las_wide.yaml"), las_config(96))?;
     let (wide_yaml, wide_dir) = (arg(&path("las_wide.yaml")), arg(&path("las_wide")));
-    let out = nemo_asr(&[
-        "train",
-        "--config",
+    let out = train(
         &wide_yaml,
-        "--init-encoder",
-        &ctc_dir,
-        "--train-manifest",
         manifest,
-        "--out",
         &wide_dir,
-        "--no-progress",
-    ])?;
+        &["--init-encoder", &ctc_dir],
+    )?;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--init-encoder"), "{err}");
@@ -269,16 +269,12 @@ fn train_eval_transcribe_and_reuse_the_encoder_under_an_attention_decoder() -> T
         "text": "xy".repeat(30),
     });
     std::fs::write(path("short.json"), format!("{line}\n"))?;
-    let out = nemo_asr(&[
-        "train",
-        "--config",
+    let out = train(
         &ctc_yaml,
-        "--train-manifest",
         &arg(&path("short.json")),
-        "--out",
         &arg(&path("short")),
-        "--no-progress",
-    ])?;
+        &[],
+    )?;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

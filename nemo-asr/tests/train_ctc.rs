@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::models::{EncDecCTCModel, EncDecCTCModelConfig};
 use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
@@ -17,10 +18,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn tiny_config() -> Result<EncDecCTCModelConfig, Box<dyn std::error::Error>> {
-    let labels: Vec<String> = std::iter::once(" ".to_string())
-        .chain(('a'..='z').map(String::from))
-        .chain(std::iter::once("'".to_string()))
-        .collect();
+    let labels = ENGLISH_LABELS.map(String::from);
     let yaml = format!(
         r#"
 name: Tiny
