@@ -9,8 +9,13 @@ the last ReLU, inputs masked by length before each conv; decoder 1x1 conv + log_
 usage: /usr/bin/python3 scripts/bench_train_step_torch.py [OURS_MS]
 Prints the median step time, and the ratio ours/PyTorch when our time (from
 `cargo bench -p nemo-asr --bench train_step`, `train_step`) is given.
+
+       python3 scripts/bench_train_step_torch.py --device cuda
+The same model and batch on the GPU, with the breakdown `examples/gpu_train_step.rs` prints
+(encoder forward, forward + CTC, forward + backward, train step; each the median of 20 synchronized
+runs after 5 warm-ups).
 """
-import sys
+import argparse
 import time
 
 import torch
@@ -27,7 +32,7 @@ BLOCKS = [(128, 11, 2, False), (256, 13, 1, True), (256, 15, 1, True), (256, 17,
 
 def mask(x, lens):
     t = x.shape[-1]
-    m = torch.arange(t).unsqueeze(0) < lens.unsqueeze(1)
+    m = torch.arange(t, device=x.device).unsqueeze(0) < lens.unsqueeze(1)
     return x * m.unsqueeze(1).to(x.dtype)
 
 
@@ -68,6 +73,12 @@ class Model(nn.Module):
         return F.log_softmax(self.dec(x).transpose(1, 2), dim=-1), lens
 
 
+def encode(model, x, lens):
+    for blk in model.blocks:
+        x, lens = blk(x, lens)
+    return x
+
+
 def novograd_step(params, state, lr, betas=(0.95, 0.5), eps=1e-8, wd=0.001):
     # NeMo's NovoGrad: per-tensor second moment of the squared gradient norm.
     with torch.no_grad():
@@ -89,22 +100,53 @@ def novograd_step(params, state, lr, betas=(0.95, 0.5), eps=1e-8, wd=0.001):
             p.add_(st["m"], alpha=-lr)
 
 
+def median_ms(f, sync, warmup=5, runs=20):
+    for _ in range(warmup):
+        f()
+    times = []
+    for _ in range(runs):
+        sync()
+        t0 = time.perf_counter()
+        f()
+        sync()
+        times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times)[runs // 2]
+
+
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ours_ms", nargs="?", type=float, help="our train_step time, for the ratio")
+    ap.add_argument("--device", default="cpu", help="cpu (2 threads) or cuda")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
     b, t = 16, 400
-    model = Model()
-    x = torch.randn(b, 64, t)
-    lens = torch.full((b,), t, dtype=torch.long)
-    targets = (torch.arange(b * 50) % 28).reshape(b, 50)
-    tgt_lens = torch.full((b,), 50, dtype=torch.long)
+    model = Model().to(dev)
+    x = torch.randn(b, 64, t, device=dev)
+    lens = torch.full((b,), t, dtype=torch.long, device=dev)
+    targets = (torch.arange(b * 50, device=dev) % 28).reshape(b, 50)
+    tgt_lens = torch.full((b,), 50, dtype=torch.long, device=dev)
     state = {}
     params = list(model.parameters())
 
+    def loss():
+        lp, enc_lens = model(x, lens)
+        return F.ctc_loss(lp.transpose(0, 1), targets, enc_lens, tgt_lens, blank=28, reduction="none").mean()
+
     def step():
         model.zero_grad(set_to_none=True)
-        lp, enc_lens = model(x, lens)
-        loss = F.ctc_loss(lp.transpose(0, 1), targets, enc_lens, tgt_lens, blank=28, reduction="none").mean()
-        loss.backward()
+        loss().backward()
         novograd_step(params, state, 1e-3)
+
+    if dev.type == "cuda":
+        sync = torch.cuda.synchronize
+        enc = median_ms(lambda: encode(model, x, lens), sync)
+        fwd = median_ms(loss, sync)
+        bwd = median_ms(lambda: loss().backward(), sync)
+        st = median_ms(step, sync)
+        print(f"pytorch {torch.__version__} an4_small B{b} T{t} f32 {torch.cuda.get_device_name(0)}: "
+              f"encoder forward {enc:.2f} ms, forward+CTC {fwd:.2f} ms, forward+backward {bwd:.2f} ms, "
+              f"train step {st:.2f} ms (median of 20)")
+        return
 
     for _ in range(3):
         step()
@@ -116,8 +158,8 @@ def main():
     times.sort()
     ms = times[len(times) // 2] * 1000
     print(f"pytorch {torch.__version__} train_step (2 threads): median {ms:.1f} ms, best {times[0]*1000:.1f} ms")
-    if len(sys.argv) > 1:
-        ours = float(sys.argv[1])
+    if args.ours_ms is not None:
+        ours = args.ours_ms
         print(f"nemo-rs {ours:.1f} ms -> ratio nemo-rs / PyTorch = {ours / ms:.2f}x")
 
 

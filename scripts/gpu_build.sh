@@ -1,28 +1,37 @@
 #!/usr/bin/env bash
-# Builds the GPU tests and the GPU benchmark with `--features cuda` on this (GPU-less) machine and
-# packs them for the GPU machine: gpu-bin/gpu-bin.tar.xz (+ the PyTorch side of the benchmark).
+# Builds the GPU tests and the GPU benchmarks (the trainer's MLP step, the ASR model's training
+# step) with `--features cuda` on this (GPU-less) machine and packs them for the GPU machine:
+# gpu-bin/gpu-bin.tar.xz (+ the PyTorch side of each benchmark).
 # Then, on the GPU machine (the `device` tool: carry gpu-bin): scripts/gpu_run.sh.
 # First build ~20 min on 2 cores (candle's CUDA kernels); keep CUDA_HOME fixed to avoid rebuilds.
 #
-# usage: scripts/gpu_build.sh        (toolkit from scripts/cuda_toolkit.sh)
+# usage: [CUDA_TOOLKIT_DIR=<dir>] scripts/gpu_build.sh   (toolkit from scripts/cuda_toolkit.sh [dir])
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(scripts/cuda_toolkit.sh)"
+eval "$(scripts/cuda_toolkit.sh ${CUDA_TOOLKIT_DIR:+"$CUDA_TOOLKIT_DIR"})"
 out=gpu-bin
 rm -rf "$out" && mkdir -p "$out/bin"
 grep -qx "/$out/" .git/info/exclude 2>/dev/null || echo "/$out/" >>.git/info/exclude
 
-# The test binaries' paths come from cargo's JSON messages.
-cargo test --release --features cuda -p nemo-core --test gpu --no-run --message-format=json |
-    /usr/bin/python3 -c 'import json,sys
+# The test binaries' paths come from cargo's JSON messages: `tests/gpu.rs` of a package -> $2.
+test_bin() {
+    cargo test --release --features cuda -p "$1" --test gpu --no-run --message-format=json |
+        /usr/bin/python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu":
-        print(m["executable"])' | while read -r exe; do cp "$exe" "$out/bin/gpu_tests"; done
+        print(m["executable"])' | while read -r exe; do cp "$exe" "$out/bin/$2"; done
+    [ -x "$out/bin/$2" ] || { echo "gpu_build.sh: no test binary for $1" >&2; exit 1; }
+}
+test_bin nemo-core gpu_tests
+test_bin nemo-asr asr_gpu_tests
 cargo build --release --features cuda -p nemo-core --example gpu_bench
-cp target/release/examples/gpu_bench "$out/bin/"
+cargo build --release --features cuda -p nemo-asr --example gpu_train_step --bin nemo-asr
+cp target/release/examples/gpu_bench target/release/examples/gpu_train_step target/release/nemo-asr \
+    "$out/bin/"
 strip "$out"/bin/*
-cp scripts/bench_gpu_torch.py scripts/gpu_run.sh "$out/"
+cp scripts/bench_gpu_torch.py scripts/bench_train_step_torch.py scripts/gpu_run.sh "$out/"
+mkdir -p "$out/configs" && cp configs/an4_small.yaml "$out/configs/"
 tar -C "$out" -cJf "$out/gpu-bin.tar.xz" bin
 rm -rf "$out/bin"
 ls -l "$out"

@@ -284,3 +284,37 @@ fn train_eval_transcribe_and_reuse_the_encoder_under_an_attention_decoder() -> T
     assert!(!path("short").join("model.yaml").exists());
     Ok(())
 }
+
+#[test]
+fn an_unknown_or_missing_device_is_refused_before_any_work() -> TestResult {
+    let out = nemo_asr(&[
+        "--device",
+        "gpu",
+        "eval",
+        "--model",
+        "m",
+        "--manifest",
+        "x.json",
+    ])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected `cpu`, `cuda` or `cuda:N`"), "{err}");
+    if !cfg!(feature = "cuda") {
+        let out = nemo_asr(&[
+            "--device",
+            "cuda:1",
+            "eval",
+            "--model",
+            "m",
+            "--manifest",
+            "x.json",
+        ])?;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--device cuda:1") && err.contains("--features cuda"),
+            "{err}"
+        );
+    }
+    Ok(())
+}

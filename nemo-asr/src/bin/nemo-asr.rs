@@ -40,6 +40,47 @@ struct Cli {
     /// Log level filter for tracing output (e.g. `info`, `debug`).
     #[arg(long, global = true, default_value = "info")]
     log: String,
+    /// Where models run: `cpu`, or `cuda` / `cuda:N` (GPU N; needs a build with `--features
+    /// cuda`). A model directory loads on any device, whichever it was trained on.
+    #[arg(long, global = true, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceArg,
+}
+
+/// The `--device` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeviceArg {
+    Cpu,
+    Cuda(usize),
+}
+
+fn parse_device(s: &str) -> std::result::Result<DeviceArg, String> {
+    match s {
+        "cpu" => Ok(DeviceArg::Cpu),
+        "cuda" => Ok(DeviceArg::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(DeviceArg::Cuda)
+            .ok_or_else(|| format!("expected `cpu`, `cuda` or `cuda:N`, got `{s}`")),
+    }
+}
+
+impl DeviceArg {
+    fn open(self) -> Result<Device> {
+        match self {
+            DeviceArg::Cpu => Ok(Device::Cpu),
+            DeviceArg::Cuda(n) => Device::new_cuda(n).with_context(|| {
+                format!(
+                    "--device cuda:{n}: no such CUDA device{}",
+                    if cfg!(feature = "cuda") {
+                        ""
+                    } else {
+                        " (this nemo-asr was built without `--features cuda`)"
+                    }
+                )
+            }),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -201,7 +242,7 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let device = Device::Cpu;
+    let device = cli.device.open()?;
     match cli.command {
         Command::Train {
             config,

@@ -57,9 +57,13 @@
 //! # Dtypes and devices
 //!
 //! `f32` and `f64` on the CPU use these kernels (non-contiguous inputs are made contiguous first).
-//! Any other dtype (`f16`, `bf16`) or device (CUDA, Metal) falls back to candle's
-//! `conv1d(.., groups = C)`, which is correct everywhere but slow on the CPU, so the function works
-//! on every backend candle supports.
+//! With the `cuda` feature, `f32`, `f16` and `bf16` on CUDA use the same three ops written as CUDA
+//! kernels (`cuda/depthwise_conv1d.cu`: one thread per output element for the forward pass and
+//! the input gradient, one block-wide sum per tap for the weight gradient; f16/bf16 accumulate
+//! in f32), so the backward stays on them too. Any other combination (`f16` on the CPU, `f64` on
+//! CUDA, Metal) falls back to candle's `conv1d(.., groups = C)`, which is correct everywhere but
+//! slow (one convolution per channel: on an H100 the small QuartzNet's training step took 384 ms
+//! with it against PyTorch's 11 ms), so the function works on every backend candle supports.
 //!
 //! ```
 //! # fn main() -> nemo_asr::Result<()> {
@@ -75,7 +79,7 @@
 //! ```
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, WithDType, bail};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
 use super::cpu_args::{arg_slice, dispatch_float, zeroed};
@@ -125,30 +129,38 @@ pub fn depthwise_conv1d(
     }
 }
 
-/// Whether `x` runs on this module's kernels (CPU, `f32` or `f64`) rather than candle's fallback.
+/// Whether `x` runs on this module's kernels (CPU `f32`/`f64`; with the `cuda` feature, CUDA
+/// `f32`/`f16`/`bf16`) rather than candle's fallback.
 fn uses_direct_kernel(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    let dtype = x.dtype();
+    match x.device() {
+        Device::Cpu => matches!(dtype, DType::F32 | DType::F64),
+        Device::Cuda(_) => {
+            cfg!(feature = "cuda") && matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        }
+        _ => false,
+    }
 }
 
 /// Sizes and hyper-parameters of one depthwise convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geometry {
+pub(crate) struct Geometry {
     /// `B`.
-    batch: usize,
+    pub(crate) batch: usize,
     /// `C`.
-    channels: usize,
+    pub(crate) channels: usize,
     /// `T`, input time steps.
-    t_in: usize,
+    pub(crate) t_in: usize,
     /// `T_out`, output time steps.
-    t_out: usize,
+    pub(crate) t_out: usize,
     /// `K`, taps.
-    kernel: usize,
+    pub(crate) kernel: usize,
     /// Stride, at least 1.
-    stride: usize,
+    pub(crate) stride: usize,
     /// Zero padding on each side.
-    padding: usize,
+    pub(crate) padding: usize,
     /// Dilation, at least 1.
-    dilation: usize,
+    pub(crate) dilation: usize,
 }
 
 impl Geometry {
@@ -236,17 +248,17 @@ impl Geometry {
     }
 
     /// `(B, C, T)`.
-    fn x_shape(&self) -> Shape {
+    pub(crate) fn x_shape(&self) -> Shape {
         Shape::from((self.batch, self.channels, self.t_in))
     }
 
     /// `(B, C, T_out)`.
-    fn y_shape(&self) -> Shape {
+    pub(crate) fn y_shape(&self) -> Shape {
         Shape::from((self.batch, self.channels, self.t_out))
     }
 
     /// `(C, 1, K)`.
-    fn w_shape(&self) -> Shape {
+    pub(crate) fn w_shape(&self) -> Shape {
         Shape::from((self.channels, 1, self.kernel))
     }
 
@@ -336,6 +348,18 @@ impl CustomOp2 for DepthwiseConv1d {
         Ok((storage, self.geo.y_shape()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use crate::kernels::cuda::depthwise_conv1d::{Pass, launch};
+        launch(Pass::Forward, self.name(), &self.geo, (s1, l1), (s2, l2))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -369,6 +393,18 @@ impl CustomOp2 for DepthwiseConv1dGradInput {
             grad_input_storage(self.name(), &self.geo, (s1, l1), (s2, l2))
         )?;
         Ok((storage, self.geo.x_shape()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use crate::kernels::cuda::depthwise_conv1d::{Pass, launch};
+        launch(Pass::GradInput, self.name(), &self.geo, (s1, l1), (s2, l2))
     }
 
     fn bwd(
@@ -405,6 +441,18 @@ impl CustomOp2 for DepthwiseConv1dGradWeight {
             grad_weight_storage(self.name(), &self.geo, (s1, l1), (s2, l2))
         )?;
         Ok((storage, self.geo.w_shape()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use crate::kernels::cuda::depthwise_conv1d::{Pass, launch};
+        launch(Pass::GradWeight, self.name(), &self.geo, (s1, l1), (s2, l2))
     }
 
     fn bwd(

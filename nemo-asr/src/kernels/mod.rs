@@ -20,6 +20,8 @@
 
 pub mod batch_norm;
 mod cpu_args;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod depthwise_conv1d;
 pub mod pointwise_conv1d;
 

@@ -457,17 +457,19 @@ impl Trainer {
             let mut bad_loss = None;
             for micro in 0..cfg.batches_per_step {
                 let loss = task.loss(step, micro)?;
+                // Backward even from a non-finite loss (as PyTorch): every micro-batch is read,
+                // and with data parallelism every replica joins the all-reduce, whose inf/NaN
+                // then makes all replicas skip the step together.
+                let scaled = scaler.scale_loss(&loss, cfg.batches_per_step as f64)?;
+                let g = scaled.backward()?;
+                // Read the value only now: on a GPU the read waits for the device, and the
+                // backward's kernels are already queued behind the forward's by then.
                 let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 if value.is_finite() {
                     loss_sum += value;
                 } else {
                     bad_loss.get_or_insert(value);
                 }
-                // Backward even from a non-finite loss (as PyTorch): every micro-batch is read,
-                // and with data parallelism every replica joins the all-reduce, whose inf/NaN
-                // then makes all replicas skip the step together.
-                let scaled = scaler.scale_loss(&loss, cfg.batches_per_step as f64)?;
-                let g = scaled.backward()?;
                 match grads.as_mut() {
                     Some(acc) => accumulate(acc, g, &vars)?,
                     None => grads = Some(g),
