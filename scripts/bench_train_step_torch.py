@@ -79,6 +79,11 @@ def encode(model, x, lens):
     return x
 
 
+def amp_encode(model, x, lens):
+    with torch.autocast("cuda", dtype=torch.float16):
+        return encode(model, x, lens)
+
+
 def novograd_step(params, state, lr, betas=(0.95, 0.5), eps=1e-8, wd=0.001):
     # NeMo's NovoGrad: per-tensor second moment of the squared gradient norm.
     with torch.no_grad():
@@ -146,6 +151,18 @@ def main():
         print(f"pytorch {torch.__version__} an4_small B{b} T{t} f32 {torch.cuda.get_device_name(0)}: "
               f"encoder forward {enc:.2f} ms, forward+CTC {fwd:.2f} ms, forward+backward {bwd:.2f} ms, "
               f"train step {st:.2f} ms (median of 20)")
+
+        def amp_loss():
+            with torch.autocast("cuda", dtype=torch.float16):
+                return loss()
+
+        scaler = torch.amp.GradScaler("cuda")
+        enc = median_ms(lambda: amp_encode(model, x, lens), sync)
+        fwd = median_ms(amp_loss, sync)
+        bwd = median_ms(lambda: scaler.scale(amp_loss()).backward(), sync)
+        print(f"pytorch {torch.__version__} an4_small B{b} T{t} f16 autocast {torch.cuda.get_device_name(0)}: "
+              f"encoder forward {enc:.2f} ms, forward+CTC {fwd:.2f} ms, forward+backward {bwd:.2f} ms "
+              f"(median of 20)")
         return
 
     for _ in range(3):

@@ -105,6 +105,23 @@ impl Forward for MeanLoss {
     }
 }
 
+/// Mean of its input, computed and returned in f32 whatever the input's dtype: a mixed-precision
+/// loss (f16 activations in, f32 loss out).
+#[neural_module(
+    kind = loss,
+    inputs(x: (B, D, T) Channel, mask: (B) Lengths?),
+    outputs(loss: Loss),
+)]
+struct F32MeanLoss;
+
+impl Forward for F32MeanLoss {
+    fn forward_tensors(&self, x: F32MeanLossInputTensors) -> Result<F32MeanLossOutputTensors> {
+        Ok(F32MeanLossOutputTensors {
+            loss: x.x.to_dtype(DType::F32)?.mean_all()?,
+        })
+    }
+}
+
 fn cpu() -> Device {
     Device::Cpu
 }
@@ -285,6 +302,13 @@ fn dtype_and_device_must_agree() -> Result<()> {
         mask: Some(NTensor::new(Tensor::zeros(1, DType::F32, &cpu())?)?),
     }));
     assert!(matches!(e.problem, Problem::DType { .. }), "{e}");
+    // Outputs agree among themselves but may differ from the inputs: an f32 loss of f16
+    // activations (mixed precision) is accepted.
+    let loss = F32MeanLoss.forward(F32MeanLossInputs {
+        x: &loss_in,
+        mask: None,
+    })?;
+    assert_eq!(loss.loss.tensor().dtype(), DType::F32);
     Ok(())
 }
 

@@ -1,14 +1,17 @@
 //! The issue's training-step benchmark on a GPU: forward, CTC loss, backward and NovoGrad update of
 //! the small separable QuartzNet (`configs/an4_small.yaml`) at batch 16 × 400 frames × 64 mels,
 //! f32, on CUDA 0 (or the CPU with `--cpu`), with the same breakdown as the CPU criterion bench
-//! (`benches/train_step.rs`). The PyTorch side: `scripts/bench_train_step_torch.py --device cuda`.
+//! (`benches/train_step.rs`); then the forward and backward phases computed in f16 from the f32
+//! weights, as mixed precision runs them (the loss scaled by 1024 before the backward, as a loss
+//! scaler would). The PyTorch side: `scripts/bench_train_step_torch.py --device cuda` (f16 with
+//! `torch.autocast` and `GradScaler.scale`).
 //!
 //! Built with `--features cuda` by `scripts/gpu_build.sh`; `scripts/gpu_run.sh` runs it on the
 //! GPU machine.
 
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 
 #[path = "../benches/common/an4_small_batch.rs"]
 mod an4_small_batch;
@@ -59,6 +62,17 @@ fn main() -> anyhow::Result<()> {
     println!(
         "nemo-rs an4_small B{BATCH} T{FRAMES} f32 {:?}: encoder forward {enc:.2} ms, forward+CTC \
          {fwd:.2} ms, forward+backward {bwd:.2} ms, train step {step:.2} ms (median of {RUNS})",
+        dev.location()
+    );
+    let enc = median_ms(&dev, || m.encode_in(DType::F16).map(drop))?;
+    let fwd = median_ms(&dev, || m.loss_in(DType::F16).map(drop))?;
+    let bwd = median_ms(&dev, || {
+        (m.loss_in(DType::F16)? * 1024.0)?.backward()?;
+        Ok(())
+    })?;
+    println!(
+        "nemo-rs an4_small B{BATCH} T{FRAMES} f16 mixed {:?}: encoder forward {enc:.2} ms, \
+         forward+CTC {fwd:.2} ms, forward+backward {bwd:.2} ms (median of {RUNS})",
         dev.location()
     );
     Ok(())

@@ -303,6 +303,10 @@ impl TrainTask for CtcTrainTask<'_> {
         Ok(loss)
     }
 
+    fn set_compute_dtype(&mut self, dtype: candle_core::DType) -> nemo_core::Result<()> {
+        Ok(self.model.set_compute_dtype(dtype)?)
+    }
+
     fn evaluate(&mut self, _step: u64) -> nemo_core::Result<BTreeMap<String, f64>> {
         let Some(val) = self.val else {
             return Ok(BTreeMap::new());

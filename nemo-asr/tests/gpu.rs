@@ -118,8 +118,10 @@ fn fixtures_manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/small.json")
 }
 
-#[test]
-fn jasper_ctc_learns_the_fixtures_on_cuda() -> Res<()> {
+/// Trains the tiny model on the fixtures on CUDA with the trainer's `precision.mode` (`f32` or
+/// `f16`, the latter with dynamic loss scaling); checks that it learned them and that the master
+/// weights stayed f32 on the GPU.
+fn learns_the_fixtures_on_cuda(mode: &str) -> Res<()> {
     let dev = Device::new_cuda(0)?;
     let config = EncDecCTCModelConfig::from_yaml(&tiny_model_yaml(""))?;
     let manifest = fixtures_manifest();
@@ -131,22 +133,37 @@ fn jasper_ctc_learns_the_fixtures_on_cuda() -> Res<()> {
     let mut opt = optimizer.build(model.params().trainable_vars())?;
     let mut tcfg = TrainerConfig::new(160);
     tcfg.progress = false;
+    tcfg.precision = serde_json::from_str(&format!(r#"{{"mode": "{mode}"}}"#))?;
     let run = tempfile::tempdir()?;
     let schedule = LrSchedule::new(LrPolicy::CosineAnnealing, 0.02).with_warmup_steps(10);
     let summary = Trainer::new(tcfg, run.path())?.fit(&mut task, opt.as_mut(), &schedule, 0)?;
     let first = summary.history.first().map_or(f64::NAN, |r| r.loss);
     let last = summary.history.last().map_or(f64::NAN, |r| r.loss);
-    assert!(last < first * 0.05, "loss {first} -> {last}: did not learn");
+    assert!(
+        last < first * 0.05,
+        "{mode}: loss {first} -> {last}: did not learn"
+    );
     assert!(
         model
             .params()
             .tensors()
             .iter()
-            .all(|(_, t)| t.device().is_cuda())
+            .all(|(_, t)| t.device().is_cuda() && t.dtype() == DType::F32),
+        "{mode}: master weights left f32 or the GPU"
     );
     let wer = evaluate(&model, &train)?.wer().unwrap_or(1.0);
-    assert!(wer <= 0.25, "training-set WER {wer}");
+    assert!(wer <= 0.25, "{mode}: training-set WER {wer}");
     Ok(())
+}
+
+#[test]
+fn jasper_ctc_learns_the_fixtures_on_cuda() -> Res<()> {
+    learns_the_fixtures_on_cuda("f32")
+}
+
+#[test]
+fn jasper_ctc_learns_the_fixtures_on_cuda_in_f16_mixed_precision() -> Res<()> {
+    learns_the_fixtures_on_cuda("f16")
 }
 
 /// Runs the `nemo-asr` binary: `$NEMO_ASR_BIN` (set by `scripts/gpu_run.sh` to the packed

@@ -165,3 +165,119 @@ fn encoded_length_is_what_the_forward_reports() -> TestResult {
     assert!(want[0] > want[1] && want[1] > want[2]);
     Ok(())
 }
+
+/// Cosine similarity of two gradients.
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
+}
+
+#[test]
+fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResult {
+    let config = tiny_config()?;
+    let model = EncDecCTCModel::new(config.clone(), 5, &Device::Cpu)?;
+    // Evaluation mode: no dropout, BatchNorm from running statistics, so both passes see the same
+    // function and differ only by rounding.
+    model.params().eval();
+    let layer = data_layer(
+        &config,
+        &fixtures().join("manifests/small.json"),
+        5,
+        false,
+        5,
+        None,
+    )?;
+    let b = layer.epoch(0, &Device::Cpu).next().ok_or("no batch")??;
+    // The loss and each trainable variable's gradient.
+    type Pass = (f64, Vec<(String, Vec<f32>)>);
+    let pass = |dtype| -> Result<Pass, Box<dyn std::error::Error>> {
+        model.set_compute_dtype(dtype)?;
+        let (loss, _) = model.loss(
+            &b.audio_signal,
+            &b.a_sig_length,
+            &b.transcripts,
+            &b.transcript_length,
+        )?;
+        assert_eq!(
+            loss.dtype(),
+            candle_core::DType::F32,
+            "the CTC loss is computed in f32"
+        );
+        let grads = loss.backward()?;
+        let mut out = Vec::new();
+        for (name, var) in model.params().trainable_vars() {
+            let g = grads
+                .get(var.as_tensor())
+                .ok_or(format!("{name}: no gradient"))?;
+            assert_eq!(
+                g.dtype(),
+                candle_core::DType::F32,
+                "{name}: master gradient dtype"
+            );
+            out.push((name, g.flatten_all()?.to_vec1::<f32>()?));
+        }
+        Ok((loss.to_scalar::<f32>()?.into(), out))
+    };
+    let (loss32, grads32) = pass(candle_core::DType::F32)?;
+    let (loss16, grads16) = pass(candle_core::DType::BF16)?;
+    assert!(
+        (loss16 - loss32).abs() <= 0.02 * loss32.abs(),
+        "loss {loss32} (f32) vs {loss16} (bf16)"
+    );
+    for ((name, g32), (_, g16)) in grads32.iter().zip(&grads16) {
+        assert!(g16.iter().any(|v| *v != 0.0), "{name}: zero bf16 gradient");
+        let cos = cosine(g32, g16);
+        assert!(
+            cos > 0.95,
+            "{name}: gradient cosine {cos} between f32 and bf16"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn the_trainer_runs_the_ctc_task_in_bf16() -> TestResult {
+    let config = tiny_config()?;
+    let model = EncDecCTCModel::new(config.clone(), 7, &Device::Cpu)?;
+    let train = data_layer(
+        &config,
+        &fixtures().join("manifests/small.json"),
+        5,
+        true,
+        7,
+        None,
+    )?;
+    let mut task = CtcTrainTask::new(&model, &train, None, 1, 7)?;
+    let mut opt = optimizer()?.build(model.params().trainable_vars())?;
+    let mut tcfg = TrainerConfig::new(40);
+    tcfg.progress = false;
+    tcfg.precision = serde_json::from_str(r#"{"mode": "bf16"}"#)?;
+    let run = tempfile::tempdir()?;
+    let schedule = LrSchedule::new(LrPolicy::CosineAnnealing, 0.02).with_warmup_steps(5);
+    let summary = Trainer::new(tcfg, run.path())?.fit(&mut task, opt.as_mut(), &schedule, 0)?;
+    assert_eq!(model.compute_dtype(), candle_core::DType::BF16);
+    let first = summary.history.first().map_or(f64::NAN, |r| r.loss);
+    let last = summary.history.last().map_or(f64::NAN, |r| r.loss);
+    assert!(
+        summary.history.iter().all(|r| !r.skipped),
+        "bf16 needs no loss scaling"
+    );
+    assert!(
+        last < first * 0.5,
+        "loss {first} -> {last}: did not learn in bf16"
+    );
+    // Master weights stay f32.
+    assert!(
+        model
+            .params()
+            .tensors()
+            .iter()
+            .all(|(_, t)| t.dtype() == candle_core::DType::F32)
+    );
+    Ok(())
+}

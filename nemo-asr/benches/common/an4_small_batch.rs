@@ -68,12 +68,24 @@ impl An4SmallBatch {
 
     /// The encoder's output `(B, D, T/2)`.
     pub fn encode(&self) -> nemo_asr::Result<Tensor> {
-        Ok(self.encoder.encode(&self.features, &self.lengths)?.0)
+        self.encode_in(DType::F32)
+    }
+
+    /// The encoder's output computed in `dtype` (the features cast to it; each convolution casts
+    /// its f32 weights to its input's dtype, as under mixed precision).
+    pub fn encode_in(&self, dtype: DType) -> nemo_asr::Result<Tensor> {
+        let features = self.features.to_dtype(dtype)?;
+        Ok(self.encoder.encode(&features, &self.lengths)?.0)
     }
 
     /// The mean CTC loss of the batch (forward pass).
     pub fn loss(&self) -> nemo_asr::Result<Tensor> {
-        let log_probs = self.decoder.decode(&self.encode()?)?;
+        self.loss_in(DType::F32)
+    }
+
+    /// The mean CTC loss (f32) with the encoder and decoder computing in `dtype`.
+    pub fn loss_in(&self, dtype: DType) -> nemo_asr::Result<Tensor> {
+        let log_probs = self.decoder.decode(&self.encode_in(dtype)?)?;
         ctc_loss(
             &log_probs,
             &self.targets,

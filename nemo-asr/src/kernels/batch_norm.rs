@@ -432,16 +432,17 @@ fn check_channel_vector(name: &str, t: &Tensor, channels: usize, reference: &Ten
             t.dims()
         )));
     }
-    if t.dtype() != reference.dtype() {
+    // f16/bf16 input may come with f32 parameters (mixed precision): they are used in f32.
+    if t.dtype() != reference.dtype() && t.dtype() != compute_dtype(reference.dtype()) {
         return Err(shape_err(format!(
-            "dtype mismatch, {name}: {:?}, weight: {:?}",
+            "dtype mismatch, {name}: {:?}, x: {:?}",
             t.dtype(),
             reference.dtype()
         )));
     }
     if !t.device().same_device(reference.device()) {
         return Err(shape_err(format!(
-            "device mismatch, {name}: {:?}, weight: {:?}",
+            "device mismatch, {name}: {:?}, x: {:?}",
             t.device().location(),
             reference.device().location()
         )));

@@ -231,6 +231,17 @@ impl EncDecCTCModel {
         self.front.reseed(seed);
     }
 
+    /// Sets the dtype the encoder and decoder compute in: `f32` (default), or `f16`/`bf16` for
+    /// mixed precision from the f32 weights (see [`SpeechEncoder::set_compute_dtype`]).
+    pub fn set_compute_dtype(&self, dtype: candle_core::DType) -> Result<()> {
+        self.front.set_compute_dtype(dtype)
+    }
+
+    /// The dtype the encoder and decoder compute in.
+    pub fn compute_dtype(&self) -> candle_core::DType {
+        self.front.compute_dtype()
+    }
+
     /// Wraps plain batch tensors as typed audio (the data layer's ports).
     pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
         self.front.typed_audio(audio, lengths)

@@ -4,8 +4,9 @@
 //! `(B, D, T) AcousticEncodedRepresentation` — plus the model directory both save to.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
@@ -28,6 +29,38 @@ pub struct SpeechEncoder {
     spec_augment: Option<SpectrogramAugmentation>,
     encoder: ConvASREncoder,
     params: Parameters,
+    /// The dtype the encoder computes in ([`ComputeDType`]'s code): features are cast to it and
+    /// every convolution casts its (f32) weights to its input's dtype.
+    compute_dtype: AtomicU8,
+}
+
+/// The dtypes a model can compute in: f32, or f16/bf16 for mixed precision (f32 master weights,
+/// f32 BatchNorm statistics, log-softmax and CTC loss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum ComputeDType {
+    F32 = 0,
+    F16 = 1,
+    BF16 = 2,
+}
+
+impl ComputeDType {
+    fn of(dtype: DType) -> Option<Self> {
+        match dtype {
+            DType::F32 => Some(Self::F32),
+            DType::F16 => Some(Self::F16),
+            DType::BF16 => Some(Self::BF16),
+            _ => None,
+        }
+    }
+
+    fn from_code(code: u8) -> DType {
+        match code {
+            1 => DType::F16,
+            2 => DType::BF16,
+            _ => DType::F32,
+        }
+    }
 }
 
 impl SpeechEncoder {
@@ -90,7 +123,27 @@ impl SpeechEncoder {
             spec_augment,
             encoder,
             params: params.clone(),
+            compute_dtype: AtomicU8::new(ComputeDType::F32 as u8),
         })
+    }
+
+    /// Sets the dtype the encoder computes in: `f32` (the default), or `f16`/`bf16` for mixed
+    /// precision (the trainer's `precision.mode` sets it through the training task).
+    ///
+    /// # Errors
+    /// [`Error::Config`] (key `trainer.precision.mode`) for any other dtype.
+    pub fn set_compute_dtype(&self, dtype: DType) -> Result<()> {
+        let code = ComputeDType::of(dtype).ok_or_else(|| Error::Config {
+            key: "trainer.precision.mode".into(),
+            msg: format!("ASR models compute in f32, f16 or bf16, not {dtype:?}"),
+        })?;
+        self.compute_dtype.store(code as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The dtype the encoder computes in.
+    pub fn compute_dtype(&self) -> DType {
+        ComputeDType::from_code(self.compute_dtype.load(Ordering::Relaxed))
     }
 
     /// The encoder.
@@ -171,6 +224,12 @@ impl SpeechEncoder {
                 .augmented_spec
             }
             None => mel.processed_signal,
+        };
+        let dtype = self.compute_dtype();
+        let spec = if spec.tensor().dtype() == dtype {
+            spec
+        } else {
+            spec.to_dtype(dtype)?
         };
         let out = self.encoder.forward(ConvASREncoderInputs {
             audio_signal: &spec,

@@ -4,13 +4,14 @@
 //! Ports: `encoder_output (B, D = feat_in, T) AcousticEncodedRepresentation` →
 //! `logprobs (B, T, D = num_outputs) Logprobs` (batch-first, time before classes, as NeMo).
 
-use candle_core::{D, Tensor};
+use candle_core::{D, DType, Tensor};
 use candle_nn::VarBuilder;
 use nemo_core::{Forward, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::kernels::pointwise_conv1d;
+use crate::modules::jasper_block::cast_like;
 
 /// The decoder's configuration, NeMo's `decoder:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +53,17 @@ impl ConvASRDecoder {
         })
     }
 
-    /// Log-probabilities `(B, T, classes)` from encoder output `(B, D, T)`.
+    /// Log-probabilities `(B, T, classes)` from encoder output `(B, D, T)`. Under mixed
+    /// precision the 1×1 conv runs in the input's dtype (f16/bf16) and the log-softmax, and so
+    /// the CTC loss after it, in f32.
     pub fn decode(&self, x: &Tensor) -> Result<Tensor> {
-        let logits = pointwise_conv1d(x, &self.weight, Some(&self.bias))?.transpose(1, 2)?;
-        log_softmax(&logits)
+        let (w, b) = (cast_like(&self.weight, x)?, cast_like(&self.bias, x)?);
+        let logits = pointwise_conv1d(x, &w, Some(&b))?;
+        let logits = match logits.dtype() {
+            DType::F16 | DType::BF16 => logits.to_dtype(DType::F32)?,
+            _ => logits,
+        };
+        log_softmax(&logits.transpose(1, 2)?)
     }
 }
 

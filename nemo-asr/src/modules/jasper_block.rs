@@ -236,14 +236,15 @@ impl JasperBlock {
                 depthwise,
                 pointwise,
             } => {
-                let y = depthwise_conv1d(x, depthwise, stride, pad, dilation)?;
-                pointwise_conv1d(&y, pointwise, None)
+                let y = depthwise_conv1d(x, &cast_like(depthwise, x)?, stride, pad, dilation)?;
+                pointwise_conv1d(&y, &cast_like(pointwise, x)?, None)
             }
             Conv::Full { weight } => {
+                let weight = cast_like(weight, x)?;
                 if weight.dim(2)? == 1 {
-                    pointwise_conv1d(x, weight, None)
+                    pointwise_conv1d(x, &weight, None)
                 } else {
-                    Ok(x.conv1d(weight, pad, stride, dilation, 1)?)
+                    Ok(x.conv1d(&weight, pad, stride, dilation, 1)?)
                 }
             }
         }
@@ -287,6 +288,16 @@ impl JasperBlock {
             out = dropout(&(out + r)?.relu()?, self.config.dropout, train)?;
         }
         Ok((out, lens))
+    }
+}
+
+/// `w` in `x`'s dtype: mixed precision computes in the activations' dtype (f16/bf16) from f32
+/// master weights; the cast is differentiable, so the weight gradient arrives in f32.
+pub(crate) fn cast_like(w: &Tensor, x: &Tensor) -> Result<Tensor> {
+    if w.dtype() == x.dtype() {
+        Ok(w.clone())
+    } else {
+        Ok(w.to_dtype(x.dtype())?)
     }
 }
 

@@ -129,7 +129,10 @@ pub struct CallCheck<'a> {
     cfg: &'a PortConfig,
     bound: [usize; MAX_SYMBOLS],
     bound_by: [&'static str; MAX_SYMBOLS],
-    float: Option<(DType, &'static str)>,
+    /// The float dtype of the first float input and of the first float output: each side must
+    /// agree within itself, but an output may differ from the inputs (mixed precision computes
+    /// log-softmax and losses in f32 from f16 activations, as PyTorch's autocast does).
+    float: [Option<(DType, &'static str)>; 2],
     device: Option<(DeviceLocation, &'static str)>,
     active: bool,
     semantic: bool,
@@ -149,7 +152,7 @@ impl<'a> CallCheck<'a> {
             cfg,
             bound: [UNBOUND; MAX_SYMBOLS],
             bound_by: [""; MAX_SYMBOLS],
-            float: None,
+            float: [None, None],
             device: None,
             active: mode::checks_enabled(),
             semantic: mode::semantic_checks_enabled(),
@@ -276,8 +279,9 @@ impl<'a> CallCheck<'a> {
         }
         let dtype = tensor.dtype();
         if dtype.is_float() {
-            match self.float {
-                None => self.float = Some((dtype, spec.name)),
+            let side = &mut self.float[usize::from(dir == Direction::Output)];
+            match *side {
+                None => *side = Some((dtype, spec.name)),
                 Some((expected, first)) if expected != dtype => {
                     return Err(self.fail(
                         dir,
