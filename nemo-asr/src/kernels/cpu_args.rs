@@ -1,8 +1,28 @@
-//! What the CPU custom ops of this module share: reading an argument's data after checking its
-//! layout, dispatching on the float dtype, and parallel zero-filled buffers.
+//! What the custom ops of this module share: checking an argument's layout (CPU and CUDA), reading its
+//! CPU data, dispatching on the float dtype, and parallel zero-filled buffers.
 
 use candle_core::{CpuStorage, Layout, Shape, WithDType, bail};
 use rayon::prelude::*;
+
+/// Checks that a custom op's argument has the expected shape and is contiguous; returns the
+/// range of its storage it covers. (The CPU and the CUDA ops check their arguments alike.)
+pub(crate) fn contiguous_range(
+    op: &str,
+    what: &str,
+    layout: &Layout,
+    expected: &Shape,
+) -> candle_core::Result<std::ops::Range<usize>> {
+    if layout.shape() != expected {
+        bail!(
+            "{op}: {what} has shape {:?}, expected {expected:?}",
+            layout.shape()
+        );
+    }
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(start..end),
+        None => bail!("{op}: {what} must be contiguous"),
+    }
+}
 
 /// Checks that a custom op's argument is contiguous with the expected shape, and returns its data.
 pub(crate) fn arg_slice<'a, T: WithDType>(
@@ -12,16 +32,8 @@ pub(crate) fn arg_slice<'a, T: WithDType>(
     layout: &Layout,
     expected: &Shape,
 ) -> candle_core::Result<&'a [T]> {
-    if layout.shape() != expected {
-        bail!(
-            "{op}: {what} has shape {:?}, expected {expected:?}",
-            layout.shape()
-        );
-    }
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{op}: {what} must be contiguous");
-    };
-    match storage.as_slice::<T>()?.get(start..end) {
+    let range = contiguous_range(op, what, layout, expected)?;
+    match storage.as_slice::<T>()?.get(range) {
         Some(data) => Ok(data),
         None => bail!("{op}: {what} storage is shorter than its layout"),
     }

@@ -9,6 +9,8 @@ use candle_core::cuda_backend::cudarc::driver::{CudaView, DeviceRepr, LaunchConf
 use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::{DType, Layout, Shape, bail};
 
+use super::cpu_args::contiguous_range;
+
 /// Threads per block of the element-wise kernels.
 const BLOCK: u32 = 256;
 
@@ -31,20 +33,12 @@ pub(crate) fn arg_view<'a, T: CudaDType + DeviceRepr>(
     layout: &Layout,
     expected: &Shape,
 ) -> candle_core::Result<CudaView<'a, T>> {
-    if layout.shape() != expected {
-        bail!(
-            "{op}: {what} has shape {:?}, expected {expected:?}",
-            layout.shape()
-        );
-    }
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{op}: {what} must be contiguous");
-    };
+    let range = contiguous_range(op, what, layout, expected)?;
     let slice = storage.as_cuda_slice::<T>()?;
-    if end > slice.len() {
+    if range.end > slice.len() {
         bail!("{op}: {what} storage is shorter than its layout");
     }
-    Ok(slice.slice(start..end))
+    Ok(slice.slice(range))
 }
 
 /// One thread per element of `n` (grid-stride loops cover any rest).
