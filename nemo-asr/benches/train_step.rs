@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p nemo-asr --bench train_step`; the PyTorch side of the same model:
 //! `/usr/bin/python3 scripts/bench_train_step_torch.py` (prints its time and, given ours, the ratio).
+//! The process is tuned as the `nemo-asr` binary tunes it (`nemo_core::host`); set
+//! `CANDLE_NUM_THREADS` or the `MALLOC_*_` variables to override.
 
 // criterion's macros generate undocumented public items.
 #![allow(missing_docs)]
@@ -11,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 
 #[path = "common/an4_small_batch.rs"]
 mod an4_small_batch;
@@ -45,4 +47,10 @@ criterion_group! {
     config = Criterion::default().measurement_time(Duration::from_secs(20)).warm_up_time(Duration::from_secs(2));
     targets = bench
 }
-criterion_main!(benches);
+fn main() {
+    // SAFETY: first thing in `main`, before criterion or candle start any thread.
+    let tuning = unsafe { nemo_core::host::tune_for_training() };
+    eprintln!("host tuning: {tuning}");
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -38,6 +38,9 @@ fn median_ms(dev: &Device, mut f: impl FnMut() -> nemo_asr::Result<()>) -> anyho
 }
 
 fn main() -> anyhow::Result<()> {
+    // SAFETY: first thing in `main`, before any thread starts.
+    let tuning = unsafe { nemo_core::host::tune_for_training() };
+    eprintln!("host tuning: {tuning}");
     let dev = if std::env::args().any(|a| a == "--cpu") {
         Device::Cpu
     } else {

@@ -5,12 +5,14 @@
 //! central finite differences in `f64` (first and second order). `pointwise_conv1d` is checked
 //! against `candle_nn`'s `Conv1d` with a 1-wide kernel and finite differences. Shapes cover stride
 //! 2 and 3, dilation 2, padding larger than the kernel, rows longer than one accumulator block,
-//! and random small shapes (proptest).
+//! and random small shapes (proptest). The Jasper block's `time_mask` and `add_relu` are checked
+//! against the candle ops they replace (values and gradients, random shapes and lengths) and
+//! against finite differences.
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::{Conv1d, Conv1dConfig, Module};
 use nemo_asr::Error;
-use nemo_asr::kernels::{depthwise_conv1d, pointwise_conv1d};
+use nemo_asr::kernels::{add_relu, depthwise_conv1d, pointwise_conv1d, time_mask};
 use proptest::prelude::*;
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -810,4 +812,134 @@ fn pointwise_rejects_bad_arguments() -> TestResult {
         None
     )));
     Ok(())
+}
+
+/// `x · mask` with a `(B, 1, T)` mask of ones inside each row's length: what `time_mask` replaces.
+fn mask_product(x: &Tensor, lengths: &[usize]) -> TestResult<Tensor> {
+    let (b, _, t) = x.dims3()?;
+    let mask: Vec<f64> = lengths
+        .iter()
+        .flat_map(|&l| (0..t).map(move |i| if i < l { 1.0 } else { 0.0 }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, 1, t), x.device())?.to_dtype(x.dtype())?;
+    Ok(x.broadcast_mul(&mask)?)
+}
+
+/// `time_mask` and `add_relu` against candle's composite ops: values and the gradients of
+/// `Σ op(…) · g`, in `f32` and `f64`.
+fn check_block_ops(b: usize, c: usize, t: usize, lengths: &[usize], seed: u64) -> TestResult {
+    for dtype in [DType::F32, DType::F64] {
+        let tol = if dtype == DType::F32 { 1e-6 } else { 1e-12 };
+        let x = Var::from_tensor(&tensor(&[b, c, t], seed, dtype)?)?;
+        let r = Var::from_tensor(&tensor(&[b, c, t], seed + 1, dtype)?)?;
+        let g = tensor(&[b, c, t], seed + 2, dtype)?;
+
+        let ours = time_mask(&x, lengths)?;
+        let theirs = mask_product(&x, lengths)?;
+        assert_close("time_mask y", &flat(&ours)?, &flat(&theirs)?, tol);
+        let dx = ours.mul(&g)?.sum_all()?.backward()?;
+        let dx_ref = theirs.mul(&g)?.sum_all()?.backward()?;
+        let (dx, dx_ref) = (
+            dx.get(&x).ok_or("no dx")?,
+            dx_ref.get(&x).ok_or("no ref dx")?,
+        );
+        assert_close("time_mask dx", &flat(dx)?, &flat(dx_ref)?, tol);
+
+        let ours = add_relu(&x, &r)?;
+        let theirs = (x.as_tensor() + r.as_tensor())?.relu()?;
+        assert_close("add_relu y", &flat(&ours)?, &flat(&theirs)?, tol);
+        let grads = ours.mul(&g)?.sum_all()?.backward()?;
+        let grads_ref = theirs.mul(&g)?.sum_all()?.backward()?;
+        for (name, v) in [("dx", &x), ("dr", &r)] {
+            let got = grads.get(v).ok_or(format!("add_relu: no {name}"))?;
+            let want = grads_ref.get(v).ok_or(format!("reference: no {name}"))?;
+            assert_close(&format!("add_relu {name}"), &flat(got)?, &flat(want)?, tol);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn time_mask_and_add_relu_match_candle_ops() -> TestResult {
+    check_block_ops(3, 4, 9, &[9, 4, 0], 11)?;
+    // Lengths past T keep the row; all rows whole returns the input itself.
+    check_block_ops(2, 3, 5, &[7, 5], 12)?;
+    let x = tensor(&[2, 3, 5], 13, DType::F32)?;
+    let same = time_mask(&x, &[5, 6])?;
+    assert_eq!(same.id(), x.id(), "an uncut batch must not be copied");
+    Ok(())
+}
+
+#[test]
+fn time_mask_and_add_relu_gradients_match_finite_differences() -> TestResult {
+    let (b, c, t) = (2, 3, 6);
+    let lengths = [6, 2];
+    let x = Var::from_tensor(&tensor(&[b, c, t], 21, DType::F64)?)?;
+    let r = Var::from_tensor(&tensor(&[b, c, t], 22, DType::F64)?)?;
+    let g = tensor(&[b, c, t], 23, DType::F64)?;
+    let loss = |xv: &[f64], rv: &[f64]| -> TestResult<f64> {
+        let x = Tensor::from_slice(xv, (b, c, t), &Device::Cpu)?;
+        let r = Tensor::from_slice(rv, (b, c, t), &Device::Cpu)?;
+        let y = add_relu(&time_mask(&x, &lengths)?, &r)?;
+        Ok(y.mul(&g)?.sum_all()?.to_scalar::<f64>()?)
+    };
+    let (xv, rv) = (flat(&x)?, flat(&r)?);
+    // Away from the ReLU's kink, where finite differences are defined.
+    let y = add_relu(&time_mask(&x, &lengths)?, &r)?;
+    assert!(
+        flat(&y)?
+            .iter()
+            .zip(flat(&(time_mask(&x, &lengths)? + r.as_tensor())?)?)
+            .all(|(_, s)| s.abs() > 1e-4)
+    );
+    let grads = y.mul(&g)?.sum_all()?.backward()?;
+    let dx_fd = finite_differences(&xv, |xp| loss(xp, &rv))?;
+    let dr_fd = finite_differences(&rv, |rp| loss(&xv, rp))?;
+    assert_close("dx", &flat(grads.get(&x).ok_or("no dx")?)?, &dx_fd, 1e-7);
+    assert_close("dr", &flat(grads.get(&r).ok_or("no dr")?)?, &dr_fd, 1e-7);
+
+    Ok(())
+}
+
+#[test]
+fn time_mask_and_add_relu_refuse_bad_shapes() -> TestResult {
+    let x = tensor(&[2, 3, 5], 31, DType::F32)?;
+    let err = time_mask(&x, &[5])
+        .err()
+        .ok_or("one length for two items accepted")?;
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    assert!(
+        err.to_string().contains("1 lengths for a batch of 2"),
+        "{err}"
+    );
+    let err = time_mask(&x.flatten_all()?, &[1])
+        .err()
+        .ok_or("1-D input accepted")?;
+    assert!(err.to_string().contains("(B, C, T)"), "{err}");
+    let r = tensor(&[2, 3, 4], 32, DType::F32)?;
+    let err = add_relu(&x, &r).err().ok_or("mismatched shapes accepted")?;
+    assert!(err.to_string().contains("same shape"), "{err}");
+    let err = add_relu(&x, &x.to_dtype(DType::F64)?)
+        .err()
+        .ok_or("mismatched dtypes accepted")?;
+    assert!(err.to_string().contains("dtype"), "{err}");
+    // Other dtypes take candle's ops.
+    let h = add_relu(&x.to_dtype(DType::F16)?, &x.to_dtype(DType::F16)?)?;
+    assert_close("f16", &flat(&h)?, &flat(&(&x + &x)?.relu()?)?, 1e-3);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Random shapes and lengths, including empty rows and lengths past `T`.
+    #[test]
+    fn block_ops_random_shapes(
+        b in 1usize..4, c in 1usize..5, t in 1usize..40, seed in 0u64..1000,
+        raw_lengths in proptest::collection::vec(0usize..45, 4),
+    ) {
+        let lengths = &raw_lengths[..b];
+        check_block_ops(b, c, t, lengths, seed)
+            .map_err(|e| TestCaseError::fail(format!("{b}×{c}×{t} {lengths:?}: {e}")))?;
+    }
 }

@@ -26,6 +26,7 @@ pub mod config;
 pub mod dag;
 pub mod error;
 pub mod graph;
+pub mod host;
 pub mod io;
 pub mod module;
 pub mod optim;

@@ -235,6 +235,8 @@ impl CtcDecodingArgs {
 }
 
 fn main() -> Result<()> {
+    // SAFETY: first thing in `main`, before any thread starts or candle runs an op.
+    let tuning = unsafe { nemo_core::host::tune_for_training() };
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -242,6 +244,7 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    tracing::debug!("host tuning: {tuning}");
     let device = cli.device.open()?;
     match cli.command {
         Command::Train {

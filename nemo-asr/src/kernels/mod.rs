@@ -12,19 +12,26 @@
 //! * [`pointwise_conv1d()`](fn@pointwise_conv1d) (module [`pointwise_conv1d`](mod@pointwise_conv1d)):
 //!   the 1×1 convolution as a batched GEMM on `(B, C, T)`, without im2col,
 //!   with its gradients as GEMMs too;
-//! * [`batch_norm`]: batch normalization, optionally fused with the ReLU (see its module docs).
+//! * [`batch_norm`]: batch normalization, optionally fused with the ReLU (see its module docs);
+//! * [`time_mask()`](fn@time_mask) and [`add_relu()`](fn@add_relu): the block's length masking and
+//!   its residual sum with ReLU, each one pass forward and one backward where candle's composite
+//!   ops take five to eight.
 //!
 //! They take and return candle [`Tensor`](candle_core::Tensor)s, record their backward in candle's
 //! autograd graph, and fall back to candle's own ops where the fast path does not apply (dtypes
 //! other than `f32`/`f64`, devices other than the CPU), so callers never need to branch.
 
+pub mod add_relu;
 pub mod batch_norm;
 mod cpu_args;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod depthwise_conv1d;
 pub mod pointwise_conv1d;
+pub mod time_mask;
 
+pub use add_relu::add_relu;
 pub use batch_norm::{BatchNorm1d, BatchStats, batch_norm_train};
 pub use depthwise_conv1d::depthwise_conv1d;
 pub use pointwise_conv1d::pointwise_conv1d;
+pub use time_mask::time_mask;

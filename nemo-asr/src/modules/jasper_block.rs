@@ -13,7 +13,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::kernels::{BatchNorm1d, depthwise_conv1d, pointwise_conv1d};
+use crate::kernels::{BatchNorm1d, add_relu, depthwise_conv1d, pointwise_conv1d, time_mask};
 use crate::{Error, Result};
 
 /// NeMo writes `kernel: [33]`; accept that and a bare `33`.
@@ -261,14 +261,13 @@ impl JasperBlock {
         lengths: &[usize],
         train: bool,
     ) -> Result<(Tensor, Vec<usize>)> {
-        let masked = |t: &Tensor, lens: &[usize]| -> Result<Tensor> { apply_mask(t, lens) };
-        let x_in = masked(x, lengths)?;
+        let x_in = time_mask(x, lengths)?;
         let mut out = x_in.clone();
         let mut lens = lengths.to_vec();
         let last = self.subs.len().saturating_sub(1);
         for (i, sub) in self.subs.iter().enumerate() {
             if i > 0 {
-                out = masked(&out, &lens)?;
+                out = time_mask(&out, &lens)?;
             }
             out = self.conv(&sub.conv, &out, i == 0)?;
             if i == 0 {
@@ -285,7 +284,7 @@ impl JasperBlock {
         if let Some(res) = &self.residual {
             let r = self.conv(&res.conv, &x_in, false)?;
             let r = res.bn.forward_t(&r, train, false)?;
-            out = dropout(&(out + r)?.relu()?, self.config.dropout, train)?;
+            out = dropout(&add_relu(&out, &r)?, self.config.dropout, train)?;
         }
         Ok((out, lens))
     }
@@ -308,26 +307,6 @@ fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     } else {
         Ok(x.clone())
     }
-}
-
-/// Zeroes `x` `(B, C, T)` past each row's length.
-pub(crate) fn apply_mask(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-    let (b, _, t) = x.dims3()?;
-    if lengths.len() != b {
-        return Err(Error::Shape {
-            op: "jasper_block",
-            msg: format!("{} lengths for a batch of {b}", lengths.len()),
-        });
-    }
-    if lengths.iter().all(|&l| l >= t) {
-        return Ok(x.clone());
-    }
-    let mask: Vec<f32> = lengths
-        .iter()
-        .flat_map(|&l| (0..t).map(move |i| if i < l { 1.0 } else { 0.0 }))
-        .collect();
-    let mask = Tensor::from_vec(mask, (b, 1, t), x.device())?.to_dtype(x.dtype())?;
-    Ok(x.broadcast_mul(&mask)?)
 }
 
 /// Reads lengths `(B)` of any integer or float dtype into a vector.
@@ -369,8 +348,18 @@ mod tests {
         }
     }
 
-    /// The block's forward as it was written with `candle_nn::BatchNorm` and separate ReLUs, on
-    /// copies of the running statistics.
+    /// `x` times a `(B, 1, T)` mask of ones inside each row's length: the masking in candle's ops.
+    fn apply_mask(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let (b, _, t) = x.dims3()?;
+        let mask: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&l| (0..t).map(move |i| if i < l { 1.0 } else { 0.0 }))
+            .collect();
+        Ok(x.broadcast_mul(&Tensor::from_vec(mask, (b, 1, t), x.device())?)?)
+    }
+
+    /// The block's forward as it was written with `candle_nn::BatchNorm`, separate ReLUs, the
+    /// residual sum and the mask product in candle's ops, on copies of the running statistics.
     fn reference_forward(block: &JasperBlock, x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let candle_bn = |bn: &BatchNorm1d| -> Result<candle_nn::BatchNorm> {
             Ok(candle_nn::BatchNorm::new_with_momentum(
