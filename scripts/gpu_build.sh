@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 eval "$(scripts/cuda_toolkit.sh ${CUDA_TOOLKIT_DIR:+"$CUDA_TOOLKIT_DIR"})"
 out=gpu-bin
 rm -rf "$out" && mkdir -p "$out/bin"
-grep -qx "/$out/" .git/info/exclude 2>/dev/null || echo "/$out/" >>.git/info/exclude
+# Keep the output out of git (a fresh checkout may have no .git/info yet).
+exclude="$(git rev-parse --git-path info/exclude)"
+mkdir -p "$(dirname "$exclude")"
+grep -qx "/$out/" "$exclude" 2>/dev/null || echo "/$out/" >>"$exclude"
 
 # The test binaries' paths come from cargo's JSON messages: `tests/gpu.rs` of a package -> $2.
 test_bin() {

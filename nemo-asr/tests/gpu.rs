@@ -2,7 +2,8 @@
 //! NVIDIA GPU (`scripts/gpu_build.sh` here, then `scripts/gpu_run.sh` there): the CUDA depthwise
 //! convolution kernels against the CPU kernels (forward and both gradients, over strides,
 //! dilations and paddings, in f32, f16 and bf16), the small Jasper CTC model trained end to end
-//! on CUDA, and the CLI training on CUDA (`--device cuda`) a model that evaluates alike on the GPU
+//! on CUDA, BatchNorm (with and without its ReLU), the residual sum with ReLU and the length
+//! masking against the CPU kernels, and the CLI training on CUDA (`--device cuda`) a model that evaluates alike on the GPU
 //! and the CPU.
 #![cfg(feature = "cuda")]
 
@@ -11,7 +12,7 @@ use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor, Var};
 use nemo_asr::data::ENGLISH_LABELS;
-use nemo_asr::kernels::depthwise_conv1d;
+use nemo_asr::kernels::{add_relu, batch_norm_train, depthwise_conv1d, time_mask};
 use nemo_asr::models::{EncDecCTCModel, EncDecCTCModelConfig};
 use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
@@ -86,6 +87,151 @@ fn depthwise_conv1d_cuda_kernels_match_the_cpu_kernels() -> Res<()> {
                     err <= tol,
                     "{case:?} {dtype:?} {what}: relative error {err:e} > {tol:e}"
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `y = time_mask(add_relu(x, r), lengths)` and the gradients of `Σ y·w` with respect to `x` and
+/// `r`, as f32 vectors, computed on `dev` in `dtype` from `(x, r, w)`.
+fn run_block_ops(
+    dev: &Device,
+    dtype: DType,
+    lengths: &[usize],
+    data: &(Tensor, Tensor, Tensor),
+) -> Res<[Vec<f32>; 3]> {
+    let x = Var::from_tensor(&data.0.to_device(dev)?.to_dtype(dtype)?)?;
+    let r = Var::from_tensor(&data.1.to_device(dev)?.to_dtype(dtype)?)?;
+    let y = time_mask(&add_relu(x.as_tensor(), r.as_tensor())?, lengths)?;
+    let w = data.2.to_device(dev)?.to_dtype(dtype)?;
+    let grads = (&y * &w)?.sum_all()?.backward()?;
+    let flat = |t: &Tensor| -> Res<Vec<f32>> {
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let dx = grads.get(x.as_tensor()).ok_or("no gradient for x")?;
+    let dr = grads.get(r.as_tensor()).ok_or("no gradient for r")?;
+    Ok([flat(&y)?, flat(dx)?, flat(dr)?])
+}
+
+#[test]
+fn add_relu_and_time_mask_cuda_kernels_match_the_cpu_kernels() -> Res<()> {
+    let cuda = Device::new_cuda(0)?;
+    // (B, C, T) and the lengths: none cut, some cut, one empty, the benchmark size.
+    let cases: [((usize, usize, usize), Vec<usize>); 4] = [
+        ((1, 1, 1), vec![1]),
+        ((2, 3, 17), vec![17, 9]),
+        ((3, 5, 64), vec![0, 64, 63]),
+        ((16, 256, 400), (0..16).map(|i| 400 - 13 * i).collect()),
+    ];
+    for ((b, c, t), lengths) in cases {
+        // The inputs are rounded to each dtype first, so the sums (exact in f32) have the same
+        // signs on both sides and the gradients are bit-equal; y differs by one rounding.
+        for (dtype, tol) in [(DType::F32, 1e-6), (DType::F16, 1e-3), (DType::BF16, 8e-3)] {
+            let rounded = |shape: (usize, usize, usize)| -> Res<Tensor> {
+                Ok(Tensor::randn(0f32, 1.0, shape, &Device::Cpu)?
+                    .to_dtype(dtype)?
+                    .to_dtype(DType::F32)?)
+            };
+            let data = (
+                rounded((b, c, t))?,
+                rounded((b, c, t))?,
+                rounded((b, c, t))?,
+            );
+            let reference = run_block_ops(&Device::Cpu, DType::F32, &lengths, &data)?;
+            let got = run_block_ops(&cuda, dtype, &lengths, &data)?;
+            for (what, (g, r)) in ["y", "dx", "dr"].iter().zip(got.iter().zip(&reference)) {
+                let err = rel_err(g, r);
+                assert!(
+                    err <= tol,
+                    "{:?} {lengths:?} {dtype:?} {what}: relative error {err:e} > {tol:e}",
+                    (b, c, t)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Training-mode `batch_norm_train(x, γ, β)` on `dev` with `x` in `dtype` (`γ`, `β` f32): `y`, the
+/// batch mean and variance, and the gradients of `Σ y·w` with respect to `x`, `γ` and `β`, as f32
+/// vectors.
+fn run_batch_norm(
+    dev: &Device,
+    dtype: DType,
+    relu: bool,
+    data: &(Tensor, Tensor, Tensor, Tensor),
+) -> Res<[Vec<f32>; 6]> {
+    let x = Var::from_tensor(&data.0.to_device(dev)?.to_dtype(dtype)?)?;
+    let gamma = Var::from_tensor(&data.1.to_device(dev)?)?;
+    let beta = Var::from_tensor(&data.2.to_device(dev)?)?;
+    let (y, stats) = batch_norm_train(
+        x.as_tensor(),
+        gamma.as_tensor(),
+        beta.as_tensor(),
+        1e-3,
+        relu,
+    )?;
+    let w = data.3.to_device(dev)?.to_dtype(dtype)?;
+    let grads = (&y * &w)?.to_dtype(DType::F32)?.sum_all()?.backward()?;
+    let flat = |t: &Tensor| -> Res<Vec<f32>> {
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let grad = |v: &Var| grads.get(v.as_tensor()).ok_or("missing gradient");
+    Ok([
+        flat(&y)?,
+        flat(&stats.mean)?,
+        flat(&stats.var)?,
+        flat(grad(&x)?)?,
+        flat(grad(&gamma)?)?,
+        flat(grad(&beta)?)?,
+    ])
+}
+
+#[test]
+fn batch_norm_cuda_kernels_match_the_cpu_kernels() -> Res<()> {
+    let cuda = Device::new_cuda(0)?;
+    // (B, C, T, offset of the data): tiny, QuartzNet's first block, the benchmark's size, and
+    // channels far from zero (f32 only: f16 cannot hold 100 + N(0, 1) to its digits).
+    let cases = [
+        (2, 3, 5, 0.0),
+        (4, 64, 301, 0.0),
+        (16, 256, 200, 0.0),
+        (3, 8, 77, 100.0),
+    ];
+    for (b, c, t, offset) in cases {
+        for (dtype, tol) in [
+            (DType::F32, 2e-5),
+            (DType::F16, 2e-3),
+            (DType::BF16, 1.6e-2),
+        ] {
+            if offset != 0.0 && dtype != DType::F32 {
+                continue;
+            }
+            let rounded =
+                |t: Tensor| -> Res<Tensor> { Ok(t.to_dtype(dtype)?.to_dtype(DType::F32)?) };
+            let data = (
+                rounded((Tensor::randn(0f32, 1.0, (b, c, t), &Device::Cpu)? + offset)?)?,
+                Tensor::randn(1f32, 0.3, c, &Device::Cpu)?,
+                Tensor::randn(0f32, 0.3, c, &Device::Cpu)?,
+                rounded(Tensor::randn(0f32, 1.0, (b, c, t), &Device::Cpu)?)?,
+            );
+            for relu in [false, true] {
+                let reference = run_batch_norm(&Device::Cpu, DType::F32, relu, &data)?;
+                let got = run_batch_norm(&cuda, dtype, relu, &data)?;
+                // y and dx carry the dtype's rounding; the statistics and the parameter gradients
+                // come from the same (rounded) values on both sides.
+                let names = ["y", "mean", "var", "dx", "dgamma", "dbeta"];
+                let tols = [tol, 1e-5, 1e-5, tol, 1e-4, 1e-4];
+                for ((what, tol), (g, r)) in names.iter().zip(tols).zip(got.iter().zip(&reference))
+                {
+                    let err = rel_err(g, r);
+                    assert!(
+                        err <= tol,
+                        "{:?} relu {relu} {dtype:?} {what}: relative error {err:e} > {tol:e}",
+                        (b, c, t, offset)
+                    );
+                }
             }
         }
     }

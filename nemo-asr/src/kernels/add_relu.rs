@@ -6,10 +6,11 @@
 //! result is the gradient of both inputs.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, WithDType, bail};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
 use super::cpu_args::{arg_slice, dispatch_float};
+use super::has_direct_kernel;
 use crate::error::{Error, Result};
 
 const OP: &str = "add_relu";
@@ -18,7 +19,8 @@ const OP: &str = "add_relu";
 const CHUNK: usize = 1 << 14;
 
 /// `max(0, x + residual)`, differentiable in both (the gradient at exactly 0 is 0, as PyTorch's).
-/// `f32`/`f64` CPU tensors use the kernel of this module, other dtypes and devices candle's ops.
+/// `f32`/`f64` CPU tensors and (with the `cuda` feature) `f32`/`f16`/`bf16` CUDA tensors use the
+/// kernels of this op, other dtypes and devices candle's ops.
 ///
 /// # Shapes
 /// * `x`, `residual`: the same shape, any rank
@@ -50,7 +52,7 @@ pub fn add_relu(x: &Tensor, residual: &Tensor) -> Result<Tensor> {
             ),
         });
     }
-    if matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if has_direct_kernel(x) {
         Ok(x.contiguous()?
             .apply_op2(&residual.contiguous()?, AddRelu)?)
     } else {
@@ -64,41 +66,51 @@ struct AddRelu;
 /// The backward op: `(∂L/∂y, y) ↦ ∂L/∂y` where `y > 0`, else 0.
 struct ReluGrad;
 
-fn add_relu_storage<T: WithDType>(
+/// `out[i] = f(a[i], b[i])` over two same-shaped contiguous arguments (named `names`), in chunks
+/// across rayon's workers.
+fn zip_map_storage<T: WithDType>(
+    names: [&str; 2],
     (s1, l1): (&CpuStorage, &Layout),
     (s2, l2): (&CpuStorage, &Layout),
+    f: impl Fn(T, T) -> T + Sync,
 ) -> candle_core::Result<CpuStorage> {
-    let x = arg_slice::<T>(OP, "x", s1, l1, l1.shape())?;
-    let r = arg_slice::<T>(OP, "residual", s2, l2, l1.shape())?;
-    let zero = T::zero();
-    let mut y = vec![zero; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(r.par_chunks(CHUNK)))
-        .for_each(|(y, (x, r))| {
-            for ((y, &a), &b) in y.iter_mut().zip(x).zip(r) {
-                let s = a + b;
-                *y = if s > zero { s } else { zero };
+    let a = arg_slice::<T>(OP, names[0], s1, l1, l1.shape())?;
+    let b = arg_slice::<T>(OP, names[1], s2, l2, l1.shape())?;
+    let mut out = vec![T::zero(); a.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(out, (a, b))| {
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = f(x, y);
             }
         });
-    Ok(T::to_cpu_storage_owned(y))
+    Ok(T::to_cpu_storage_owned(out))
 }
 
-fn relu_grad_storage<T: WithDType>(
-    (s1, l1): (&CpuStorage, &Layout),
-    (s2, l2): (&CpuStorage, &Layout),
+/// `max(0, x + r)`.
+fn add_relu_storage<T: WithDType>(
+    x: (&CpuStorage, &Layout),
+    r: (&CpuStorage, &Layout),
 ) -> candle_core::Result<CpuStorage> {
-    let dy = arg_slice::<T>(OP, "dy", s1, l1, l1.shape())?;
-    let y = arg_slice::<T>(OP, "y", s2, l2, l1.shape())?;
     let zero = T::zero();
-    let mut g = vec![zero; dy.len()];
-    g.par_chunks_mut(CHUNK)
-        .zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        .for_each(|(g, (dy, y))| {
-            for ((g, &d), &v) in g.iter_mut().zip(dy).zip(y) {
-                *g = if v > zero { d } else { zero };
-            }
-        });
-    Ok(T::to_cpu_storage_owned(g))
+    zip_map_storage(["x", "residual"], x, r, |a: T, b: T| {
+        let s = a + b;
+        if s > zero { s } else { zero }
+    })
+}
+
+/// `∂L/∂y` where `y > 0`, else 0.
+fn relu_grad_storage<T: WithDType>(
+    dy: (&CpuStorage, &Layout),
+    y: (&CpuStorage, &Layout),
+) -> candle_core::Result<CpuStorage> {
+    let zero = T::zero();
+    zip_map_storage(
+        ["dy", "y"],
+        dy,
+        y,
+        |d: T, v: T| if v > zero { d } else { zero },
+    )
 }
 
 /// Checks that both arguments have one shape and one dtype.
@@ -137,6 +149,18 @@ impl CustomOp2 for AddRelu {
         Ok((storage, l1.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use crate::kernels::cuda::add_relu::{Pass, launch};
+        launch(Pass::AddRelu, OP, (s1, l1), (s2, l2))
+    }
+
     fn bwd(
         &self,
         _x: &Tensor,
@@ -164,6 +188,18 @@ impl CustomOp2 for ReluGrad {
         check_pair(s1, l1, s2, l2)?;
         let storage = dispatch_float!(OP, s1.dtype(), relu_grad_storage((s1, l1), (s2, l2)))?;
         Ok((storage, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use crate::kernels::cuda::add_relu::{Pass, launch};
+        launch(Pass::ReluGrad, self.name(), (s1, l1), (s2, l2))
     }
 
     /// Linear in `∂L/∂y` with the same mask; the mask is piecewise constant in `y`.

@@ -66,9 +66,11 @@
 //! # Dtypes and devices
 //!
 //! `f32` and `f64` tensors on the CPU use the fused kernels (non-contiguous inputs are made
-//! contiguous first). Any other dtype (`f16`, `bf16`, computed in `f32` and cast back) or device
-//! falls back to the same formulas written with candle's differentiable tensor ops, so the module
-//! runs, and trains, on every backend candle supports.
+//! contiguous first). With the `cuda` feature, `f32`, `f16` and `bf16` tensors on CUDA with `f32`
+//! parameters use the CUDA kernels of `cuda/batch_norm.cu` (one block per channel, statistics in
+//! `f64` kept on the device, the same formulas; half-precision input computes in `f32`). Any other
+//! dtype or device falls back to the same formulas written with candle's differentiable tensor
+//! ops, so the module runs, and trains, on every backend candle supports.
 //!
 //! ```
 //! # fn main() -> nemo_asr::Result<()> {
@@ -326,7 +328,7 @@ pub fn batch_norm_train(
             x.dims()
         )));
     }
-    if uses_fused_kernel(x) {
+    if uses_fused_kernel(x, weight, bias) {
         let dims = Dims {
             batch: b,
             channels: c,
@@ -342,19 +344,36 @@ pub fn batch_norm_train(
         let y = x
             .contiguous()?
             .apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
+        #[cfg(feature = "cuda")]
+        let saved_ref = Arc::clone(&saved);
         let Some(saved) = saved.get() else {
             return Err(shape_err(
                 "the kernel did not record the batch statistics".into(),
             ));
         };
-        let stats =
-            |v: &[f64]| -> Result<Tensor> { Ok(Tensor::new(v, x.device())?.to_dtype(x.dtype())?) };
-        let stats = BatchStats {
-            mean: stats(&saved.mean)?,
-            var: stats(&saved.var)?,
-            count,
+        let (mean, var) = match saved {
+            Saved::Host(saved) => {
+                let stat = |v: &[f64]| -> Result<Tensor> {
+                    Ok(Tensor::new(v, x.device())?.to_dtype(x.dtype())?)
+                };
+                (stat(&saved.mean)?, stat(&saved.var)?)
+            }
+            #[cfg(feature = "cuda")]
+            Saved::Device(_) => {
+                use crate::kernels::cuda::batch_norm::Stat;
+                let stat = |which: Stat| -> Result<Tensor> {
+                    let op = SavedStat {
+                        saved: Arc::clone(&saved_ref),
+                        which,
+                    };
+                    Ok(weight
+                        .apply_op1_no_bwd(&op)?
+                        .to_dtype(compute_dtype(x.dtype()))?)
+                };
+                (stat(Stat::Mean)?, stat(Stat::Var)?)
+            }
         };
-        Ok((y, stats))
+        Ok((y, BatchStats { mean, var, count }))
     } else {
         batch_norm_train_fallback(x, weight, bias, eps, relu, count)
     }
@@ -391,9 +410,19 @@ fn batch_norm_train_fallback(
     Ok((y.to_dtype(x.dtype())?, stats))
 }
 
-/// Whether `x` runs on this module's kernels (CPU, `f32` or `f64`) rather than candle's ops.
-fn uses_fused_kernel(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+/// Whether `x` runs on this module's kernels (CPU, `f32` or `f64`; with the `cuda` feature CUDA,
+/// `f32`, `f16` or `bf16` with `f32` parameters) rather than candle's ops.
+fn uses_fused_kernel(x: &Tensor, weight: &Tensor, bias: &Tensor) -> bool {
+    match x.device() {
+        candle_core::Device::Cpu => matches!(x.dtype(), DType::F32 | DType::F64),
+        candle_core::Device::Cuda(_) => {
+            cfg!(feature = "cuda")
+                && matches!(x.dtype(), DType::F32 | DType::F16 | DType::BF16)
+                && weight.dtype() == DType::F32
+                && bias.dtype() == DType::F32
+        }
+        _ => false,
+    }
 }
 
 /// The dtype the statistics are computed in: `f32` for the half types, else the input's.
@@ -499,9 +528,18 @@ impl Dims {
     }
 }
 
-/// Per-channel values the forward kernel computes and the backward and the caller reuse.
+/// What the forward kernel computes and the backward and the caller reuse: per-channel values in
+/// host memory from the CPU kernel, on the device from the CUDA kernel.
 #[derive(Debug)]
-struct Saved {
+enum Saved {
+    Host(HostStats),
+    #[cfg(feature = "cuda")]
+    Device(crate::kernels::cuda::batch_norm::DeviceStats),
+}
+
+/// Per-channel values of the CPU kernel.
+#[derive(Debug)]
+struct HostStats {
     /// `μ`.
     mean: Vec<f64>,
     /// `σ²` (biased).
@@ -518,7 +556,7 @@ struct BatchNormTrain {
     dims: Dims,
     eps: f64,
     relu: bool,
-    /// Filled by `cpu_fwd`.
+    /// Filled by `cpu_fwd` or `cuda_fwd`.
     saved: Arc<OnceLock<Saved>>,
 }
 
@@ -579,7 +617,7 @@ fn forward_storage<T: Float>(
     } else {
         forward::<T, false>(&this.dims, this.eps, x, gamma, beta)?
     };
-    if this.saved.set(saved).is_err() {
+    if this.saved.set(Saved::Host(saved)).is_err() {
         bail!("{op}: the forward ran twice on one op");
     }
     Ok(T::to_cpu_storage_owned(y))
@@ -607,11 +645,39 @@ impl CustomOp3 for BatchNormTrain {
         Ok((storage, self.dims.x_shape()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let d = self.dims;
+        let (y, stats) = crate::kernels::cuda::batch_norm::forward(
+            self.name(),
+            (d.batch, d.channels, d.time),
+            self.eps,
+            self.relu,
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+        )?;
+        if self.saved.set(Saved::Device(stats)).is_err() {
+            bail!("{}: the forward ran twice on one op", self.name());
+        }
+        Ok((y, d.x_shape()))
+    }
+
+    /// The packed gradients are in `x`'s dtype from the CPU kernel and `f32` from the CUDA one;
+    /// each is cast to its input's dtype (a no-op but for half-precision `x` on CUDA).
     fn bwd(
         &self,
         x: &Tensor,
-        _gamma: &Tensor,
-        _beta: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
         y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -628,9 +694,12 @@ impl CustomOp3 for BatchNormTrain {
         )?;
         let n = dims.numel();
         let c = dims.channels;
-        let dx = packed.narrow(0, 0, n)?.reshape(dims.x_shape())?;
-        let dgamma = packed.narrow(0, n, c)?;
-        let dbeta = packed.narrow(0, n + c, c)?;
+        let dx = packed
+            .narrow(0, 0, n)?
+            .reshape(dims.x_shape())?
+            .to_dtype(x.dtype())?;
+        let dgamma = packed.narrow(0, n, c)?.to_dtype(gamma.dtype())?;
+        let dbeta = packed.narrow(0, n + c, c)?.to_dtype(beta.dtype())?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }
@@ -647,8 +716,8 @@ fn backward_storage<T: Float>(
     let x = arg_slice::<T>(op, "x", s1, l1, &shape)?;
     let dy = arg_slice::<T>(op, "dy", s2, l2, &shape)?;
     let y = arg_slice::<T>(op, "y", s3, l3, &shape)?;
-    let Some(saved) = this.saved.get() else {
-        bail!("{op}: the backward ran before the forward");
+    let Some(Saved::Host(saved)) = this.saved.get() else {
+        bail!("{op}: the backward ran before the CPU forward");
     };
     let grads = if this.relu {
         backward::<T, true>(&this.dims, saved, x, dy, y)?
@@ -678,6 +747,63 @@ impl CustomOp3 for BatchNormTrainBackward {
             backward_storage(self, (s1, l1), (s2, l2), (s3, l3))
         )?;
         Ok((storage, self.dims.packed_grads_shape()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let Some(Saved::Device(saved)) = self.saved.get() else {
+            bail!("{}: the backward ran before the CUDA forward", self.name());
+        };
+        let d = self.dims;
+        let packed = crate::kernels::cuda::batch_norm::backward(
+            self.name(),
+            (d.batch, d.channels, d.time),
+            self.relu,
+            saved,
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+        )?;
+        Ok((packed, d.packed_grads_shape()))
+    }
+}
+
+/// Reads one statistic that the CUDA forward kept on the device, as a `(C)` `f64` tensor; applied
+/// (without a backward) to the `(C)` weight for its device.
+#[cfg(feature = "cuda")]
+struct SavedStat {
+    saved: Arc<OnceLock<Saved>>,
+    which: crate::kernels::cuda::batch_norm::Stat,
+}
+
+#[cfg(feature = "cuda")]
+impl candle_core::CustomOp1 for SavedStat {
+    fn name(&self) -> &'static str {
+        "batch-norm-saved-stat"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        bail!("{}: the statistics are on a CUDA device", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let Some(Saved::Device(saved)) = self.saved.get() else {
+            bail!("{}: no statistics on the device", self.name());
+        };
+        let stat = crate::kernels::cuda::batch_norm::stat(saved, self.which, s)?;
+        Ok((stat, l.shape().clone()))
     }
 }
 
@@ -806,7 +932,7 @@ fn forward<T: Float, const RELU: bool>(
     x: &[T],
     gamma: &[T],
     beta: &[T],
-) -> candle_core::Result<(Vec<T>, Saved)> {
+) -> candle_core::Result<(Vec<T>, HostStats)> {
     let n = (dims.batch * dims.time) as f64;
     let zero = T::narrow(0.0);
     let mut y = zeroed(dims.numel());
@@ -839,7 +965,7 @@ fn forward<T: Float, const RELU: bool>(
             Ok((mean, var, inv_std, g.widen()))
         })
         .collect::<candle_core::Result<_>>()?;
-    let mut saved = Saved {
+    let mut saved = HostStats {
         mean: Vec::with_capacity(dims.channels),
         var: Vec::with_capacity(dims.channels),
         inv_std: Vec::with_capacity(dims.channels),
@@ -857,7 +983,7 @@ fn forward<T: Float, const RELU: bool>(
 /// The training backward: `∂L/∂x`, `∂L/∂γ`, `∂L/∂β` packed as [`Dims::packed_grads_shape`].
 fn backward<T: Float, const RELU: bool>(
     dims: &Dims,
-    saved: &Saved,
+    saved: &HostStats,
     x: &[T],
     dy: &[T],
     y: &[T],

@@ -79,10 +79,11 @@
 //! ```
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, WithDType, bail};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
 use super::cpu_args::{arg_slice, dispatch_float, zeroed};
+use super::has_direct_kernel;
 use crate::{Error, Result};
 
 /// Name of the public op, used in error messages.
@@ -120,25 +121,12 @@ pub fn depthwise_conv1d(
     dilation: usize,
 ) -> Result<Tensor> {
     let geo = Geometry::new(x, w, stride, padding, dilation)?;
-    if uses_direct_kernel(x) {
+    if has_direct_kernel(x) {
         let x = x.contiguous()?;
         let w = w.contiguous()?;
         Ok(x.apply_op2(&w, DepthwiseConv1d { geo })?)
     } else {
         Ok(x.conv1d(w, padding, stride, dilation, geo.channels)?)
-    }
-}
-
-/// Whether `x` runs on this module's kernels (CPU `f32`/`f64`; with the `cuda` feature, CUDA
-/// `f32`/`f16`/`bf16`) rather than candle's fallback.
-fn uses_direct_kernel(x: &Tensor) -> bool {
-    let dtype = x.dtype();
-    match x.device() {
-        Device::Cpu => matches!(dtype, DType::F32 | DType::F64),
-        Device::Cuda(_) => {
-            cfg!(feature = "cuda") && matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        }
-        _ => false,
     }
 }
 

@@ -30,8 +30,23 @@ pub mod depthwise_conv1d;
 pub mod pointwise_conv1d;
 pub mod time_mask;
 
+use candle_core::{DType, Device, Tensor};
+
 pub use add_relu::add_relu;
 pub use batch_norm::{BatchNorm1d, BatchStats, batch_norm_train};
 pub use depthwise_conv1d::depthwise_conv1d;
 pub use pointwise_conv1d::pointwise_conv1d;
 pub use time_mask::time_mask;
+
+/// Whether `x` runs on this module's direct kernels (CPU `f32`/`f64`; with the `cuda` feature,
+/// CUDA `f32`/`f16`/`bf16`) rather than candle's fallback ops.
+pub(crate) fn has_direct_kernel(x: &Tensor) -> bool {
+    let dtype = x.dtype();
+    match x.device() {
+        Device::Cpu => matches!(dtype, DType::F32 | DType::F64),
+        Device::Cuda(_) => {
+            cfg!(feature = "cuda") && matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        }
+        _ => false,
+    }
+}

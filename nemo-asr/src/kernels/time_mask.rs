@@ -8,10 +8,11 @@
 //! nothing is computed for the mask.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
 use super::cpu_args::{arg_slice, dispatch_float};
+use super::has_direct_kernel;
 use crate::error::{Error, Result};
 
 const OP: &str = "time_mask";
@@ -19,8 +20,9 @@ const OP: &str = "time_mask";
 /// `x` with `x[b, :, t] = 0` for `t ≥ lengths[b]`; `x` itself (no copy, no graph node) when no
 /// row is cut.
 ///
-/// Differentiable in `x` (the gradient is masked alike, by the same op). `f32`/`f64` CPU
-/// tensors use the kernel of this module, other dtypes and devices a `(B, 1, T)` mask product.
+/// Differentiable in `x` (the gradient is masked alike, by the same op). `f32`/`f64` CPU tensors
+/// and (with the `cuda` feature) `f32`/`f16`/`bf16` CUDA tensors use the kernels of this op, other
+/// dtypes and devices a `(B, 1, T)` mask product.
 ///
 /// # Shapes
 /// * `x`: `(B, C, T)`; `lengths`: `B` values (a length over `T` keeps the whole row)
@@ -44,7 +46,7 @@ pub fn time_mask(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let lengths: Vec<usize> = lengths.iter().map(|&l| l.min(t)).collect();
-    if matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if has_direct_kernel(x) {
         Ok(x.contiguous()?.apply_op1(TimeMask { lengths })?)
     } else {
         let mask: Vec<f32> = lengths
@@ -99,6 +101,15 @@ impl CustomOp1 for TimeMask {
         }
         let storage = dispatch_float!(OP, s.dtype(), masked_storage(&self.lengths, s, l))?;
         Ok((storage, l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::kernels::cuda::time_mask::launch(OP, &self.lengths, (s, l))
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {

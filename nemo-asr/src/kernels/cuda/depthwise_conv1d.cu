@@ -7,20 +7,7 @@
 //
 // All tensors contiguous: x (B, C, T), w (C, 1, K), y / dy (B, C, T_out). f16 and bf16 accumulate
 // in f32. Built to PTX by nemo-asr's build.rs when the `cuda` feature is on.
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-#include <stdint.h>
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T from_f32(float v);
-template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-    return __float2bfloat16(v);
-}
+#include "common.cuh"
 
 // One thread per output element (b, c, t); neighbouring threads read neighbouring x.
 template <typename T>

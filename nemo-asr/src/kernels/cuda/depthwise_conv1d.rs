@@ -6,10 +6,9 @@ use candle_core::cuda_backend::cudarc::driver::{
     DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use candle_core::cuda_backend::{CudaDType, CudaStorage, WrapErr};
-use candle_core::{DType, Layout, Shape, bail};
-use half::{bf16, f16};
+use candle_core::{Layout, Shape, bail};
 
-use super::{arg_view, as_i32, dtype_suffix, elementwise_launch};
+use super::{arg_view, as_i32, dispatch_half, dtype_suffix, elementwise_launch};
 use crate::kernels::depthwise_conv1d::Geometry;
 
 /// The kernels' PTX, built by `build.rs`.
@@ -37,12 +36,7 @@ pub(crate) fn launch(
     a: (&CudaStorage, &Layout),
     b: (&CudaStorage, &Layout),
 ) -> candle_core::Result<(CudaStorage, Shape)> {
-    match a.0.dtype() {
-        DType::F32 => launch_typed::<f32>(pass, op, geo, a, b),
-        DType::F16 => launch_typed::<f16>(pass, op, geo, a, b),
-        DType::BF16 => launch_typed::<bf16>(pass, op, geo, a, b),
-        dtype => bail!("{op}: no CUDA kernel for {dtype:?}, only f32, f16 and bf16"),
-    }
+    dispatch_half!(op, a.0.dtype(), launch_typed(pass, op, geo, a, b))
 }
 
 fn launch_typed<T: CudaDType + DeviceRepr + ValidAsZeroBits>(

@@ -3,7 +3,10 @@
 //! `cuda_fwd`. What they share: argument views checked against the expected layout, the dtype
 //! suffix of a kernel's name, and launch sizes.
 
+pub(crate) mod add_relu;
+pub(crate) mod batch_norm;
 pub(crate) mod depthwise_conv1d;
+pub(crate) mod time_mask;
 
 use candle_core::cuda_backend::cudarc::driver::{CudaView, DeviceRepr, LaunchConfig};
 use candle_core::cuda_backend::{CudaDType, CudaStorage};
@@ -23,6 +26,19 @@ pub(crate) fn dtype_suffix(op: &str, dtype: DType) -> candle_core::Result<&'stat
         dtype => bail!("{op}: no CUDA kernel for {dtype:?}, only f32, f16 and bf16"),
     })
 }
+
+/// Calls the generic `$f::<T>(args)` with `T` = `f32`, `f16` or `bf16` as `$dtype` says.
+macro_rules! dispatch_half {
+    ($op:expr, $dtype:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $dtype {
+            candle_core::DType::F32 => $f::<f32>($($arg),*),
+            candle_core::DType::F16 => $f::<half::f16>($($arg),*),
+            candle_core::DType::BF16 => $f::<half::bf16>($($arg),*),
+            dtype => candle_core::bail!("{}: no CUDA kernel for {dtype:?}, only f32, f16 and bf16", $op),
+        }
+    };
+}
+pub(crate) use dispatch_half;
 
 /// Checks that a custom op's argument is contiguous with the expected shape, and returns a view
 /// of its data.
@@ -59,5 +75,13 @@ pub(crate) fn as_i32(op: &str, what: &str, v: usize) -> candle_core::Result<i32>
     match i32::try_from(v) {
         Ok(v) => Ok(v),
         Err(_) => bail!("{op}: {what} = {v} exceeds the CUDA kernels' 32-bit sizes"),
+    }
+}
+
+/// `v` as the kernels' `int64_t`, or an error naming the size.
+pub(crate) fn as_i64(op: &str, v: usize) -> candle_core::Result<i64> {
+    match i64::try_from(v) {
+        Ok(v) => Ok(v),
+        Err(_) => bail!("{op}: {v} elements exceed the CUDA kernels' 64-bit sizes"),
     }
 }
