@@ -33,7 +33,7 @@ cargo build --release --features cuda -p nemo-asr --example gpu_train_step --bin
 cp target/release/examples/gpu_bench target/release/examples/gpu_train_step target/release/nemo-asr \
     "$out/bin/"
 strip "$out"/bin/*
-cp scripts/bench_gpu_torch.py scripts/bench_train_step_torch.py scripts/gpu_run.sh "$out/"
+cp scripts/bench_gpu_torch.py scripts/bench_train_step_torch.py scripts/gpu_run.sh scripts/gpu_ab.sh scripts/gpu_sanitize.sh "$out/"
 mkdir -p "$out/configs" && cp configs/an4_small.yaml "$out/configs/"
 tar -C "$out" -cJf "$out/gpu-bin.tar.xz" bin
 rm -rf "$out/bin"
