@@ -5,7 +5,7 @@
 # lexicon (the task has a closed vocabulary, like AN4).
 #
 # usage: scripts/asr_demo.sh [--minutes M] [--max-steps N] [--config YAML] [--out DIR] [--corpus DIR]
-#   --minutes M   training budget (default 12; the 30-minute target run: --minutes 30); the
+#   --minutes M   training budget (default 8; the 30-minute target run: --minutes 30); the
 #                 learning-rate schedule follows the clock, so the run ends annealed
 #   --max-steps N upper bound on the steps (default 600 per minute, more than the 2-core build
 #                 machine runs)
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MINUTES=12
+MINUTES=8
 MAX_STEPS=""
 CONFIG=configs/an4_small.yaml
 OUT=runs/quartznet
