@@ -13,8 +13,16 @@
 //!   activation and gradient buffers; glibc unmaps them (or trims the heap) and the next step
 //!   page-faults them back in, zero-filled. Raising the trim threshold and the top pad keeps them
 //!   mapped; the mmap threshold goes to its maximum (32 MiB on 64-bit glibc).
+//! * **Subnormal floats.** x86 cores take a microcode assist, up to a hundred times the time of an
+//!   FMA, for each subnormal (|x| < 1.2e-38) operand or result. Training makes them: attention
+//!   weights of frames far from the focus, softmax tails, decaying gradients. The attention model's
+//!   step slowed by half over its first four minutes, nearly all of it in GEMM microkernels
+//!   (docs/benchmarks.md). Flushing them to zero (MXCSR's FTZ and DAZ bits, per thread, on the
+//!   calling thread and every thread of rayon's global pool) costs no precision a network can use;
+//!   TensorFlow's CPU kernels run this way by default.
 //!
-//! A setting the user made (the environment variable is present) is left as it is.
+//! A setting the user made (the environment variable is present) is left as it is;
+//! `NEMO_KEEP_DENORMALS` (any value) keeps subnormals.
 
 /// What [`tune_for_training`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +31,9 @@ pub struct HostTuning {
     pub candle_single_threaded: bool,
     /// The glibc `mallopt` parameters that were set (their `MALLOC_*_` variable was unset).
     pub malloc: Vec<&'static str>,
+    /// Subnormal floats flush to zero on the calling thread and rayon's pool (x86-64 only;
+    /// `NEMO_KEEP_DENORMALS` unset).
+    pub flush_denormals: bool,
 }
 
 impl std::fmt::Display for HostTuning {
@@ -33,6 +44,9 @@ impl std::fmt::Display for HostTuning {
         }
         if !self.malloc.is_empty() {
             parts.push(format!("mallopt {}", self.malloc.join(", ")));
+        }
+        if self.flush_denormals {
+            parts.push("subnormals flushed to zero".to_string());
         }
         if parts.is_empty() {
             f.write_str("none (all set by the environment)")
@@ -47,7 +61,8 @@ impl std::fmt::Display for HostTuning {
 /// # Safety
 /// Call it first thing in `main`, before any other thread exists and before the first candle op:
 /// it sets an environment variable (`std::env::set_var`, unsound while other threads may read the
-/// environment), and candle reads that variable once, when its pool starts.
+/// environment), and candle reads that variable once, when its pool starts. It starts rayon's
+/// global pool (with rayon's default settings) to set each of its threads.
 pub unsafe fn tune_for_training() -> HostTuning {
     let mut tuning = HostTuning::default();
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
@@ -56,7 +71,52 @@ pub unsafe fn tune_for_training() -> HostTuning {
         tuning.candle_single_threaded = true;
     }
     tuning.malloc = glibc::keep_large_buffers_mapped();
+    if std::env::var_os("NEMO_KEEP_DENORMALS").is_none() && mxcsr::flush_denormals() {
+        rayon::broadcast(|_| mxcsr::flush_denormals());
+        tuning.flush_denormals = true;
+    }
     tuning
+}
+
+/// Flushes subnormal floats to zero on the calling thread only (a thread's float control
+/// register is its own): what [`tune_for_training`] does on each thread it can reach, for threads
+/// a program starts itself. Returns whether the platform has the setting (x86-64).
+pub fn flush_denormals_on_this_thread() -> bool {
+    mxcsr::flush_denormals()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod mxcsr {
+    /// MXCSR's flush-to-zero (results) and denormals-are-zero (operands) bits.
+    const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+
+    pub(super) fn flush_denormals() -> bool {
+        let mut csr: u32 = 0;
+        // SAFETY: `stmxcsr`/`ldmxcsr` read and write this thread's SSE control register (SSE is
+        // part of x86-64); only the FTZ and DAZ bits change, which no Rust code relies on.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
+            csr |= FTZ_DAZ;
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, readonly));
+        }
+        true
+    }
+
+    #[cfg(test)]
+    pub(super) fn flushing() -> bool {
+        let mut csr: u32 = 0;
+        // SAFETY: reads this thread's SSE control register.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack)) };
+        csr & FTZ_DAZ == FTZ_DAZ
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod mxcsr {
+    /// Other architectures keep IEEE subnormals.
+    pub(super) fn flush_denormals() -> bool {
+        false
+    }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -113,15 +173,35 @@ mod tests {
         let t = HostTuning {
             candle_single_threaded: true,
             malloc: vec!["M_TOP_PAD=256MiB"],
+            flush_denormals: true,
         };
         assert_eq!(
             t.to_string(),
-            "CANDLE_NUM_THREADS=1; mallopt M_TOP_PAD=256MiB"
+            "CANDLE_NUM_THREADS=1; mallopt M_TOP_PAD=256MiB; subnormals flushed to zero"
         );
         assert_eq!(
             HostTuning::default().to_string(),
             "none (all set by the environment)"
         );
+    }
+
+    /// A subnormal product becomes 0 on a flushing thread and stays subnormal on another; the
+    /// flag is per thread (a fresh thread starts without it).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn flushing_is_per_thread_and_zeroes_subnormals() {
+        let product = || std::hint::black_box(1e-30f32) * std::hint::black_box(1e-10f32);
+        let fresh = std::thread::spawn(move || (mxcsr::flushing(), product()))
+            .join()
+            .expect("thread");
+        assert!(!fresh.0 && fresh.1 > 0.0 && !fresh.1.is_normal());
+        let flushed = std::thread::spawn(move || {
+            assert!(flush_denormals_on_this_thread());
+            (mxcsr::flushing(), product())
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(flushed, (true, 0.0));
     }
 
     /// glibc accepts every value (a refused one would be silently dropped from the list).

@@ -244,7 +244,7 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    tracing::debug!("host tuning: {tuning}");
+    tracing::info!("host tuning: {tuning}");
     let device = cli.device.open()?;
     match cli.command {
         Command::Train {
