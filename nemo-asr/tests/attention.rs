@@ -557,6 +557,115 @@ fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
     Ok(())
 }
 
+/// Every hypothesis of at most `max_len` tokens scored as beam search scores ended ones:
+/// `log p / lp(len) + β × coverage`, where `len` counts EOS unless the limit ended it. Returns the
+/// best-scoring token sequence (no EOS).
+fn exhaustive_best(
+    dec: &DecoderRNN,
+    ctx: &AttentionContext,
+    voc: u32,
+    eos: u32,
+    cfg: &BeamSearchConfig,
+) -> Res<Vec<u32>> {
+    struct Prefix {
+        tokens: Vec<u32>,
+        logp: f64,
+        attention: Vec<f32>,
+        state: DecoderState,
+    }
+    let covered = |a: &[f32]| {
+        a.iter()
+            .filter(|&&x| f64::from(x) > cfg.coverage_threshold)
+            .count() as f64
+    };
+    let score = |logp: f64, len: usize, a: &[f32]| {
+        logp / nemo_asr::decoding::length_penalty(len, cfg.length_penalty)
+            + cfg.coverage_penalty * covered(a)
+    };
+    let mut best: Option<(f64, Vec<u32>)> = None;
+    let mut offer = |s: f64, tokens: &[u32]| {
+        if best.as_ref().is_none_or(|b| s > b.0) {
+            best = Some((s, tokens.to_vec()));
+        }
+    };
+    let mut stack = vec![Prefix {
+        tokens: Vec::new(),
+        logp: 0.0,
+        attention: Vec::new(),
+        state: dec.init_state(1)?,
+    }];
+    while let Some(p) = stack.pop() {
+        let prev = p.tokens.last().copied().unwrap_or(dec.config().bos_id);
+        let step = dec.step(&[prev], &p.state, ctx)?;
+        let lp: Vec<f32> = step.log_probs.squeeze(0)?.to_vec1()?;
+        let w: Vec<f32> = step.attention_weights.squeeze(0)?.to_vec1()?;
+        let attention: Vec<f32> = if p.attention.is_empty() {
+            w
+        } else {
+            p.attention.iter().zip(&w).map(|(a, b)| a + b).collect()
+        };
+        for tok in 0..voc {
+            let logp = p.logp + f64::from(lp[tok as usize]);
+            let mut tokens = p.tokens.clone();
+            if tok == eos {
+                offer(score(logp, tokens.len() + 1, &attention), &tokens);
+                continue;
+            }
+            tokens.push(tok);
+            if tokens.len() == cfg.max_len {
+                offer(score(logp, tokens.len(), &attention), &tokens);
+            } else {
+                stack.push(Prefix {
+                    tokens,
+                    logp,
+                    attention: attention.clone(),
+                    state: step.state.clone(),
+                });
+            }
+        }
+    }
+    Ok(best.ok_or("no hypothesis")?.1)
+}
+
+#[test]
+fn a_beam_wide_enough_finds_the_best_hypothesis_under_length_and_coverage_terms() -> TestResult {
+    // 4 tokens with EOS = 3 and at most 3 tokens: 1 + 3 + 9 + 27 hypotheses, all kept by a beam
+    // of 64, so beam search must return the exhaustive optimum of the same score.
+    let (voc, eos) = (4u32, 3u32);
+    let mut changed = 0;
+    for (rnn, method, feeding) in ALL {
+        let (dec, params) = decoder((rnn, method, feeding), DType::F32, voc as usize, 6)?;
+        params.eval();
+        let (enc, _, _) = enc_batch(DType::F32, 6)?;
+        let mut results = Vec::new();
+        for (alpha, beta) in [(0.0, 0.0), (0.6, 0.0), (0.0, 0.4), (0.6, 2.0)] {
+            let cfg = BeamSearchConfig {
+                beam_size: 64,
+                length_penalty: alpha,
+                max_len: 3,
+                coverage_penalty: beta,
+                coverage_threshold: 0.5,
+                ..Default::default()
+            };
+            let lens = [5usize, 3];
+            let found = beam_search(&dec, &enc, &lens, eos, &cfg)?;
+            for (i, &len) in lens.iter().enumerate() {
+                let ctx = dec.prepare(&enc.narrow(0, i, 1)?.narrow(1, 0, len)?, None)?;
+                let want = exhaustive_best(&dec, &ctx, voc, eos, &cfg)?;
+                assert_eq!(
+                    found[i], want,
+                    "{rnn:?} {method:?} feeding {feeding}, α {alpha} β {beta}, row {i}"
+                );
+            }
+            results.push(found);
+        }
+        // The coverage term changes some outcome (α 0.6 with and without β 2).
+        changed += usize::from(results.get(1) != results.get(3));
+    }
+    assert!(changed > 0, "the coverage term never changed a hypothesis");
+    Ok(())
+}
+
 fn tokens_of(
     model: &EncDecAttentionModel,
     layer: &nemo_asr::data::AudioToTextDataLayer,

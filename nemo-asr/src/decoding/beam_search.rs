@@ -16,6 +16,14 @@
 //! the best ended one (log-probabilities only fall, so `log p / lp(max_len + 1)` bounds a live
 //! hypothesis's final score), or at `max_len`, where live hypotheses are scored the same way.
 //! With `beam_size: 1` it is the greedy search.
+//!
+//! A coverage term (Chorowski & Jaitly, 2017) counters an attention decoder's typical error,
+//! skipping words: with `coverage_penalty: β > 0` a hypothesis gains `β × coverage`, where
+//! `coverage` counts the encoder frames whose attention summed over the hypothesis's steps
+//! exceeds `coverage_threshold` (τ). A hypothesis that skips part of the audio, or loops over one
+//! part of it, covers fewer frames than one that reads it all. The term is added to the ranking
+//! score `log p` of live hypotheses at every step and to the length-normalized score of ended
+//! ones; as coverage can grow up to the frame count `T`, the stopping bound adds `β × T`.
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -49,6 +57,16 @@ pub struct BeamSearchConfig {
     /// Tokens allowed on top of `max_len_a` × frames (default 0).
     #[serde(default)]
     pub max_len_b: usize,
+    /// `β` of the coverage term (beam search only); 0 (the default) disables it.
+    #[serde(default)]
+    pub coverage_penalty: f64,
+    /// `τ`: the summed attention above which a frame counts as covered (default 0.5).
+    #[serde(default = "default_coverage_threshold")]
+    pub coverage_threshold: f64,
+}
+
+fn default_coverage_threshold() -> f64 {
+    0.5
 }
 
 fn default_max_len_a() -> f64 {
@@ -63,6 +81,8 @@ impl Default for BeamSearchConfig {
             max_len: default_max_len(),
             max_len_a: default_max_len_a(),
             max_len_b: 0,
+            coverage_penalty: 0.0,
+            coverage_threshold: default_coverage_threshold(),
         }
     }
 }
@@ -85,11 +105,17 @@ impl BeamSearchConfig {
                 msg: format!("{} is not a non-negative number", self.max_len_a),
             });
         }
-        if !self.length_penalty.is_finite() || self.length_penalty < 0.0 {
-            return Err(Error::Config {
-                key: "decoding.length_penalty".into(),
-                msg: format!("{} is not a non-negative number", self.length_penalty),
-            });
+        for (key, v) in [
+            ("decoding.length_penalty", self.length_penalty),
+            ("decoding.coverage_penalty", self.coverage_penalty),
+            ("decoding.coverage_threshold", self.coverage_threshold),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::Config {
+                    key: key.into(),
+                    msg: format!("{v} is not a non-negative number"),
+                });
+            }
         }
         Ok(())
     }
@@ -182,6 +208,24 @@ pub fn greedy_search(
 struct Hyp {
     tokens: Vec<u32>,
     logp: f64,
+    /// `(T_k)` attention summed over the hypothesis's steps (empty without a coverage term).
+    attention: Vec<f32>,
+}
+
+/// Frames of `attention` above `threshold`, the coverage of a hypothesis.
+fn coverage(attention: &[f32], threshold: f64) -> usize {
+    attention
+        .iter()
+        .filter(|&&a| f64::from(a) > threshold)
+        .count()
+}
+
+/// `sum + step`, element by element.
+fn accumulate(sum: &[f32], step: &[f32]) -> Vec<f32> {
+    if sum.is_empty() {
+        return step.to_vec();
+    }
+    sum.iter().zip(step).map(|(a, b)| a + b).collect()
 }
 
 /// Beam search, one utterance at a time (its beams batched). Returns the best hypothesis of
@@ -221,10 +265,13 @@ fn beam_one(
 ) -> Result<Vec<u32>> {
     let k = config.beam_size;
     let alpha = config.length_penalty;
+    let (beta, tau) = (config.coverage_penalty, config.coverage_threshold);
+    let frames = ctx1.context.dim(1)?;
     let dev = ctx1.context.device().clone();
     let mut live = vec![Hyp {
         tokens: Vec::new(),
         logp: 0.0,
+        attention: Vec::new(),
     }];
     let mut state = decoder.init_state(1)?;
     let mut ctx = ctx1.clone();
@@ -236,33 +283,51 @@ fn beam_one(
             .collect();
         let step = decoder.step(&prev, &state, &ctx)?;
         let rows: Vec<Vec<f32>> = step.log_probs.to_dtype(DType::F32)?.to_vec2()?;
-        // Candidates (score, beam, token), best first; ties by beam then token.
-        let mut cands: Vec<(f64, usize, u32)> = Vec::new();
+        // Each beam's attention summed through this step, when the coverage term needs it.
+        let attention: Vec<Vec<f32>> = if beta > 0.0 {
+            let weights: Vec<Vec<f32>> = step.attention_weights.to_dtype(DType::F32)?.to_vec2()?;
+            live.iter()
+                .zip(&weights)
+                .map(|(h, w)| accumulate(&h.attention, w))
+                .collect()
+        } else {
+            vec![Vec::new(); live.len()]
+        };
+        let bonus: Vec<f64> = attention
+            .iter()
+            .map(|a| beta * coverage(a, tau) as f64)
+            .collect();
+        // Candidates (rank, log p, beam, token), best first; ties by beam then token.
+        let mut cands: Vec<(f64, f64, usize, u32)> = Vec::new();
         for (bi, (h, row)) in live.iter().zip(&rows).enumerate() {
             let mut top: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
             top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let extra = bonus.get(bi).copied().unwrap_or(0.0);
             for &(tok, lp) in top.iter().take(k) {
-                cands.push((h.logp + f64::from(lp), bi, tok as u32));
+                let logp = h.logp + f64::from(lp);
+                cands.push((logp + extra, logp, bi, tok as u32));
             }
         }
-        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
         // The best candidates in order: EOS ends a hypothesis, others fill the next beam.
         let mut next = Vec::with_capacity(k);
         let mut rows_kept: Vec<u32> = Vec::with_capacity(k);
-        for (score, bi, tok) in cands {
+        for (_, logp, bi, tok) in cands {
             if next.len() >= k {
                 break;
             }
             let Some(h) = live.get(bi) else { continue };
+            let extra = bonus.get(bi).copied().unwrap_or(0.0);
             if tok == eos_id {
-                let norm = score / length_penalty(h.tokens.len() + 1, alpha);
+                let norm = logp / length_penalty(h.tokens.len() + 1, alpha) + extra;
                 finished.push((norm, h.tokens.clone()));
             } else {
                 let mut tokens = h.tokens.clone();
                 tokens.push(tok);
                 next.push(Hyp {
                     tokens,
-                    logp: score,
+                    logp,
+                    attention: attention.get(bi).cloned().unwrap_or_default(),
                 });
                 rows_kept.push(bi as u32);
             }
@@ -272,12 +337,13 @@ fn beam_one(
             break;
         }
         // Stop when no live hypothesis can beat the best ended one: log-probabilities only fall,
-        // and dividing a negative score by the largest reachable penalty bounds it from above.
+        // dividing a negative score by the largest reachable penalty bounds it from above, and
+        // coverage is at most the frame count.
         if let Some(best_done) = finished.iter().map(|f| f.0).reduce(f64::max) {
             let bound = length_penalty(max_len + 1, alpha);
             let best_live = live
                 .iter()
-                .map(|h| h.logp / bound)
+                .map(|h| h.logp / bound + beta * frames as f64)
                 .fold(f64::NEG_INFINITY, f64::max);
             if best_live <= best_done {
                 break;
@@ -289,7 +355,8 @@ fn beam_one(
     }
     for h in &live {
         if h.tokens.len() >= max_len {
-            let norm = h.logp / length_penalty(h.tokens.len(), alpha);
+            let norm = h.logp / length_penalty(h.tokens.len(), alpha)
+                + beta * coverage(&h.attention, tau) as f64;
             finished.push((norm, h.tokens.clone()));
         }
     }
@@ -332,6 +399,14 @@ mod tests {
                 length_penalty: -1.0,
                 ..Default::default()
             },
+            BeamSearchConfig {
+                coverage_penalty: f64::INFINITY,
+                ..Default::default()
+            },
+            BeamSearchConfig {
+                coverage_threshold: -0.1,
+                ..Default::default()
+            },
         ] {
             assert!(
                 matches!(cfg.validate(), Err(Error::Config { .. })),
@@ -362,6 +437,16 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(bad.validate(), Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn coverage_counts_frames_over_the_threshold() {
+        // Binary fractions, so the sums are exact.
+        let sum = accumulate(&accumulate(&[], &[0.5, 0.375, 0.125]), &[0.0, 0.25, 0.75]);
+        assert_eq!(sum, vec![0.5, 0.625, 0.875]);
+        assert_eq!(coverage(&sum, 0.5), 2);
+        assert_eq!(coverage(&sum, 0.0), 3);
+        assert_eq!(coverage(&[], 0.5), 0);
     }
 
     #[test]
