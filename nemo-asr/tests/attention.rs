@@ -123,6 +123,14 @@ fn the_shipped_config_parses_and_mismatches_name_their_key() -> TestResult {
     bad.loss.pad_id = 0;
     let err = bad.validate().err().ok_or("pad_id 0 accepted")?;
     assert!(err.to_string().contains("loss.pad_id"), "{err}");
+    assert!(run.model.decoding.coverage_penalty > 0.0);
+    let mut bad = run.model.clone();
+    bad.decoding.coverage_penalty = -1.0;
+    let err = bad.validate().err().ok_or("negative coverage accepted")?;
+    assert!(
+        err.to_string().contains("decoding.coverage_penalty"),
+        "{err}"
+    );
     let mut bad = run.model;
     bad.connector.out_channels = 128;
     let err = bad.validate().err().ok_or("connector width accepted")?;
