@@ -49,7 +49,9 @@ criterion_group! {
 }
 fn main() {
     // SAFETY: first thing in `main`, before criterion or candle start any thread.
-    let tuning = unsafe { nemo_core::host::tune_for_training() };
+    let tuning = unsafe {
+        nemo_core::host::tune_for_training(nemo_core::host::ElementwisePool::CallingThread)
+    };
     eprintln!("host tuning: {tuning}");
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -39,7 +39,9 @@ fn median_ms(dev: &Device, mut f: impl FnMut() -> nemo_asr::Result<()>) -> anyho
 
 fn main() -> anyhow::Result<()> {
     // SAFETY: first thing in `main`, before any thread starts.
-    let tuning = unsafe { nemo_core::host::tune_for_training() };
+    let tuning = unsafe {
+        nemo_core::host::tune_for_training(nemo_core::host::ElementwisePool::CallingThread)
+    };
     eprintln!("host tuning: {tuning}");
     let dev = if std::env::args().any(|a| a == "--cpu") {
         Device::Cpu

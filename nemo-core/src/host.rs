@@ -6,9 +6,11 @@
 //!
 //! * **candle's element-wise thread pool.** candle 0.11 runs its element-wise ops on a pool of its
 //!   own whose workers spin (25 000 iterations) after every op before they sleep. The heavy ops of
-//!   a training step (convolution kernels, GEMMs) run on rayon's pool; on two cores the spinning
-//!   workers take the cores those need. With `CANDLE_NUM_THREADS=1` candle's element-wise ops run
-//!   on the calling thread and nothing spins.
+//!   a convolutional model's step (convolution kernels, GEMMs) run on rayon's pool; on two cores
+//!   the spinning workers take the cores those need. With `CANDLE_NUM_THREADS=1` candle's
+//!   element-wise ops run on the calling thread and nothing spins. A recurrent decoder is the
+//!   opposite case — many small element-wise ops, small GEMMs — and trains faster with candle's
+//!   pool (see [`ElementwisePool`]).
 //! * **glibc returning large buffers to the kernel.** A step allocates and frees multi-megabyte
 //!   activation and gradient buffers; glibc unmaps them (or trims the heap) and the next step
 //!   page-faults them back in, zero-filled. Raising the trim threshold and the top pad keeps them
@@ -23,6 +25,17 @@
 //!
 //! A setting the user made (the environment variable is present) is left as it is;
 //! `NEMO_KEEP_DENORMALS` (any value) keeps subnormals.
+
+/// Where candle runs its element-wise ops, the one setting that depends on the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementwisePool {
+    /// On the calling thread (`CANDLE_NUM_THREADS=1`): for steps dominated by convolutions and
+    /// large GEMMs on rayon's pool (the CTC models: a fifth faster, docs/benchmarks.md).
+    CallingThread,
+    /// On candle's own pool at its default size: for steps dominated by small ops (the attention
+    /// model's recurrent decoder: ~15% more steps).
+    CandlePool,
+}
 
 /// What [`tune_for_training`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,9 +76,9 @@ impl std::fmt::Display for HostTuning {
 /// it sets an environment variable (`std::env::set_var`, unsound while other threads may read the
 /// environment), and candle reads that variable once, when its pool starts. It starts rayon's
 /// global pool (with rayon's default settings) to set each of its threads.
-pub unsafe fn tune_for_training() -> HostTuning {
+pub unsafe fn tune_for_training(pool: ElementwisePool) -> HostTuning {
     let mut tuning = HostTuning::default();
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+    if pool == ElementwisePool::CallingThread && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: the caller guarantees that no other thread runs yet (this function's contract).
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
         tuning.candle_single_threaded = true;

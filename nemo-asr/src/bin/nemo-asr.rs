@@ -25,6 +25,7 @@ use nemo_asr::train::{CtcTrainTask, RunConfig, TrainSection, data_layer, train_d
 use nemo_asr::train_attention::{
     AttentionRunConfig, AttentionTrainTask, attention_data_layer, attention_train_data_layer,
 };
+use nemo_core::host::ElementwisePool;
 use nemo_core::params::Parameters;
 use nemo_core::train::{FreezeSpec, TrainTask, Trainer, latest_checkpoint};
 
@@ -234,10 +235,27 @@ impl CtcDecodingArgs {
     }
 }
 
+/// The element-wise pool that suits the model a command runs. Unreadable files get the default
+/// here; the command itself reports them.
+fn elementwise_pool(command: &Command) -> ElementwisePool {
+    let kind = match command {
+        Command::Train { config, .. } => ModelKind::of_run_config(config).ok(),
+        Command::Transcribe { model, .. } | Command::Eval { model, .. } => {
+            ModelKind::of_model_dir(model).ok()
+        }
+        Command::Lm { .. } => None,
+    };
+    match kind {
+        Some(ModelKind::Attention) => ElementwisePool::CandlePool,
+        Some(ModelKind::Ctc) | None => ElementwisePool::CallingThread,
+    }
+}
+
 fn main() -> Result<()> {
-    // SAFETY: first thing in `main`, before any thread starts or candle runs an op.
-    let tuning = unsafe { nemo_core::host::tune_for_training() };
     let cli = Cli::parse();
+    let pool = elementwise_pool(&cli.command);
+    // SAFETY: parsing arguments and reading YAML start no thread, and no candle op has run.
+    let tuning = unsafe { nemo_core::host::tune_for_training(pool) };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log).context("bad --log filter")?,
