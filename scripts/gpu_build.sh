@@ -2,8 +2,8 @@
 # Builds the GPU tests and the GPU benchmarks (the trainer's MLP step, the ASR model's training
 # step) with `--features cuda` on this (GPU-less) machine and packs them for the GPU machine:
 # gpu-bin/gpu-bin.tar.xz (+ the PyTorch side of each benchmark).
-# Then, on the GPU machine (the `device` tool: carry gpu-bin): scripts/gpu_run.sh.
-# First build ~20 min on 2 cores (candle's CUDA kernels); keep CUDA_HOME fixed to avoid rebuilds.
+# Then, on the GPU machine (the `device` tool: carry gpu-bin): bash gpu-bin/gpu_run.sh.
+# First build 20-26 min on 2 cores (candle's CUDA kernels); keep CUDA_HOME fixed to avoid rebuilds.
 #
 # usage: [CUDA_TOOLKIT_DIR=<dir>] scripts/gpu_build.sh   (toolkit from scripts/cuda_toolkit.sh [dir])
 set -euo pipefail

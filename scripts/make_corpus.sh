@@ -30,7 +30,8 @@
 # list and the voice parameters depend only on --sentences, --vocabulary and --seed. Prints the counts and hours per split at the end.
 #
 # Cost on the idle 2-core build machine: the default (all 2270 closed-vocabulary sentences x 8 voices
-# = 18160 utterances, 9.2 h of audio; train 14672 / dev 1776 / test 1712) takes 386 s of synthesis.
+# = 18160 utterances, 9.2 h of audio; train 14672 / dev 1776 / test 1712) takes 214-386 s of
+# synthesis (docs/benchmarks.md).
 set -euo pipefail
 
 usage() { sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }

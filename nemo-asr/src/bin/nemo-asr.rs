@@ -115,8 +115,10 @@ enum Command {
         #[arg(long)]
         max_steps: Option<u64>,
         /// Stops after this many minutes of training (evaluates and saves first); the
-        /// learning-rate schedule follows the clock, so the run ends annealed (`max_steps` is
-        /// then an upper bound).
+        /// learning-rate schedule follows the clock, so the run ends annealed. `max_steps` is
+        /// then an upper bound: `--max-steps`, else the config's or 600 steps per minute,
+        /// whichever is larger (more than the small QuartzNet runs on a 2-core CPU; a faster
+        /// machine reaching it first ends the run annealed, earlier).
         #[arg(long)]
         minutes: Option<f64>,
         /// Continues from the newest checkpoint in `<out>/run/checkpoints`.
@@ -381,6 +383,11 @@ struct Run {
     no_progress: bool,
 }
 
+/// The step bound of a `--minutes` run without `--max-steps`, per minute of budget: above the
+/// ~460 steps a minute the small QuartzNet runs on the 2-core CPU, so the clock ends such runs.
+/// The time-based schedule spans this bound, so it must stay finite (it places the warm-up).
+const STEPS_PER_MINUTE_BOUND: f64 = 600.0;
+
 impl Run {
     /// Applies the command-line overrides to the `train:` section.
     fn apply(&self, t: &mut TrainSection) {
@@ -390,6 +397,12 @@ impl Run {
         if let Some(m) = self.minutes {
             t.trainer.max_time_s = Some(m * 60.0);
             t.trainer.schedule_by_time = true;
+            if self.max_steps.is_none() {
+                // The config's `max_steps` sizes a step-bounded run: left alone it would end a
+                // long time-budgeted run early. (A non-positive `m` is refused by the trainer.)
+                let bound = (m.max(0.0) * STEPS_PER_MINUTE_BOUND).ceil() as u64;
+                t.trainer.max_steps = t.trainer.max_steps.max(bound);
+            }
         }
         if self.no_progress {
             t.trainer.progress = false;
@@ -520,4 +533,58 @@ fn train_attention(mut cfg: AttentionRunConfig, run: &Run, device: &Device) -> R
     model.save(&run.out)?;
     run.report(wer);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(max_steps: Option<u64>, minutes: Option<f64>) -> Run {
+        Run {
+            init_encoder: None,
+            freeze_encoder: false,
+            train_manifest: PathBuf::from("train.json"),
+            val_manifest: None,
+            out: PathBuf::from("out"),
+            max_steps,
+            minutes,
+            resume: false,
+            no_progress: false,
+        }
+    }
+
+    fn shipped_train_section() -> TrainSection {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/an4_small.yaml");
+        RunConfig::from_yaml_file(std::path::Path::new(path))
+            .expect("configs/an4_small.yaml parses")
+            .train
+    }
+
+    #[test]
+    fn minutes_without_max_steps_lift_the_configs_step_bound() {
+        let mut t = shipped_train_section();
+        assert_eq!(t.trainer.max_steps, 3000);
+        run(None, Some(30.0)).apply(&mut t);
+        assert_eq!(t.trainer.max_steps, 18_000);
+        assert_eq!(t.trainer.max_time_s, Some(1800.0));
+        assert!(t.trainer.schedule_by_time);
+    }
+
+    #[test]
+    fn a_short_budget_keeps_the_configs_larger_bound() {
+        let mut t = shipped_train_section();
+        run(None, Some(1.0)).apply(&mut t);
+        assert_eq!(t.trainer.max_steps, 3000);
+    }
+
+    #[test]
+    fn max_steps_bounds_a_time_budgeted_run() {
+        let mut t = shipped_train_section();
+        run(Some(500), Some(30.0)).apply(&mut t);
+        assert_eq!(t.trainer.max_steps, 500);
+        let mut t = shipped_train_section();
+        run(Some(500), None).apply(&mut t);
+        assert_eq!((t.trainer.max_steps, t.trainer.max_time_s), (500, None));
+        assert!(!t.trainer.schedule_by_time);
+    }
 }
