@@ -650,3 +650,26 @@ fn a_failing_plot_does_not_fail_the_run() -> TestResult {
     assert!(png.is_dir());
     Ok(())
 }
+
+#[test]
+fn invalid_trainer_settings_name_their_key() -> TestResult {
+    type Edit = fn(&mut TrainerConfig);
+    let cases: [(&str, Edit); 6] = [
+        ("trainer.batches_per_step", |c| c.batches_per_step = 0),
+        ("trainer.log_every", |c| c.log_every = 0),
+        ("trainer.max_time_s", |c| c.max_time_s = Some(0.0)),
+        ("trainer.max_time_s", |c| c.max_time_s = Some(f64::NAN)),
+        ("trainer.max_time_s", |c| c.max_time_s = Some(f64::INFINITY)),
+        ("trainer.grad_clip", |c| c.grad_clip = Some(-1.0)),
+    ];
+    TrainerConfig::new(10).validate()?;
+    for (key, edit) in cases {
+        let mut cfg = TrainerConfig::new(10);
+        edit(&mut cfg);
+        match cfg.validate() {
+            Err(nemo_core::Error::Config { key: k, .. }) => assert_eq!(k, key),
+            other => return Err(format!("{key}: expected a config error, got {other:?}").into()),
+        }
+    }
+    Ok(())
+}

@@ -138,8 +138,8 @@ impl TrainerConfig {
         if self.log_every == 0 {
             return bad("log_every", "must be at least 1");
         }
-        if self.max_time_s.is_some_and(|t| t.is_nan() || t <= 0.0) {
-            return bad("max_time_s", "must be positive");
+        if self.max_time_s.is_some_and(|t| !t.is_finite() || t <= 0.0) {
+            return bad("max_time_s", "must be positive and finite");
         }
         if self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return bad("grad_clip", "must be positive");
