@@ -268,7 +268,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Decodes label ids to text, dropping ids outside the labels.
-fn text(labels: &nemo::asr::data::Labels, ids: &[u32]) -> anyhow::Result<String> {
+fn text(labels: &nemo::asr::data::Vocabulary, ids: &[u32]) -> anyhow::Result<String> {
     let n = labels.len() as u32;
     let ids: Vec<u32> = ids.iter().copied().filter(|&i| i < n).collect();
     Ok(labels.decode(&ids)?)

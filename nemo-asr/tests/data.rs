@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use nemo_asr::Error;
 use nemo_asr::data::{
-    AudioSegment, AudioToTextDataLayer, AudioToTextDataLayerConfig, ENGLISH_LABELS, Labels,
-    Manifest, OnBadSample, WavSampleFormat, normalize_transcript, resample, wav_info,
+    AudioSegment, AudioToTextDataLayer, AudioToTextDataLayerConfig, ENGLISH_LABELS, Manifest,
+    OnBadSample, Vocabulary, WavSampleFormat, normalize_transcript, resample, wav_info,
 };
 use proptest::prelude::*;
 
@@ -313,7 +313,7 @@ fn dataset_normalizes_resamples_and_downmixes() -> Result<()> {
             "open the door"
         ]
     );
-    let labels = Labels::english();
+    let labels = Vocabulary::english();
     assert_eq!(
         ds.tokens(2)?,
         labels
@@ -740,7 +740,7 @@ fn label_text() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn normalization_is_idempotent_and_clean(s in "\\PC{0,80}") {
-        let labels = Labels::english();
+        let labels = Vocabulary::english();
         let n = normalize_transcript(&s, &labels);
         prop_assert_eq!(normalize_transcript(&n, &labels), n.clone());
         prop_assert!(!n.starts_with(' ') && !n.ends_with(' ') && !n.contains("  "));
@@ -751,7 +751,7 @@ proptest! {
 
     #[test]
     fn label_text_round_trips(s in label_text()) {
-        let labels = Labels::english();
+        let labels = Vocabulary::english();
         let n = normalize_transcript(&s, &labels);
         let ids = labels.encode(&n).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(ids.len(), n.chars().count());
@@ -761,14 +761,14 @@ proptest! {
 
     #[test]
     fn ids_round_trip(ids in proptest::collection::vec(0u32..28, 0..60)) {
-        let labels = Labels::english();
+        let labels = Vocabulary::english();
         let text = labels.decode(&ids).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(labels.encode(&text).map_err(|e| TestCaseError::fail(e.to_string()))?, ids);
     }
 
     #[test]
     fn mixed_case_punctuated_label_text_normalizes_to_lowercase(s in "[a-zA-Z' ,.!?;:-]{0,60}") {
-        let labels = Labels::english();
+        let labels = Vocabulary::english();
         let n = normalize_transcript(&s, &labels);
         prop_assert!(labels.encode(&n).is_ok(), "{:?} -> {:?}", s, n);
     }

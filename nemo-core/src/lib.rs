@@ -50,10 +50,12 @@ pub mod prelude {
     pub use crate::typed::elements::*;
     pub use crate::typed::{Element, IsA, NTensor, Port};
     pub use crate::{element_type, neural_module};
+    pub use candle_core::{DType, Device, Tensor};
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use candle_core::Tensor;
     pub use inventory;
+    pub use nemo_macros::__axis_id as axis_id;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{DType, Device, Tensor};
-use nemo_core::dag::{BatchMean, DynHandle, EvalMetric, Evaluation, Graph, TrainAction};
+use nemo_core::dag::{BatchMean, DynHandle, EvalMetric, Evaluation, Graph, Handle, TrainAction};
 use nemo_core::module::{DynModule, ModuleKind, NamedTensors, PortTypes};
 use nemo_core::optim::{AdamW, AdamWConfig, Optimizer};
 use nemo_core::prelude::*;
@@ -452,5 +452,102 @@ fn eval_reports_metrics_in_eval_mode_and_restores_the_mode() -> Result<()> {
         .unwrap_or_default();
     assert!(err.contains("must be a scalar"), "{err}");
     let _ = Tensor::zeros(1, DType::F32, &Device::Cpu)?;
+    Ok(())
+}
+
+#[test]
+fn axis_operations_on_handles_are_nodes_that_compute_what_eager_ones_do() -> Result<()> {
+    let t = tutorial()?;
+    // (B, D:1) Channel → (D:1, B) → (B, D:1) → sum over D → (B).
+    let swapped = t.pred.y_pred.permute_to::<(D, B)>()?;
+    assert_eq!(swapped.neural_type().to_string(), "(D:1, B) Channel");
+    let back = swapped.permute_to::<(B, D)>()?;
+    let summed = back.sum_over::<D>()?;
+    assert_eq!(summed.neural_type().to_string(), "(B) Channel");
+    let twice = Handle::cat::<B>(&[&back, &back])?;
+    let general = t.data.y.clone().upcast::<Void>();
+    assert_eq!(general.neural_type().to_string(), "(B, D:1) Labels");
+    let names = t.graph.node_names();
+    assert!(names.iter().any(|n| n == "permute_to_1"), "{names:?}");
+    assert!(names.iter().any(|n| n == "sum_over") && names.iter().any(|n| n == "cat"));
+
+    let out = t.graph.infer(&[
+        t.pred.y_pred.clone().into_dyn(),
+        swapped.into_dyn(),
+        summed.into_dyn(),
+        twice.into_dyn(),
+    ])?;
+    let pred = out[0].clone();
+    // `infer` joins along the first axis: the eight (D:1, B:64) batches give (8, 64), row i
+    // being batch i transposed.
+    assert_eq!(out[1].dims(), &[8, 64]);
+    assert_eq!(
+        out[1].flatten_all()?.to_vec1::<f32>()?,
+        pred.flatten_all()?.to_vec1::<f32>()?
+    );
+    assert_eq!(out[2].to_vec1::<f32>()?, pred.squeeze(1)?.to_vec1::<f32>()?);
+    // Each batch of 64 concatenated with itself, the batches then joined.
+    assert_eq!(out[3].dims(), &[1024, 1]);
+    Ok(())
+}
+
+#[test]
+fn infer_pads_batches_of_different_lengths_and_infer_batches_keeps_them() -> Result<()> {
+    // A module whose output is as long as the batch index + 1: batches of different lengths.
+    struct Ragged;
+    impl DynModule for Ragged {
+        fn type_name(&self) -> &'static str {
+            "Ragged"
+        }
+        fn kind(&self) -> ModuleKind {
+            ModuleKind::Module
+        }
+        fn dyn_input_types(&self) -> PortTypes {
+            PortTypes::new(vec![("x".into(), port_type("(B, D) Channel"))])
+        }
+        fn dyn_output_types(&self) -> PortTypes {
+            PortTypes::new(vec![("y".into(), port_type("(B, T) Channel"))])
+        }
+        fn forward_dyn(&self, inputs: NamedTensors) -> Result<NamedTensors> {
+            let x = &inputs["x"];
+            let b = x.dim(0)?;
+            let t = if b == 64 { 3 } else { 5 };
+            let y = x.broadcast_as((b, t))?.contiguous()?;
+            Ok(NamedTensors::from([("y".to_string(), y)]))
+        }
+    }
+    let graph = Graph::new();
+    // 100 samples in batches of 64: the last batch has 36 rows and a longer T.
+    let layer = Arc::new(RealFunctionDataLayer::new(
+        RealFunctionDataLayerConfig {
+            n: 100,
+            batch_size: 64,
+            ..Default::default()
+        },
+        &Device::Cpu,
+    )?);
+    let d = layer.call(&graph)?;
+    let out = graph.call_dyn(Arc::new(Ragged), &[("x", d.x.clone().into_dyn())])?;
+    let y = out.get("y")?;
+    let batches = graph.infer_batches(std::slice::from_ref(&y))?;
+    assert_eq!(batches[0].len(), 2);
+    assert_eq!(batches[0][0].dims(), &[64, 3]);
+    assert_eq!(batches[0][1].dims(), &[36, 5]);
+    let joined = graph.infer(&[y])?;
+    assert_eq!(joined[0].dims(), &[100, 5]);
+    let first = joined[0].narrow(0, 0, 64)?;
+    // The shorter batch is zero-padded at the end of T.
+    assert_eq!(
+        first
+            .narrow(1, 3, 2)?
+            .abs()?
+            .sum_all()?
+            .to_scalar::<f32>()?,
+        0.0
+    );
+    assert_eq!(
+        first.narrow(1, 0, 3)?.to_vec2::<f32>()?,
+        batches[0][0].to_vec2::<f32>()?
+    );
     Ok(())
 }

@@ -98,29 +98,41 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let name = ident.to_string();
     let aliases = &args.aliases;
     let params: Vec<String> = args.params.iter().map(|p| p.to_string()).collect();
-    let (ancestors, parent_fn) = match &args.parent {
+    // The is-a relation as impls: the type is a kind of itself, and of whatever its parent is
+    // a kind of. Coherence accepts the pair because the parent can never be a kind of its child.
+    let (ancestry, parent_fn) = match &args.parent {
         Some(parent) if !args.root => (
-            quote!(#krate::typed::list::Cons<#ident, <#parent as #krate::typed::Element>::Ancestors>),
+            quote! {
+                #[diagnostic::do_not_recommend]
+                impl<__P> #krate::typed::IsA<__P> for #ident where #parent: #krate::typed::IsA<__P> {}
+            },
             quote!(::core::option::Option::Some(<#parent as #krate::typed::Element>::info)),
         ),
-        _ => (
-            quote!(#krate::typed::list::Cons<#ident, #krate::typed::list::Nil>),
-            quote!(::core::option::Option::None),
-        ),
+        _ => (quote!(), quote!(::core::option::Option::None)),
     };
     let attrs = &item.attrs;
     let vis = &item.vis;
+    // NeMo's spellings (`MelSpectrogramType`) as second names of the type: besides letting
+    // users write them, they are what rustc prints when the user's crate names the type through
+    // a glob import (rustc then refuses to print the first name alone).
+    let second_names = args.aliases.iter().filter_map(|a| {
+        let alias = syn::parse_str::<syn::Ident>(&a.value()).ok()?;
+        (alias != *ident).then(|| {
+            let doc = format!("NeMo's name of [`{ident}`].");
+            quote!(#[doc = #doc] #vis use self::#ident as #alias;)
+        })
+    });
     let errors = cx.into_compile_errors();
     let out = quote! {
         #errors
         #(#attrs)*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
         #vis struct #ident;
+        #(#second_names)*
 
         const _: () = {
             #[automatically_derived]
             impl #krate::typed::Element for #ident {
-                type Ancestors = #ancestors;
                 fn info() -> &'static #krate::types::ElementInfo {
                     static INFO: #krate::types::ElementInfo = #krate::types::ElementInfo {
                         name: #name,
@@ -131,6 +143,10 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                     &INFO
                 }
             }
+            #[automatically_derived]
+            #[diagnostic::do_not_recommend]
+            impl #krate::typed::IsA<#ident> for #ident {}
+            #ancestry
             #krate::__private::inventory::submit! {
                 #krate::types::ElementRegistration {
                     info: <#ident as #krate::typed::Element>::info,

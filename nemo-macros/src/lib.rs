@@ -10,6 +10,7 @@
 
 use proc_macro::TokenStream;
 
+mod axis_id;
 mod ctxt;
 mod element_type;
 mod krate;
@@ -39,6 +40,13 @@ pub fn element_type(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn neural_module(args: TokenStream, input: TokenStream) -> TokenStream {
     neural_module::expand(args.into(), input.into()).into()
+}
+
+/// The type-level identity of an axis kind (used by `axis_kind!` and the built-in axes).
+#[doc(hidden)]
+#[proc_macro]
+pub fn __axis_id(input: TokenStream) -> TokenStream {
+    axis_id::expand(input.into()).into()
 }
 
 fn debug_print(name: &str, tokens: &proc_macro2::TokenStream) {

@@ -18,7 +18,9 @@ use candle_core::{Device, Tensor};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
-use nemo_asr::data::{AudioSegment, AudioToTextDataLayer, Labels, Manifest, normalize_transcript};
+use nemo_asr::data::{
+    AudioSegment, AudioToTextDataLayer, Manifest, Vocabulary, normalize_transcript,
+};
 use nemo_asr::decoding::{CtcBeamSearch, CtcBeamSearchConfig, NgramLm};
 use nemo_asr::models::{AsrModel, EncDecAttentionModel, EncDecCTCModel, ModelKind};
 use nemo_asr::train::{CtcTrainTask, RunConfig, TrainSection, data_layer, train_data_layer};
@@ -346,7 +348,7 @@ fn main() -> Result<()> {
             keep_duplicates,
             out,
         } => {
-            let labels = Labels::english();
+            let labels = Vocabulary::english();
             let mut text = Vec::new();
             let mut seen = std::collections::HashSet::new();
             for m in &manifest {

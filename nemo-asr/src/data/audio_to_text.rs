@@ -55,9 +55,13 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use nemo_core::dag::DataLayer;
+use nemo_core::module::{NamedTensors, PortTypes, TensorStruct};
+use nemo_core::{NeuralModule, neural_module};
+
 use super::audio::AudioSegment;
-use super::labels::{ENGLISH_LABELS, Labels, normalize_transcript};
 use super::manifest::Manifest;
+use super::vocabulary::{ENGLISH_LABELS, Vocabulary, normalize_transcript};
 use crate::{Error, Result};
 
 /// What to do with an utterance that cannot be used.
@@ -254,18 +258,12 @@ impl AudioToTextDataLayerConfig {
     }
 }
 
-/// One padded batch, the four output ports of NeMo's `AudioToTextDataLayer`.
-#[derive(Debug, Clone)]
-pub struct AudioToTextBatch {
-    /// `(B, T)` f32 audio at the layer's sample rate, zero past each length.
-    pub audio_signal: Tensor,
-    /// `(B)` i64 number of valid samples of each row of `audio_signal`.
-    pub a_sig_length: Tensor,
-    /// `(B, S)` i64 label ids, `pad_id` past each length.
-    pub transcripts: Tensor,
-    /// `(B)` i64 number of valid ids of each row of `transcripts`.
-    pub transcript_length: Tensor,
-}
+/// One padded batch, the four output ports of NeMo's `AudioToTextDataLayer` as plain tensors:
+/// `audio_signal` `(B, T)` f32 audio at the layer's sample rate, zero past each length;
+/// `a_sig_length` `(B)` i64 valid samples per row; `transcripts` `(B, S)` i64 label ids, `pad_id`
+/// past each length; `transcript_length` `(B)` i64 valid ids per row.
+/// [`AudioToTextDataLayer::wrap_outputs`] checks and types them.
+pub type AudioToTextBatch = AudioToTextDataLayerOutputTensors;
 
 /// Pads `(audio, ids)` pairs into an [`AudioToTextBatch`] on `device`.
 ///
@@ -399,7 +397,7 @@ pub struct AudioToTextSample {
 pub struct AudioToTextDataset {
     samples: Vec<AudioToTextSample>,
     audio: Option<Vec<Vec<f32>>>,
-    labels: Labels,
+    labels: Vocabulary,
     sample_rate: u32,
     on_bad_sample: OnBadSample,
     summary: DatasetSummary,
@@ -420,7 +418,7 @@ impl AudioToTextDataset {
     /// preloads the audio when `config.preload`.
     pub fn new(config: &AudioToTextDataLayerConfig) -> Result<Self> {
         config.validate()?;
-        let labels = Labels::from_strings(&config.labels)?;
+        let labels = Vocabulary::from_strings(&config.labels)?;
         let mut summary = DatasetSummary::default();
         let mut samples = Vec::new();
         for path in config.manifest_paths() {
@@ -508,7 +506,7 @@ impl AudioToTextDataset {
     /// Duration filter, transcript encoding and file check for one manifest entry.
     fn admit(
         config: &AudioToTextDataLayerConfig,
-        labels: &Labels,
+        labels: &Vocabulary,
         manifest: &Path,
         entry: &super::manifest::ManifestEntry,
     ) -> std::result::Result<AudioToTextSample, Drop> {
@@ -641,7 +639,7 @@ impl AudioToTextDataset {
     }
 
     /// The label set.
-    pub fn labels(&self) -> &Labels {
+    pub fn labels(&self) -> &Vocabulary {
         &self.labels
     }
 
@@ -804,18 +802,42 @@ fn load_sample(s: &AudioToTextSample, sample_rate: u32) -> Result<Vec<f32>> {
         })
 }
 
-/// NeMo's `AudioToTextDataLayer`: an [`AudioToTextDataset`] with batching and shuffling.
+/// NeMo's `AudioToTextDataLayer`: an [`AudioToTextDataset`] with batching and shuffling, and
+/// NeMo 0.x's typed output ports. Iterate [`epoch`](Self::epoch) for eager training, or add it
+/// to a lazy graph with `call` (it is a [`DataLayer`]: batch `index` of epoch `epoch` is made on
+/// the layer's [`device`](Self::on_device) when an action asks for it).
+#[neural_module(
+    kind = data_layer,
+    outputs(
+        audio_signal: (B, T) AudioSignal{freq = {self.config.sample_rate}},
+        a_sig_length: (B) Lengths,
+        transcripts: (B, T) Labels,
+        transcript_length: (B) Lengths,
+    ),
+)]
 #[derive(Debug)]
 pub struct AudioToTextDataLayer {
     config: AudioToTextDataLayerConfig,
     dataset: AudioToTextDataset,
+    device: Device,
 }
 
 impl AudioToTextDataLayer {
-    /// Builds the dataset of `config` (see [`AudioToTextDataset::new`]).
+    /// Builds the dataset of `config` (see [`AudioToTextDataset::new`]); graph batches are made
+    /// on the CPU until [`on_device`](Self::on_device).
     pub fn new(config: AudioToTextDataLayerConfig) -> Result<Self> {
         let dataset = AudioToTextDataset::new(&config)?;
-        Ok(Self { config, dataset })
+        Ok(Self {
+            config,
+            dataset,
+            device: Device::Cpu,
+        })
+    }
+
+    /// The same layer making its graph batches on `device`.
+    pub fn on_device(mut self, device: &Device) -> Self {
+        self.device = device.clone();
+        self
     }
 
     /// The settings.
@@ -849,7 +871,7 @@ impl AudioToTextDataLayer {
     }
 
     /// The label set.
-    pub fn labels(&self) -> &Labels {
+    pub fn labels(&self) -> &Vocabulary {
         self.dataset.labels()
     }
 
@@ -926,6 +948,60 @@ impl AudioToTextDataLayer {
     /// Kept, filtered and skipped counts.
     pub fn summary(&self) -> DatasetSummary {
         self.dataset.summary()
+    }
+}
+
+impl DataLayer for AudioToTextDataLayer {
+    fn type_name(&self) -> &'static str {
+        <Self as NeuralModule>::NAME
+    }
+
+    fn dyn_output_types(&self) -> PortTypes {
+        NeuralModule::output_types(self)
+    }
+
+    fn num_batches(&self) -> usize {
+        AudioToTextDataLayer::num_batches(self)
+    }
+
+    /// Batch `index` of [`epoch_order`](AudioToTextDataLayer::epoch_order)`(epoch)`, checked
+    /// against the output ports.
+    fn batch(&self, epoch: u64, index: usize) -> nemo_core::Result<NamedTensors> {
+        let b = self.config.batch_size;
+        let order = self.epoch_order(epoch);
+        let start = index.saturating_mul(b);
+        let end = order.len().min(start.saturating_add(b));
+        let past = || Error::Config {
+            key: "batch".into(),
+            msg: format!(
+                "batch {index} of epoch {epoch} is past the layer's {} batches",
+                AudioToTextDataLayer::num_batches(self)
+            ),
+        };
+        let Some(indices) = order.get(start..end).filter(|i| !i.is_empty()) else {
+            return Err(past().into());
+        };
+        if self.config.drop_last && indices.len() < b {
+            return Err(past().into());
+        }
+        let batch = self
+            .dataset
+            .batch(indices, self.config.pad_id.unwrap_or(0), &self.device)?
+            .ok_or_else(|| Error::Config {
+                key: "batch".into(),
+                msg: format!(
+                    "every utterance of batch {index} of epoch {epoch} failed to load; {}",
+                    self.summary()
+                ),
+            })?;
+        let typed = self.wrap_outputs(batch)?;
+        Ok(AudioToTextBatch {
+            audio_signal: typed.audio_signal.into_tensor(),
+            a_sig_length: typed.a_sig_length.into_tensor(),
+            transcripts: typed.transcripts.into_tensor(),
+            transcript_length: typed.transcript_length.into_tensor(),
+        }
+        .into_named())
     }
 }
 

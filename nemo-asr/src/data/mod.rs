@@ -3,19 +3,21 @@
 //!
 //! - [`manifest`]: JSON-lines manifests (`audio_filepath`, `duration`, `text`, `offset`).
 //! - [`audio`]: WAV to mono `f32` at a target rate ([`AudioSegment`], [`resample`]).
-//! - [`labels`]: [`Labels`], [`normalize_transcript`], text <-> ids.
+//! - [`vocabulary`]: [`Vocabulary`], [`normalize_transcript`], text <-> ids.
 //! - [`audio_to_text`]: [`AudioToTextDataset`], [`AudioToTextDataLayer`] and its batches
 //!   `audio_signal (B, T)`, `a_sig_length (B)`, `transcripts (B, S)`, `transcript_length (B)`.
 
 pub mod audio;
 pub mod audio_to_text;
-pub mod labels;
 pub mod manifest;
+pub mod vocabulary;
 
 pub use audio::{AudioSegment, WavInfo, WavSampleFormat, resample, wav_info};
 pub use audio_to_text::{
-    AudioToTextBatch, AudioToTextDataLayer, AudioToTextDataLayerConfig, AudioToTextDataset,
-    AudioToTextEpoch, AudioToTextSample, DatasetSummary, OnBadSample, collate, ctc_min_steps,
+    AudioToTextBatch, AudioToTextDataLayer, AudioToTextDataLayerConfig,
+    AudioToTextDataLayerHandles, AudioToTextDataLayerOutputTensors, AudioToTextDataLayerOutputs,
+    AudioToTextDataset, AudioToTextEpoch, AudioToTextSample, DatasetSummary, OnBadSample, collate,
+    ctc_min_steps,
 };
-pub use labels::{ENGLISH_LABELS, Labels, UnknownChar, normalize_transcript};
 pub use manifest::{Manifest, ManifestEntry};
+pub use vocabulary::{ENGLISH_LABELS, UnknownChar, Vocabulary, normalize_transcript};

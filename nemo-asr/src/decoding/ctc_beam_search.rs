@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::ngram_lm::NgramLm;
-use crate::data::Labels;
+use crate::data::Vocabulary;
 use crate::{Error, Result};
 
 const OP: &str = "ctc_beam_search";
@@ -117,7 +117,7 @@ impl CtcBeamSearch {
     /// emits it), with an optional language model.
     pub fn new(
         config: CtcBeamSearchConfig,
-        labels: &Labels,
+        labels: &Vocabulary,
         lm: Option<Arc<NgramLm>>,
     ) -> Result<Self> {
         if config.beam_size == 0 {
@@ -371,8 +371,8 @@ impl CtcBeamSearch {
 mod tests {
     use super::*;
 
-    fn labels() -> Labels {
-        Labels::english()
+    fn labels() -> Vocabulary {
+        Vocabulary::english()
     }
 
     /// `(T, 29)` log-probs where frame t puts `1 - eps` on `path[t]` (a char, or `_` for the

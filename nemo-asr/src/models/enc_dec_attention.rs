@@ -15,7 +15,7 @@ use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Labels as LabelSet;
+use crate::data::Vocabulary;
 use crate::decoding::{BeamSearchConfig, beam_search, greedy_search};
 use crate::modules::jasper_block::lengths_to_vec;
 use crate::modules::*;
@@ -113,7 +113,7 @@ impl EncDecAttentionModelConfig {
                 msg,
             })
         };
-        LabelSet::from_strings(&self.labels)?;
+        Vocabulary::from_strings(&self.labels)?;
         SpeechEncoder::validate_config(self.sample_rate, &self.preprocessor, &self.encoder)?;
         self.connector.validate()?;
         if self.connector.in_channels != self.encoder.feat_out() {
@@ -245,7 +245,7 @@ pub struct AttentionForward {
 #[derive(Debug)]
 pub struct EncDecAttentionModel {
     config: EncDecAttentionModelConfig,
-    labels: LabelSet,
+    labels: Vocabulary,
     params: Parameters,
     device: Device,
     front: SpeechEncoder,
@@ -271,7 +271,7 @@ impl EncDecAttentionModel {
         config.validate()?;
         let params = Parameters::new();
         let vb = params.var_builder(dtype, device);
-        let labels = LabelSet::from_strings(&config.labels)?;
+        let labels = Vocabulary::from_strings(&config.labels)?;
         let front = SpeechEncoder::new(
             config.sample_rate,
             &config.preprocessor,
@@ -309,7 +309,7 @@ impl EncDecAttentionModel {
     }
 
     /// The labels (without BOS, EOS, PAD).
-    pub fn labels(&self) -> &LabelSet {
+    pub fn labels(&self) -> &Vocabulary {
         &self.labels
     }
 

@@ -12,7 +12,7 @@ use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Labels as LabelSet;
+use crate::data::Vocabulary;
 use crate::decoding::{CtcBeamSearch, ctc_greedy_decode};
 use crate::losses::CtcLossConfig;
 use crate::modules::jasper_block::lengths_to_vec;
@@ -114,7 +114,7 @@ impl EncDecCTCModelConfig {
                 ),
             );
         }
-        LabelSet::from_strings(&self.labels)?;
+        Vocabulary::from_strings(&self.labels)?;
         Ok(())
     }
 }
@@ -157,7 +157,7 @@ pub struct CtcForward {
 #[derive(Debug)]
 pub struct EncDecCTCModel {
     config: EncDecCTCModelConfig,
-    labels: LabelSet,
+    labels: Vocabulary,
     params: Parameters,
     device: Device,
     front: SpeechEncoder,
@@ -172,7 +172,7 @@ impl EncDecCTCModel {
         config.validate()?;
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, device);
-        let labels = LabelSet::from_strings(&config.labels)?;
+        let labels = Vocabulary::from_strings(&config.labels)?;
         let front = SpeechEncoder::new(
             config.sample_rate,
             &config.preprocessor,
@@ -202,7 +202,7 @@ impl EncDecCTCModel {
     }
 
     /// The labels.
-    pub fn labels(&self) -> &LabelSet {
+    pub fn labels(&self) -> &Vocabulary {
         &self.labels
     }
 

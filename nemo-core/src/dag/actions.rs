@@ -303,12 +303,12 @@ impl Graph {
     }
 
     /// Computes `tensors` over one epoch of their data layers (epoch 0, in order) in eval mode,
-    /// without gradients, and returns each concatenated along its first (batch) axis; scalar
-    /// values are stacked, one per batch. The previous train/eval mode is restored.
+    /// without gradients, and returns one list per handle with one value per batch (NeMo 0.x's
+    /// `infer`). The previous train/eval mode is restored.
     ///
     /// # Errors
     /// As [`Graph::run_batch`].
-    pub fn infer(&self, tensors: &[DynHandle]) -> Result<Vec<Tensor>> {
+    pub fn infer_batches(&self, tensors: &[DynHandle]) -> Result<Vec<Vec<Tensor>>> {
         let nodes = self.nodes();
         let plan = Plan::new(self, &nodes, tensors)?;
         let batches = plan.num_batches(&nodes)?;
@@ -320,16 +320,64 @@ impl Graph {
                 part.push(v.detach());
             }
         }
-        parts
+        Ok(parts)
+    }
+
+    /// [`infer_batches`](Self::infer_batches), each handle's batches joined along the first
+    /// (batch) axis; scalar values are stacked, one per batch. Batches whose other axes differ
+    /// in size (utterances of different lengths) are zero-padded at the end of each such axis to
+    /// the largest size first — infer the matching length handles to know which part is real.
+    ///
+    /// # Errors
+    /// As [`Graph::run_batch`]; values whose ranks differ between batches.
+    pub fn infer(&self, tensors: &[DynHandle]) -> Result<Vec<Tensor>> {
+        self.infer_batches(tensors)?
             .into_iter()
-            .map(|p| {
-                let scalar = p.first().is_some_and(|t| t.rank() == 0);
-                Ok(if scalar {
-                    Tensor::stack(&p, 0)?
-                } else {
-                    Tensor::cat(&p, 0)?
-                })
-            })
+            .map(|p| concat_padded(&p))
             .collect()
     }
+}
+
+/// Joins per-batch values along axis 0, zero-padding every other axis to its largest size.
+fn concat_padded(parts: &[Tensor]) -> Result<Tensor> {
+    let Some(first) = parts.first() else {
+        return Err(crate::Error::Config {
+            key: "infer".into(),
+            msg: "no batches to join".into(),
+        });
+    };
+    if first.rank() == 0 {
+        return Ok(Tensor::stack(parts, 0)?);
+    }
+    let rank = first.rank();
+    let mut max = first.dims().to_vec();
+    for p in parts {
+        if p.rank() != rank {
+            return Err(crate::Error::Config {
+                key: "infer".into(),
+                msg: format!(
+                    "batch values differ in rank ({:?} and {:?}) and cannot be joined; use `infer_batches`",
+                    first.dims(),
+                    p.dims()
+                ),
+            });
+        }
+        for (m, &d) in max.iter_mut().zip(p.dims()) {
+            *m = (*m).max(d);
+        }
+    }
+    let padded = parts
+        .iter()
+        .map(|p| {
+            let mut t = p.clone();
+            for (axis, &size) in max.iter().enumerate().skip(1) {
+                let missing = size.saturating_sub(t.dim(axis)?);
+                if missing > 0 {
+                    t = t.pad_with_zeros(axis, 0, missing)?;
+                }
+            }
+            Ok(t)
+        })
+        .collect::<Result<Vec<Tensor>>>()?;
+    Ok(Tensor::cat(&padded, 0)?)
 }

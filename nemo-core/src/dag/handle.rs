@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::Graph;
-use crate::typed::{Axes, Element, PortType};
+use crate::typed::{Axes, Element};
 use crate::types::{ElementType, NeuralType};
 use crate::{Error, Result};
 
@@ -112,6 +112,14 @@ impl<A, E> fmt::Debug for Handle<A, E> {
 }
 
 impl<A, E> Handle<A, E> {
+    /// A typed view of `inner` whose type the caller has checked.
+    pub(crate) fn from_dyn_unchecked(inner: DynHandle) -> Self {
+        Handle {
+            inner,
+            _marker: PhantomData,
+        }
+    }
+
     /// The handle without its compile-time type (for actions and dynamic calls).
     pub fn into_dyn(self) -> DynHandle {
         self.inner
@@ -139,29 +147,34 @@ impl<A, E> From<Handle<A, E>> for DynHandle {
     }
 }
 
-impl<A: Axes, E: Element> PortType for Handle<A, E> {
-    type Axes = A;
-    type Element = E;
-}
-
 /// A symbolic value a lazy call accepts: a [`Handle`] or a reference to one.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a graph handle",
     label = "lazy `call` takes `Handle`s",
     note = "a lazy call connects symbolic handles returned by other lazy calls; for tensors use the eager `forward`"
 )]
-pub trait Symbolic: PortType {
+pub trait Symbolic {
+    /// The handle's axes.
+    type Axes: Axes;
+    /// The handle's element type.
+    type Element: Element;
     /// The untyped handle.
     fn dyn_handle(&self) -> DynHandle;
 }
 
+#[diagnostic::do_not_recommend]
 impl<A: Axes, E: Element> Symbolic for Handle<A, E> {
+    type Axes = A;
+    type Element = E;
     fn dyn_handle(&self) -> DynHandle {
         self.inner.clone()
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<S: Symbolic> Symbolic for &S {
+    type Axes = S::Axes;
+    type Element = S::Element;
     fn dyn_handle(&self) -> DynHandle {
         (*self).dyn_handle()
     }

@@ -52,6 +52,7 @@
 //! ```
 
 mod actions;
+mod axis_op;
 mod data;
 mod graph;
 mod handle;

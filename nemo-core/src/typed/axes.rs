@@ -10,6 +10,9 @@ use super::list::{Cons, Nil};
 pub trait Axis: 'static + Send + Sync {
     /// The runtime kind.
     const KIND: AxisKind;
+    /// The kind's type-level identity ([`kind_id`](super::kind_id)), so the compiler can find an
+    /// axis in a tuple by kind.
+    type Id;
 }
 
 /// `Self` (an axis of a value) fits an axis `P` of a port: the same kind, or the port's axis is
@@ -17,13 +20,14 @@ pub trait Axis: 'static + Send + Sync {
 pub trait AxisMatches<P> {}
 
 macro_rules! builtin_axes {
-    ($($(#[$m:meta])* $name:ident => $kind:ident),* $(,)?) => {
+    ($($(#[$m:meta])* $name:ident => $kind:ident = $id:literal),* $(,)?) => {
         $(
             $(#[$m])*
             #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
             pub struct $name;
             impl Axis for $name {
                 const KIND: AxisKind = AxisKind::$kind;
+                type Id = nemo_macros::__axis_id!(crate, $id);
             }
             impl AxisMatches<$name> for $name {}
         )*
@@ -37,21 +41,21 @@ macro_rules! builtin_axes {
 
 builtin_axes! {
     /// The batch axis.
-    B => Batch,
+    B => Batch = 1,
     /// Time (frames, samples, tokens).
-    T => Time,
+    T => Time = 2,
     /// A feature dimension; [`C`] is its alias.
-    D => Dimension,
+    D => Dimension = 3,
     /// Image width.
-    W => Width,
+    W => Width = 4,
     /// Image height.
-    H => Height,
+    H => Height = 5,
     /// Sequence position.
-    Seq => Sequence,
+    Seq => Sequence = 6,
     /// Flow groups.
-    FlowGroup => FlowGroup,
+    FlowGroup => FlowGroup = 7,
     /// An axis of size one.
-    Singleton => Singleton,
+    Singleton => Singleton = 8,
 }
 
 /// Matches exactly one axis of any kind.
@@ -59,12 +63,24 @@ builtin_axes! {
 pub struct Any;
 impl Axis for Any {
     const KIND: AxisKind = AxisKind::Any;
+    type Id = nemo_macros::__axis_id!(crate, 9);
 }
 impl AxisMatches<Any> for Any {}
 builtin_axes!(@any Any B T D W H Seq FlowGroup Singleton);
 
 /// Channel: an alias of [`D`], as in NeMo.
 pub type C = D;
+
+// Second names of the axes. rustc prints a type by its name alone only if no other item has
+// that name and the user's crate does not name it through a glob import (`use
+// nemo::prelude::*;` then `B`); in that case it prints the unique second name, `BatchAxis`,
+// rather than a path such as `nemo::prelude::B`. (`Batch` alone would collide with the variant
+// `AxisKind::Batch`.)
+pub use self::{
+    Any as AnyAxis, B as BatchAxis, D as DimensionAxis, FlowGroup as FlowGroupAxis,
+    H as HeightAxis, Seq as SequenceAxis, Singleton as SingletonAxis, T as TimeAxis,
+    W as WidthAxis,
+};
 
 /// An ordered list of axes, written as a tuple of [`Axis`] markers: `(B,)`, `(B, D, T)`.
 pub trait Axes: 'static + Send + Sync {
@@ -145,6 +161,7 @@ macro_rules! axis_kind {
         $vis struct $name;
         impl $crate::typed::Axis for $name {
             const KIND: $crate::types::AxisKind = $crate::types::AxisKind::User($label);
+            type Id = $crate::__private::axis_id!($crate, $label);
         }
         impl $crate::typed::AxisMatches<$name> for $name {}
         impl $crate::typed::AxisMatches<$crate::typed::axes::Any> for $name {}

@@ -1,8 +1,8 @@
 //! The compile-time layer: element types and axes as marker types, typed tensors, and the trait
 //! bounds that turn miswiring into a build error.
 //!
-//! * an element type is a marker whose ancestors form a type-level list, so "`MelSpectrogram` is
-//!   a kind of `Spectrogram`" is the bound [`IsA`];
+//! * an element type is a marker implementing [`IsA`] for itself and each of its ancestors, so
+//!   "`MelSpectrogram` is a kind of `Spectrogram`" is the bound `MelSpectrogram: IsA<Spectrogram>`;
 //! * a port's axes are a tuple of markers, `(B, D, T)`, so rank and order are part of its type;
 //! * [`NTensor<A, E>`] is a candle tensor carrying both, and its axis operations name axes
 //!   instead of indices.
@@ -13,12 +13,13 @@
 pub mod axes;
 pub mod elements;
 mod fit;
+pub mod kind_id;
 pub mod list;
 mod tensor;
 
 pub use axes::{Axes, Axis, AxisMatches};
-pub use fit::{AxesFit, ElementFits, HasAxis, IsA, PermuteFrom, WithoutAxis};
-pub use tensor::{NTensor, Port, PortType};
+pub use fit::{AxesFit, HasAxis, IsA, PermuteFrom, WithoutAxis};
+pub use tensor::{NTensor, Port};
 
 use crate::types::ElementInfo;
 
@@ -28,8 +29,6 @@ use crate::types::ElementInfo;
     note = "declare element types with `#[element_type(parent = ...)]`"
 )]
 pub trait Element: 'static + Send + Sync + Copy + Default {
-    /// `Self` followed by its ancestors up to `Void`, as a [`list::Cons`] list.
-    type Ancestors;
     /// The runtime description, registered for parsing by name.
     fn info() -> &'static ElementInfo;
 }

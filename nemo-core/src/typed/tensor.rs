@@ -134,32 +134,32 @@ impl<A: Axes, E: Element> NTensor<A, E> {
         self.tensor.dims()
     }
 
-    /// The size of axis `X`, e.g. `x.dim::<T, _>()`.
-    pub fn dim<X, I>(&self) -> usize
+    /// The size of axis `X`, e.g. `x.dim::<T>()`.
+    pub fn dim<X>(&self) -> usize
     where
-        A: HasAxis<X, I>,
+        A: HasAxis<X>,
     {
         self.tensor
             .dims()
-            .get(<A as HasAxis<X, I>>::POS)
+            .get(<A as HasAxis<X>>::POS)
             .copied()
             .unwrap_or(0)
     }
 
     /// The same value seen as a more general element type (`MelSpectrogram` → `Spectrogram`);
     /// the compiler checks the direction.
-    pub fn upcast<P: Element, I>(self) -> NTensor<A, P>
+    pub fn upcast<P: Element>(self) -> NTensor<A, P>
     where
-        E: IsA<P, I>,
+        E: IsA<P>,
     {
         NTensor::from_checked(self.tensor, None)
     }
 
-    /// Reorders the axes to `Target`, e.g. `(B, T, D)` → `.permute_to::<(B, D, T), _>()`.
+    /// Reorders the axes to `Target`, e.g. `(B, T, D)` → `.permute_to::<(B, D, T)>()`.
     /// The compiler checks that `Target` holds the same axes.
-    pub fn permute_to<Target, Idx>(&self) -> Result<NTensor<Target, E>>
+    pub fn permute_to<Target>(&self) -> Result<NTensor<Target, E>>
     where
-        Target: PermuteFrom<A, Idx>,
+        Target: PermuteFrom<A>,
     {
         let perm = Target::source_positions();
         let mut seen = vec![false; perm.len()];
@@ -188,43 +188,43 @@ impl<A: Axes, E: Element> NTensor<A, E> {
 
     /// Concatenates values of the same type along axis `X` (named, so concatenating along the
     /// wrong axis is a different program, and along an axis the values lack does not compile).
-    pub fn cat<X, I>(values: &[&Self]) -> Result<Self>
+    pub fn cat<X>(values: &[&Self]) -> Result<Self>
     where
-        A: HasAxis<X, I>,
+        A: HasAxis<X>,
     {
         let tensors: Vec<&Tensor> = values.iter().map(|v| &v.tensor).collect();
         let element = values.first().and_then(|v| v.element.clone());
         Ok(NTensor::from_checked(
-            Tensor::cat(&tensors, <A as HasAxis<X, I>>::POS)?,
+            Tensor::cat(&tensors, <A as HasAxis<X>>::POS)?,
             element,
         ))
     }
 
-    /// Sums over axis `X`, removing it from the type: `(B, D, T)` → `sum_over::<T, _>()` →
+    /// Sums over axis `X`, removing it from the type: `(B, D, T)` → `sum_over::<T>()` →
     /// `(B, D)`.
-    pub fn sum_over<X, I>(&self) -> Result<NTensor<<A as WithoutAxis<X, I>>::Rest, E>>
+    pub fn sum_over<X>(&self) -> Result<NTensor<<A as WithoutAxis<X>>::Rest, E>>
     where
-        A: WithoutAxis<X, I>,
+        A: WithoutAxis<X>,
     {
-        let t = self.tensor.sum(<A as WithoutAxis<X, I>>::POS)?;
+        let t = self.tensor.sum(<A as WithoutAxis<X>>::POS)?;
         Ok(NTensor::from_checked(t, self.element.clone()))
     }
 
     /// Averages over axis `X`, removing it from the type.
-    pub fn mean_over<X, I>(&self) -> Result<NTensor<<A as WithoutAxis<X, I>>::Rest, E>>
+    pub fn mean_over<X>(&self) -> Result<NTensor<<A as WithoutAxis<X>>::Rest, E>>
     where
-        A: WithoutAxis<X, I>,
+        A: WithoutAxis<X>,
     {
-        let t = self.tensor.mean(<A as WithoutAxis<X, I>>::POS)?;
+        let t = self.tensor.mean(<A as WithoutAxis<X>>::POS)?;
         Ok(NTensor::from_checked(t, self.element.clone()))
     }
 
     /// The maximum over axis `X`, removing it from the type.
-    pub fn max_over<X, I>(&self) -> Result<NTensor<<A as WithoutAxis<X, I>>::Rest, E>>
+    pub fn max_over<X>(&self) -> Result<NTensor<<A as WithoutAxis<X>>::Rest, E>>
     where
-        A: WithoutAxis<X, I>,
+        A: WithoutAxis<X>,
     {
-        let t = self.tensor.max(<A as WithoutAxis<X, I>>::POS)?;
+        let t = self.tensor.max(<A as WithoutAxis<X>>::POS)?;
         Ok(NTensor::from_checked(t, self.element.clone()))
     }
 
@@ -251,31 +251,29 @@ impl<A: Axes, E: Element> NTensor<A, E> {
     }
 }
 
-/// The compile-time type of a value that can be connected to a typed port: its axes and element
-/// type. Eager values ([`NTensor`]) and symbolic graph handles
-/// ([`Handle`](crate::dag::Handle)) both have one, so the typed eager call `forward` and the lazy
-/// call `call` share the same bounds (and the same compile errors).
-pub trait PortType {
+/// An eager value that can be connected to a typed port: an [`NTensor`] or a reference to one.
+/// Its axes and element type are what the port's compile-time check reads. (The lazy call's
+/// counterpart is [`Symbolic`](crate::dag::Symbolic), with the same two types.)
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a typed value",
+    label = "a typed call takes `NTensor`s",
+    note = "give a tensor its axes and element type first, e.g. `NTensor::<(B, T), Labels>::new(tensor)?`; a graph `Handle` goes to the lazy `call`"
+)]
+pub trait Port {
     /// The value's axes.
     type Axes: Axes;
     /// The value's element type.
     type Element: Element;
-}
-
-/// An eager value that can be connected to a typed port: an [`NTensor`] or a reference to one.
-pub trait Port: PortType {
     /// The tensor.
     fn tensor(&self) -> &Tensor;
     /// Element parameters carried by the value, if any.
     fn element_type(&self) -> Option<&ElementType>;
 }
 
-impl<A: Axes, E: Element> PortType for NTensor<A, E> {
+#[diagnostic::do_not_recommend]
+impl<A: Axes, E: Element> Port for NTensor<A, E> {
     type Axes = A;
     type Element = E;
-}
-
-impl<A: Axes, E: Element> Port for NTensor<A, E> {
     fn tensor(&self) -> &Tensor {
         &self.tensor
     }
@@ -284,12 +282,10 @@ impl<A: Axes, E: Element> Port for NTensor<A, E> {
     }
 }
 
-impl<P: PortType> PortType for &P {
+#[diagnostic::do_not_recommend]
+impl<P: Port> Port for &P {
     type Axes = P::Axes;
     type Element = P::Element;
-}
-
-impl<P: Port> Port for &P {
     fn tensor(&self) -> &Tensor {
         (*self).tensor()
     }

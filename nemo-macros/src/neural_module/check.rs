@@ -24,6 +24,8 @@ pub(crate) enum SizeModel {
 pub(crate) struct AxisModel {
     /// The marker type, e.g. `::nemo_core::typed::axes::B`.
     pub(crate) marker: TokenStream,
+    /// The axis as messages print it: `B`, or the last segment of a user kind's path.
+    pub(crate) label: String,
     pub(crate) size: SizeModel,
 }
 
@@ -32,6 +34,9 @@ pub(crate) struct PortModel {
     pub(crate) optional: bool,
     pub(crate) axes: Option<Vec<AxisModel>>,
     pub(crate) element: TokenStream,
+    /// The element type as messages print it: the canonical name (`MelSpectrogram` for
+    /// `MelSpectrogramType`), or the last segment of a user type's path.
+    pub(crate) element_name: String,
     pub(crate) params: Vec<(String, usize)>,
     /// The declaration as written, for generated docs.
     pub(crate) text: String,
@@ -51,6 +56,28 @@ impl PortModel {
 
     pub(crate) fn span(&self) -> Span {
         self.name.span()
+    }
+
+    /// The port's type as messages print it: `(B, D, T) MelSpectrogram`, or `Loss` without axes.
+    pub(crate) fn type_text(&self) -> String {
+        match &self.axes {
+            Some(axes) => {
+                let labels: Vec<&str> = axes.iter().map(|a| a.label.as_str()).collect();
+                format!("({}) {}", labels.join(", "), self.element_name)
+            }
+            None => self.element_name.clone(),
+        }
+    }
+
+    /// The axes as messages print them, `(B, D, T)`, or `()`.
+    pub(crate) fn axes_text(&self) -> String {
+        let labels: Vec<&str> = self
+            .axes
+            .iter()
+            .flatten()
+            .map(|a| a.label.as_str())
+            .collect();
+        format!("({})", labels.join(", "))
     }
 }
 
@@ -99,11 +126,20 @@ impl Builder<'_> {
     fn axis(&mut self, decl: &AxisDecl) -> AxisModel {
         let krate = &self.krate;
         let path = &decl.path;
-        let (marker, is_batch) = match path.get_ident() {
+        let label = path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        let (marker, is_batch, label) = match path.get_ident() {
             Some(id) => match builtin_axis(&id.to_string()) {
                 Some(name) => {
                     let m = format_ident!("{}", name, span = id.span());
-                    (quote!(#krate::typed::axes::#m), name == "B")
+                    (
+                        quote!(#krate::typed::axes::#m),
+                        name == "B",
+                        name.to_string(),
+                    )
                 }
                 None => {
                     self.cx.error_spanned_by(
@@ -112,10 +148,10 @@ impl Builder<'_> {
                             "unknown axis `{id}`; the axes are {AXIS_LABELS}, or a path to a kind declared with `axis_kind!` (e.g. `crate::Heads`)"
                         ),
                     );
-                    (quote!(#krate::typed::axes::Any), false)
+                    (quote!(#krate::typed::axes::Any), false, label)
                 }
             },
-            None => (quote!(#path), false),
+            None => (quote!(#path), false, label),
         };
         let size = match (&decl.size, &decl.symbol) {
             (Size::Fixed(lit), sym) => {
@@ -163,7 +199,11 @@ impl Builder<'_> {
             }
             (Size::Free, None) => SizeModel::Free,
         };
-        AxisModel { marker, size }
+        AxisModel {
+            marker,
+            label,
+            size,
+        }
     }
 
     fn port(&mut self, decl: &PortDecl) -> PortModel {
@@ -180,15 +220,21 @@ impl Builder<'_> {
             }
             axes.iter().map(|a| self.axis(a)).collect::<Vec<_>>()
         });
-        let element = match decl.element.get_ident() {
+        let element_name = decl
+            .element
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        let (element, element_name) = match decl.element.get_ident() {
             Some(id) => match builtin_element(&id.to_string()) {
                 Some(name) => {
                     let m = format_ident!("{}", name, span = id.span());
-                    quote!(#krate::typed::elements::#m)
+                    (quote!(#krate::typed::elements::#m), name.to_string())
                 }
-                None => id.to_token_stream(),
+                None => (id.to_token_stream(), element_name),
             },
-            None => decl.element.to_token_stream(),
+            None => (decl.element.to_token_stream(), element_name),
         };
         let mut params = Vec::new();
         let mut seen = HashSet::new();
@@ -211,6 +257,7 @@ impl Builder<'_> {
             optional: decl.optional,
             axes,
             element,
+            element_name,
             params,
             text: decl
                 .tokens

@@ -186,7 +186,7 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
     let handles_ident = format_ident!("{}Handles", ident);
     let in_tensors = format_ident!("{}InputTensors", ident);
     let out_tensors = format_ident!("{}OutputTensors", ident);
-    let ports_mod = format_ident!("__nemo_ports_{}", ident);
+    let ports_mod = format_ident!("{}_ports", snake_case(&module_name));
     let in_const = format_ident!("__NEMO_INPUTS_{}", ident);
     let out_const = format_ident!("__NEMO_OUTPUTS_{}", ident);
     let input_dir = quote!(#krate::check::Direction::Input);
@@ -210,12 +210,6 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
         Kind::DataLayer => quote!(#krate::module::ModuleKind::DataLayer),
         Kind::Loss => quote!(#krate::module::ModuleKind::Loss),
     };
-
-    let port_markers = model.inputs.iter().chain(&model.outputs).map(|p| &p.name);
-    let mut seen = std::collections::HashSet::new();
-    let port_markers: Vec<_> = port_markers
-        .filter(|n| seen.insert(n.to_string()))
-        .collect();
 
     let describe = |ports: &[PortModel]| {
         ports
@@ -357,9 +351,6 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
         let generics: Vec<_> = (0..mandatory.len())
             .map(|i| format_ident!("P{}", i))
             .collect();
-        let indices: Vec<_> = (0..mandatory.len())
-            .map(|i| format_ident!("I{}", i))
-            .collect();
         let mut g = 0usize;
         let in_fields = model.inputs.iter().map(|p| {
             let name = &p.name;
@@ -375,24 +366,27 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
             }
         });
         let in_fields: Vec<_> = in_fields.collect();
-        let bounds = mandatory
-            .iter()
-            .zip(generics.iter().zip(&indices))
-            .map(|(p, (gp, ip))| {
-                let name = &p.name;
-                let axes = p.axes_tuple();
-                let element = &p.element;
-                respan(
-                    quote! {
-                        <#gp as #krate::typed::PortType>::Axes:
-                            #krate::typed::AxesFit<#axes, Self, #ports_mod::#name>,
-                        <#gp as #krate::typed::PortType>::Element:
-                            #krate::typed::ElementFits<#element, Self, #ports_mod::#name, #ip>,
-                    },
-                    p.span(),
-                )
-            })
-            .collect::<Vec<_>>();
+        // Per mandatory port: the value is a typed value of its path (`Port` for `forward`,
+        // `Symbolic` for `call`) whose element and axes fit the port. Both bounds carry the
+        // port's span, so rustc's note points at the port's declaration.
+        let bounds_for = |value: TokenStream| -> Vec<TokenStream> {
+            mandatory
+                .iter()
+                .zip(&generics)
+                .map(|(p, gp)| {
+                    let check = port_trait_ident(&module_name, p);
+                    respan(
+                        quote! {
+                            #gp: #value,
+                            <#gp as #value>::Element: #ports_mod::#check<<#gp as #value>::Axes>,
+                        },
+                        p.span(),
+                    )
+                })
+                .collect()
+        };
+        let bounds = bounds_for(quote!(#krate::typed::Port));
+        let lazy_bounds = bounds_for(quote!(#krate::dag::Symbolic));
         let checks = model.inputs.iter().enumerate().map(|(i, p)| {
             let name = &p.name;
             if p.optional {
@@ -497,7 +491,7 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
             impl #impl_generics #ident #ty_generics #where_clause {
                 #[doc = #forward_doc]
                 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-                #vis fn forward<#(#generics: #krate::typed::Port,)* #(#indices,)*>(
+                #vis fn forward<#(#generics,)*>(
                     &self,
                     __inputs: #inputs_ident #struct_generics,
                 ) -> #krate::Result<#outputs_ident>
@@ -509,12 +503,12 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
 
                 #[doc = #call_doc]
                 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-                #vis fn call<#(#generics: #krate::dag::Symbolic,)* #(#indices,)*>(
+                #vis fn call<#(#generics,)*>(
                     self: &::std::sync::Arc<Self>,
                     __inputs: #inputs_ident #struct_generics,
                 ) -> #krate::Result<#handles_ident>
                 where
-                    #(#bounds)*
+                    #(#lazy_bounds)*
                     for<'__nemo> Self: #krate::dag::LazyModule,
                 {
                     #call_body
@@ -523,13 +517,15 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
         }
     };
 
+    let ports_module = port_checks(krate, vis, &module_name, &ports_mod, &model.inputs);
+
     let loss_assert = if model.kind == Kind::Loss {
         model.outputs.first().map(|p| {
             let element = &p.element;
             quote_spanned! {p.span()=>
                 const _: fn() = || {
-                    fn __nemo_loss_output_is_a_loss<E: #krate::typed::IsA<#krate::typed::elements::Loss, I>, I>() {}
-                    __nemo_loss_output_is_a_loss::<#element, _>();
+                    fn __nemo_loss_output_is_a_loss<E: #krate::typed::IsA<#krate::typed::elements::Loss>>() {}
+                    __nemo_loss_output_is_a_loss::<#element>();
                 };
             }
         })
@@ -538,14 +534,7 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
     };
 
     quote! {
-        #[doc(hidden)]
-        #[allow(non_snake_case, non_camel_case_types, missing_docs, unreachable_pub)]
-        #vis mod #ports_mod {
-            #(
-                #[derive(Debug, Clone, Copy)]
-                pub struct #port_markers;
-            )*
-        }
+        #ports_module
 
         #[doc = #outputs_doc]
         #[derive(Debug, Clone)]
@@ -617,5 +606,130 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
         }
 
         #typed
+    }
+}
+
+/// `JasperEncoder` → `jasper_encoder`, `ConvASRDecoder` → `conv_asr_decoder`.
+fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev = i.checked_sub(1).and_then(|j| chars.get(j));
+            let next = chars.get(i + 1);
+            let boundary = match prev {
+                Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_uppercase() => next.is_some_and(|n| n.is_lowercase()),
+                _ => false,
+            };
+            if boundary {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The check trait of input port `port`: `JasperEncoder_audio_signal`. The name is what the
+/// `help:` line of a miswiring error shows, so it says which port of which module it checks.
+fn port_trait_ident(module_name: &str, port: &PortModel) -> syn::Ident {
+    format_ident!("{}_{}", module_name, port.name)
+}
+
+/// One trait per mandatory input port, implemented by the element types that fit it for the
+/// axes that fit it. Each trait's message names the module, the port and the expected type as
+/// literal text, so the error reads the same whatever the user's crate imports; the module is
+/// public and not hidden so that rustc prints the trait by its name alone.
+fn port_checks(
+    krate: &TokenStream,
+    vis: &syn::Visibility,
+    module_name: &str,
+    ports_mod: &syn::Ident,
+    inputs: &[PortModel],
+) -> TokenStream {
+    let traits: Vec<TokenStream> = inputs
+        .iter()
+        .filter(|p| !p.optional)
+        .map(|p| {
+            let check = port_trait_ident(module_name, p);
+            let port = p.name.to_string();
+            let expected = p.type_text();
+            let axes_text = p.axes_text();
+            let axes = p.axes_tuple();
+            let element = &p.element;
+            let message = format!(
+                "port `{port}` of `{module_name}` expects `{expected}`, found `{{A}} {{Self}}`"
+            );
+            let label = format!("expected `{expected}`, found `{{A}} {{Self}}`");
+            let note = if p.axes.is_some() {
+                format!(
+                    "`{port}` takes values with axes `{axes_text}` in this order (reorder with `.permute_to::<{axes_text}>()`) whose element type is `{}` or a more specific kind of it",
+                    p.element_name
+                )
+            } else {
+                format!(
+                    "`{port}` takes a value without axes whose element type is `{}` or a more specific kind of it",
+                    p.element_name
+                )
+            };
+            let doc = format!(
+                "The compile-time check of input port `{port}: {expected}` of [`{module_name}`](super::{module_name}): implemented by the element types that fit it, for the axes that fit it."
+            );
+            quote! {
+                #[doc = #doc]
+                #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+                pub trait #check<A> {}
+
+                #[diagnostic::do_not_recommend]
+                impl<__E, __A> #check<__A> for __E
+                where
+                    __E: #krate::typed::IsA<#element>,
+                    __A: #krate::typed::AxesFit<#axes>,
+                {
+                }
+            }
+        })
+        .collect();
+    if traits.is_empty() {
+        return quote!();
+    }
+    let doc = format!(
+        "Compile-time checks of the input ports of [`{module_name}`](super::{module_name}), one trait per port: a call that connects a value of the wrong axes or element type fails to build with the message of the port's trait."
+    );
+    // Second names of the module and its inputs struct: rustc prints an item by its name alone
+    // only if the user's crate does not name it through a glob import (`use
+    // nemo::asr::modules::*;`); then it prints a unique second name rather than a path.
+    let module = format_ident!("{}", module_name);
+    let inputs = format_ident!("{}Inputs", module_name);
+    let module_second = format_ident!("{}Module", module_name);
+    let inputs_second = format_ident!("{}InputPorts", module_name);
+    let module_doc = format!(
+        "[`{module_name}`](super::{module_name}) under the name rustc prints when a user's crate imports `{module_name}` through a glob."
+    );
+    let inputs_doc = format!(
+        "[`{module_name}Inputs`](super::{module_name}Inputs) under the name rustc prints when a user's crate imports it through a glob."
+    );
+    // Only a public module can be re-exported; other modules are the user's own, which rustc
+    // always prints by name.
+    let second_names = matches!(vis, syn::Visibility::Public(_)).then(|| {
+        quote! {
+            #[doc = #module_doc]
+            pub use super::#module as #module_second;
+            #[doc = #inputs_doc]
+            pub use super::#inputs as #inputs_second;
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        #vis mod #ports_mod {
+            #[allow(unused_imports)]
+            use super::*;
+            #second_names
+            #(#traits)*
+        }
     }
 }

@@ -2,7 +2,7 @@
 use nemo::prelude::{MelSpectrogram, NTensor, B, D, H, T};
 
 fn wire(x: NTensor<(B, T, D), MelSpectrogram>) {
-    let _ = x.permute_to::<(B, D, H), _>();
+    let _ = x.permute_to::<(B, D, H)>();
 }
 
 fn main() {}

@@ -2,8 +2,8 @@
 use nemo::prelude::{MelSpectrogram, NTensor, B, D, H, T, W};
 
 fn wire(x: NTensor<(B, D, T), MelSpectrogram>) {
-    let _ = x.sum_over::<W, _>();
-    let _ = NTensor::cat::<H, _>(&[&x, &x]);
+    let _ = x.sum_over::<W>();
+    let _ = NTensor::cat::<H>(&[&x, &x]);
 }
 
 fn main() {}

@@ -2,7 +2,7 @@
 use nemo::prelude::{MelSpectrogram, NTensor, Spectrogram, B, D, T};
 
 fn wire(x: NTensor<(B, D, T), Spectrogram>) {
-    let _ = x.upcast::<MelSpectrogram, _>();
+    let _ = x.upcast::<MelSpectrogram>();
 }
 
 fn main() {}

@@ -10,11 +10,11 @@ fn main() -> nemo::Result<()> {
         NTensor::new(candle_core::Tensor::zeros((2, 10, 64), candle_core::DType::F32, &dev)?)?;
     let length: NTensor<(B,), Lengths> =
         NTensor::new(candle_core::Tensor::zeros(2, candle_core::DType::U32, &dev)?)?;
-    let bdt = btd.permute_to::<(B, D, T), _>()?;
+    let bdt = btd.permute_to::<(B, D, T)>()?;
     let out = JasperEncoder { feat_in: 64 }.forward(JasperEncoderInputs { audio_signal: &bdt, length })?;
-    let pooled: NTensor<(B, D), AcousticEncodedRepresentation> = out.outputs.mean_over::<T, _>()?;
+    let pooled: NTensor<(B, D), AcousticEncodedRepresentation> = out.outputs.mean_over::<T>()?;
     assert_eq!(pooled.dims(), &[2, 64]);
-    let longer = NTensor::cat::<T, _>(&[&bdt, &bdt])?;
-    assert_eq!(longer.dim::<T, _>(), 20);
+    let longer = NTensor::cat::<T>(&[&bdt, &bdt])?;
+    assert_eq!(longer.dim::<T>(), 20);
     Ok(())
 }

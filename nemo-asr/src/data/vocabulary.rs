@@ -1,6 +1,6 @@
 //! The character label set of CTC models, transcript normalization, and text <-> label ids.
 //!
-//! A [`Labels`] is an ordered list of distinct characters; a character's id is its position. The
+//! A [`Vocabulary`] is an ordered list of distinct characters; a character's id is its position. The
 //! CTC blank is not a label: it takes the id `len()` (the last class of the decoder), as in NeMo.
 //! The English default is NeMo's 28 characters `" ", a..z, "'"` (ids 0..=27, blank 28).
 //!
@@ -17,12 +17,12 @@
 //!
 //! Not reproduced: NeMo spells out numbers (`inflect`) and expands a few abbreviations
 //! (`mr.` → `mister`). Here digits stay digits, so a transcript with digits fails
-//! [`Labels::encode`] with the character named, and `mr.` becomes `mr`.
+//! [`Vocabulary::encode`] with the character named, and `mr.` becomes `mr`.
 //!
 //! ```
 //! # fn main() -> nemo_asr::Result<()> {
-//! use nemo_asr::data::{normalize_transcript, Labels};
-//! let labels = Labels::english();
+//! use nemo_asr::data::{normalize_transcript, Vocabulary};
+//! let labels = Vocabulary::english();
 //! let text = normalize_transcript("  Rock & Roll — it's “great”! ", &labels);
 //! assert_eq!(text, "rock and roll it's great");
 //! let ids = labels.encode(&text).map_err(|e| nemo_asr::Error::Config { key: "text".into(), msg: e.to_string() })?;
@@ -45,7 +45,7 @@ pub const ENGLISH_LABELS: [char; 28] = [
 
 /// An ordered set of distinct characters; a character's id is its index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Labels {
+pub struct Vocabulary {
     chars: Vec<char>,
     ids: HashMap<char, u32>,
 }
@@ -73,7 +73,7 @@ impl fmt::Display for UnknownChar {
 
 impl std::error::Error for UnknownChar {}
 
-impl Labels {
+impl Vocabulary {
     /// A label set from characters in id order; duplicates and an empty set are errors.
     pub fn new(chars: impl IntoIterator<Item = char>) -> Result<Self> {
         let chars: Vec<char> = chars.into_iter().collect();
@@ -180,7 +180,7 @@ impl Labels {
                     .and_then(|i| self.chars.get(i))
                     .copied()
                     .ok_or_else(|| Error::Shape {
-                        op: "Labels::decode",
+                        op: "Vocabulary::decode",
                         msg: format!(
                             "id {id} at position {pos} is not a label id (0..{})",
                             self.chars.len()
@@ -191,8 +191,8 @@ impl Labels {
     }
 }
 
-impl Default for Labels {
-    /// [`Labels::english`].
+impl Default for Vocabulary {
+    /// [`Vocabulary::english`].
     fn default() -> Self {
         Self::english()
     }
@@ -215,7 +215,7 @@ fn ascii_form(c: char) -> Option<&'static str> {
 /// Normalizes a transcript as NeMo's English character parser does (see the module docs):
 /// typographic characters to ASCII, lowercase, `+ & %` spelled out, ASCII punctuation that is not
 /// a label to spaces, whitespace collapsed and trimmed. Idempotent.
-pub fn normalize_transcript(text: &str, labels: &Labels) -> String {
+pub fn normalize_transcript(text: &str, labels: &Vocabulary) -> String {
     let mut spaced = String::with_capacity(text.len() + 8);
     let push = |c: char, out: &mut String| match c {
         '+' if !labels.contains('+') => out.push_str(" plus "),
@@ -246,35 +246,37 @@ mod tests {
 
     #[test]
     fn english_defaults() {
-        let l = Labels::english();
+        let l = Vocabulary::english();
         assert_eq!(l.len(), 28);
         assert_eq!(l.id(' '), Some(0));
         assert_eq!(l.id('a'), Some(1));
         assert_eq!(l.id('\''), Some(27));
         assert_eq!(l.blank_id(), 28);
-        assert_eq!(Labels::new(ENGLISH_LABELS).ok(), Some(l));
+        assert_eq!(Vocabulary::new(ENGLISH_LABELS).ok(), Some(l));
     }
 
     #[test]
     fn bad_label_sets() {
-        let e = Labels::from_strings(&["a", "bc"])
+        let e = Vocabulary::from_strings(&["a", "bc"])
             .err()
             .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some("config `labels[1]`: a label is one character, got \"bc\"")
         );
-        let e = Labels::new(['a', 'b', 'a']).err().map(|e| e.to_string());
+        let e = Vocabulary::new(['a', 'b', 'a'])
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some("config `labels[2]`: 'a' repeats labels[0]")
         );
-        assert!(Labels::new([]).is_err());
+        assert!(Vocabulary::new([]).is_err());
     }
 
     #[test]
     fn normalization_cases() {
-        let l = Labels::english();
+        let l = Vocabulary::english();
         let n = |s: &str| normalize_transcript(s, &l);
         assert_eq!(n("Hello,   World!"), "hello world");
         assert_eq!(n("\tDon’t stop\n"), "don't stop");
@@ -282,7 +284,7 @@ mod tests {
         assert_eq!(n("well-known (really)"), "well known really");
         assert_eq!(n("Ünïcode"), "ünïcode");
         assert_eq!(n("...!?"), "");
-        let with_digits = Labels::new("0123456789 abc-".chars()).ok();
+        let with_digits = Vocabulary::new("0123456789 abc-".chars()).ok();
         if let Some(d) = with_digits {
             assert_eq!(normalize_transcript("A-1, B.", &d), "a-1 b");
         }
@@ -290,7 +292,7 @@ mod tests {
 
     #[test]
     fn encode_names_the_character() {
-        let l = Labels::english();
+        let l = Vocabulary::english();
         let e = l.encode("ab3c").err();
         assert_eq!(e, Some(UnknownChar { ch: '3', column: 2 }));
         assert_eq!(

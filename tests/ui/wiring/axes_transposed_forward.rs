@@ -1,0 +1,24 @@
+// The encoder's `(B, D, T)` output into the attention decoder, which reads `(B, T, D)` (`forward`).
+#[path = "common/asr.rs"]
+mod common;
+use nemo::asr::modules::*;
+use nemo::prelude::*;
+
+fn main() -> nemo::Result<()> {
+    let asr = common::asr()?;
+    let batch = asr.batch()?;
+    let mel = asr.preprocessor.forward(AudioPreprocessorInputs {
+        input_signal: &batch.audio_signal,
+        length: &batch.a_sig_length,
+    })?;
+    let encoded = asr.encoder.forward(ConvASREncoderInputs {
+        audio_signal: &mel.processed_signal,
+        length: &mel.processed_length,
+    })?;
+    let _ = asr.decoder_rnn.forward(DecoderRNNInputs {
+        targets: &batch.transcripts,
+        encoder_outputs: &encoded.outputs,
+        encoder_lengths: None,
+    })?;
+    Ok(())
+}

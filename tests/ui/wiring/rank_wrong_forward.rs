@@ -1,0 +1,23 @@
+// A time-pooled encoding, `(B, D)`, into a port of rank 3 (`forward`).
+#[path = "common/asr.rs"]
+mod common;
+use nemo::asr::modules::*;
+use nemo::prelude::*;
+
+fn main() -> nemo::Result<()> {
+    let asr = common::asr()?;
+    let batch = asr.batch()?;
+    let mel = asr.preprocessor.forward(AudioPreprocessorInputs {
+        input_signal: &batch.audio_signal,
+        length: &batch.a_sig_length,
+    })?;
+    let encoded = asr.encoder.forward(ConvASREncoderInputs {
+        audio_signal: &mel.processed_signal,
+        length: &mel.processed_length,
+    })?;
+    let pooled = encoded.outputs.mean_over::<T>()?;
+    let _ = asr.decoder.forward(ConvASRDecoderInputs {
+        encoder_output: &pooled,
+    })?;
+    Ok(())
+}

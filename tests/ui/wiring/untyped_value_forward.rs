@@ -1,0 +1,19 @@
+// A plain candle tensor into a typed port: give it its axes and element type first.
+#[path = "common/asr.rs"]
+mod common;
+use nemo::asr::modules::*;
+
+fn main() -> nemo::Result<()> {
+    let asr = common::asr()?;
+    let batch = asr.batch()?;
+    let mel = asr.preprocessor.forward(AudioPreprocessorInputs {
+        input_signal: &batch.audio_signal,
+        length: &batch.a_sig_length,
+    })?;
+    let lengths = mel.processed_length.into_tensor();
+    let _ = asr.encoder.forward(ConvASREncoderInputs {
+        audio_signal: &mel.processed_signal,
+        length: &lengths,
+    })?;
+    Ok(())
+}
