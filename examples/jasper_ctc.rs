@@ -81,16 +81,12 @@ fn main() -> anyhow::Result<()> {
     'train: loop {
         for batch in data.epoch(step, &dev) {
             let batch = batch?;
-            // The data layer's ports, typed.
-            let audio: NTensor<(B, T), AudioSignal> =
-                NTensor::new(batch.audio_signal)?.with_param("freq", 16_000.0)?;
-            let audio_len: NTensor<(B,), Lengths> = NTensor::new(batch.a_sig_length)?;
-            let transcripts: NTensor<(B, T), Labels> = NTensor::new(batch.transcripts)?;
-            let transcript_len: NTensor<(B,), Lengths> = NTensor::new(batch.transcript_length)?;
+            // The data layer's ports, checked and typed.
+            let batch = data.wrap_outputs(batch)?;
 
             let mel = preprocessor.forward(AudioPreprocessorInputs {
-                input_signal: &audio,
-                length: &audio_len,
+                input_signal: &batch.audio_signal,
+                length: &batch.a_sig_length,
             })?;
             let enc = encoder.forward(ConvASREncoderInputs {
                 audio_signal: &mel.processed_signal,
@@ -101,9 +97,9 @@ fn main() -> anyhow::Result<()> {
             })?;
             let loss = ctc.forward(CTCLossNMInputs {
                 log_probs: &dec.logprobs,
-                targets: &transcripts,
+                targets: &batch.transcripts,
                 input_length: &enc.encoded_lengths,
-                target_length: &transcript_len,
+                target_length: &batch.transcript_length,
             })?;
 
             let grads = loss.loss.tensor().backward()?;
@@ -124,12 +120,10 @@ fn main() -> anyhow::Result<()> {
     params.eval();
     for batch in data.epoch(0, &dev) {
         let batch = batch?;
-        let audio: NTensor<(B, T), AudioSignal> =
-            NTensor::new(batch.audio_signal)?.with_param("freq", 16_000.0)?;
-        let audio_len: NTensor<(B,), Lengths> = NTensor::new(batch.a_sig_length)?;
+        let batch = data.wrap_outputs(batch)?;
         let mel = preprocessor.forward(AudioPreprocessorInputs {
-            input_signal: &audio,
-            length: &audio_len,
+            input_signal: &batch.audio_signal,
+            length: &batch.a_sig_length,
         })?;
         let enc = encoder.forward(ConvASREncoderInputs {
             audio_signal: &mel.processed_signal,

@@ -144,15 +144,12 @@ fn main() -> anyhow::Result<()> {
     'train: loop {
         for batch in train.epoch(epoch, &dev) {
             let batch = batch?;
-            // The data layer's ports, typed.
-            let audio: NTensor<(B, T), AudioSignal> =
-                NTensor::new(batch.audio_signal)?.with_param("freq", f64::from(cfg.sample_rate))?;
-            let audio_len: NTensor<(B,), Lengths> = NTensor::new(batch.a_sig_length)?;
-            let transcripts: NTensor<(B, T), Labels> = NTensor::new(batch.transcripts)?;
+            // The data layer's ports, checked and typed.
+            let batch = train.wrap_outputs(batch)?;
 
             let mel = preprocessor.forward(AudioPreprocessorInputs {
-                input_signal: &audio,
-                length: &audio_len,
+                input_signal: &batch.audio_signal,
+                length: &batch.a_sig_length,
             })?;
             let spec = match &spec_augment {
                 Some(aug) => {
@@ -172,13 +169,13 @@ fn main() -> anyhow::Result<()> {
                 tensor: &enc.outputs,
             })?;
             let dec = decoder.forward(DecoderRNNInputs {
-                targets: &transcripts,
+                targets: &batch.transcripts,
                 encoder_outputs: &con.tensor,
                 encoder_lengths: Some(enc.encoded_lengths.clone()),
             })?;
             let loss = loss_fn.forward(SequenceLossInputs {
                 log_probs: &dec.log_probs,
-                targets: &transcripts,
+                targets: &batch.transcripts,
             })?;
 
             let mut grads = loss.loss.tensor().backward()?;
@@ -222,12 +219,10 @@ fn main() -> anyhow::Result<()> {
     for batch in val.epoch(0, &dev) {
         let batch = batch?;
         let refs = references(&val, &batch.transcripts, &batch.transcript_length)?;
-        let audio: NTensor<(B, T), AudioSignal> =
-            NTensor::new(batch.audio_signal)?.with_param("freq", f64::from(cfg.sample_rate))?;
-        let audio_len: NTensor<(B,), Lengths> = NTensor::new(batch.a_sig_length)?;
+        let batch = val.wrap_outputs(batch)?;
         let mel = preprocessor.forward(AudioPreprocessorInputs {
-            input_signal: &audio,
-            length: &audio_len,
+            input_signal: &batch.audio_signal,
+            length: &batch.a_sig_length,
         })?;
         let enc = encoder.forward(ConvASREncoderInputs {
             audio_signal: &mel.processed_signal,

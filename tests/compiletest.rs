@@ -19,3 +19,51 @@ fn ui() {
     t.compile_fail("tests/ui/fail/*.rs");
     t.pass("tests/ui/pass/*.rs");
 }
+
+/// The README's wiring example and its error are `tests/ui/wiring/readme.rs` and its snapshot,
+/// so the README shows what the compiler really says.
+#[test]
+fn readme_example_is_a_ui_case() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    let case = std::fs::read_to_string(root.join("tests/ui/wiring/readme.rs"))?;
+    let stderr = std::fs::read_to_string(root.join("tests/ui/wiring/readme.stderr"))?;
+    let program = case
+        .find("use std::sync::Arc;")
+        .and_then(|i| case.get(i..))
+        .ok_or("readme.rs has no `use std::sync::Arc;`")?;
+    assert!(
+        readme.contains(&format!("```rust\n{program}```")),
+        "README.md's example differs from tests/ui/wiring/readme.rs"
+    );
+    let error = stderr.replace("tests/ui/wiring/readme.rs", "src/main.rs");
+    assert!(
+        readme.contains(&format!("```text\n{error}```")),
+        "README.md's error differs from tests/ui/wiring/readme.stderr"
+    );
+    Ok(())
+}
+
+/// Every block of docs/neural-types.md marked `<!-- snapshot: PATH -->` is that snapshot.
+#[test]
+fn docs_show_the_snapshots_they_name() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/neural-types.md"))?;
+    let mut shown = 0;
+    for part in doc.split("<!-- snapshot: ").skip(1) {
+        let (path, rest) = part
+            .split_once(" -->\n")
+            .ok_or("unterminated snapshot marker")?;
+        let snapshot = std::fs::read_to_string(root.join(path))?;
+        assert!(
+            rest.starts_with(&format!("```text\n{snapshot}```")),
+            "docs/neural-types.md: the block after `{path}` differs from the snapshot"
+        );
+        shown += 1;
+    }
+    assert!(
+        shown >= 3,
+        "expected the docs to show snapshots, found {shown}"
+    );
+    Ok(())
+}

@@ -13,8 +13,10 @@
 //! serve batch `index` of epoch `epoch` as a pure function of both; training feeds batch
 //! `g = step * batches_per_step + micro` as index `g % n` of epoch `g / n`, so a run resumed from
 //! a checkpoint sees the same batches (and, on CPU, the same losses) as an uninterrupted one.
-//! `eval` and `infer` run epoch 0 once, in eval mode; `infer` detaches and concatenates each
-//! handle's values along the batch axis. See `docs/training.md`.
+//! `eval` and `infer` run epoch 0 once, in eval mode; `infer` detaches and joins each
+//! handle's values along the batch axis, zero-padding batches of different lengths
+//! (`infer_batches` keeps one value per batch). Typed axis operations on handles
+//! (`permute_to`, `sum_over`, ...) are nodes too. See `docs/training.md`.
 //!
 //! ```
 //! use std::sync::Arc;

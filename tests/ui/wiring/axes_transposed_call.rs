@@ -2,7 +2,6 @@
 #[path = "common/asr.rs"]
 mod common;
 use nemo::asr::modules::*;
-use nemo::prelude::*;
 
 fn main() -> nemo::Result<()> {
     let asr = common::asr()?;

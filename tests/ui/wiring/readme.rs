@@ -1,0 +1,33 @@
+// The README's example, as a new crate that depends on `nemo` writes it: NeMo 0.x's lazy
+// pipeline, with the preprocessor's spectrogram fed to the CTC decoder instead of the encoder's
+// output.
+use std::sync::Arc;
+
+use nemo::asr::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig};
+use nemo::asr::modules::{
+    AudioPreprocessor, AudioPreprocessorInputs, ConvASRDecoder, ConvASRDecoderConfig,
+    ConvASRDecoderInputs,
+};
+use nemo::dag::Graph;
+use nemo::prelude::*;
+
+fn main() -> nemo::Result<()> {
+    let graph = Graph::new();
+    let params = graph.params();
+    let vb = params.var_builder(DType::F32, &Device::Cpu);
+    let data = AudioToTextDataLayer::new(AudioToTextDataLayerConfig::new("train.json", 32))?;
+    let preprocessor = AudioPreprocessor::new(Default::default(), 0, &params, "preprocessor")?;
+    let config = ConvASRDecoderConfig { feat_in: 64, num_classes: 28 };
+    let decoder = ConvASRDecoder::new(&config, vb.pp("decoder"))?;
+
+    let batch = Arc::new(data).call(&graph)?;
+    let mel = Arc::new(preprocessor).call(AudioPreprocessorInputs {
+        input_signal: &batch.audio_signal,
+        length: &batch.a_sig_length,
+    })?;
+    let log_probs = Arc::new(decoder).call(ConvASRDecoderInputs {
+        encoder_output: &mel.processed_signal,
+    })?;
+    println!("{}", log_probs.logprobs.neural_type());
+    Ok(())
+}
