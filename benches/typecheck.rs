@@ -34,6 +34,7 @@ impl Forward for PassThrough {
     fn forward_tensors(
         &self,
         x: PassThroughInputTensors,
+        _ctx: &ForwardCtx,
     ) -> nemo::Result<PassThroughOutputTensors> {
         Ok(PassThroughOutputTensors {
             outputs: x.audio_signal,
@@ -54,7 +55,11 @@ struct Conv {
 }
 
 impl Forward for Conv {
-    fn forward_tensors(&self, x: ConvInputTensors) -> nemo::Result<ConvOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: ConvInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> nemo::Result<ConvOutputTensors> {
         Ok(ConvOutputTensors {
             outputs: self.conv.forward(&x.audio_signal)?,
             encoded_lengths: x.length,

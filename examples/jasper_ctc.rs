@@ -40,19 +40,15 @@ fn main() -> anyhow::Result<()> {
     let labels = data.labels().clone();
     let params = Parameters::new();
     let vb = params.var_builder(DType::F32, &dev);
-    let preprocessor = AudioPreprocessor::new(
-        AudioToMelSpectrogramPreprocessorConfig {
-            features: 64,
-            ..Default::default()
-        },
-        0,
-        &params,
-        "preprocessor",
-    )?;
+    let preprocessor = (AudioToMelSpectrogramPreprocessorConfig {
+        features: 64,
+        ..Default::default()
+    })
+    .init()?;
     let encoder_cfg: ConvASREncoderConfig = serde_norway::from_str(
         "feat_in: 64\njasper:\n  - {filters: 128, kernel: [11], stride: [2], separable: true}\n  - {filters: 128, repeat: 2, kernel: [13], residual: true, separable: true}\n  - {filters: 256, kernel: [1]}",
     )?;
-    let encoder = ConvASREncoder::new(encoder_cfg, &params, "encoder", vb.pp("encoder"))?;
+    let encoder = ConvASREncoder::new(encoder_cfg, vb.pp("encoder"))?;
     let decoder = ConvASRDecoder::new(
         &ConvASRDecoderConfig {
             feat_in: 256,
@@ -83,15 +79,23 @@ fn main() -> anyhow::Result<()> {
             let batch = batch?;
             // The data layer's ports, checked and typed.
             let batch = data.wrap_outputs(batch)?;
+            // A training call: dither and batch statistics on, draws seeded by the step.
+            let ctx = ForwardCtx::train(step);
 
-            let mel = preprocessor.forward(AudioPreprocessorInputs {
-                input_signal: &batch.audio_signal,
-                length: &batch.a_sig_length,
-            })?;
-            let enc = encoder.forward(ConvASREncoderInputs {
-                audio_signal: &mel.processed_signal,
-                length: &mel.processed_length,
-            })?;
+            let mel = preprocessor.forward_t(
+                AudioToMelSpectrogramPreprocessorInputs {
+                    input_signal: &batch.audio_signal,
+                    length: &batch.a_sig_length,
+                },
+                &ctx.for_module("preprocessor"),
+            )?;
+            let enc = encoder.forward_t(
+                ConvASREncoderInputs {
+                    audio_signal: &mel.processed_signal,
+                    length: &mel.processed_length,
+                },
+                &ctx.for_module("encoder"),
+            )?;
             let dec = decoder.forward(ConvASRDecoderInputs {
                 encoder_output: &enc.outputs,
             })?;
@@ -117,11 +121,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
-    params.eval();
+    // `forward` is the evaluation call: no dither, running statistics.
     for batch in data.epoch(0, &dev) {
         let batch = batch?;
         let batch = data.wrap_outputs(batch)?;
-        let mel = preprocessor.forward(AudioPreprocessorInputs {
+        let mel = preprocessor.forward(AudioToMelSpectrogramPreprocessorInputs {
             input_signal: &batch.audio_signal,
             length: &batch.a_sig_length,
         })?;

@@ -84,22 +84,15 @@ fn main() -> anyhow::Result<()> {
     let val = attention_data_layer(&cfg, &val_manifest, args.batch_size, false, 0, None)?;
     let params = Parameters::new();
     let vb = params.var_builder(DType::F32, &dev);
-    let preprocessor =
-        AudioPreprocessor::new(cfg.preprocessor.clone(), args.seed, &params, "preprocessor")?;
+    let preprocessor = cfg.preprocessor.init()?;
     let spec_augment = cfg
         .spec_augment
         .clone()
-        .map(|c| SpectrogramAugmentation::new(c, args.seed + 1, &params, "spec_augment"))
+        .map(SpectrogramAugmentation::new)
         .transpose()?;
-    let encoder = ConvASREncoder::new(cfg.encoder.clone(), &params, "encoder", vb.pp("encoder"))?;
+    let encoder = ConvASREncoder::new(cfg.encoder.clone(), vb.pp("encoder"))?;
     let connector = JasperRNNConnector::new(&cfg.connector, vb.pp("connector"))?;
-    let decoder = DecoderRNN::new(
-        cfg.decoder.clone(),
-        args.seed + 2,
-        &params,
-        "decoder",
-        vb.pp("decoder"),
-    )?;
+    let decoder = DecoderRNN::new(cfg.decoder.clone(), vb.pp("decoder"))?;
     let loss_fn = SequenceLoss::new(cfg.loss.clone())?;
     println!(
         "encoder:   {} -> {}",
@@ -146,33 +139,47 @@ fn main() -> anyhow::Result<()> {
             let batch = batch?;
             // The data layer's ports, checked and typed.
             let batch = train.wrap_outputs(batch)?;
+            // A training call: dither, masks, dropout and batch statistics on, seeded per step.
+            let ctx = ForwardCtx::train(args.seed ^ step);
 
-            let mel = preprocessor.forward(AudioPreprocessorInputs {
-                input_signal: &batch.audio_signal,
-                length: &batch.a_sig_length,
-            })?;
+            let mel = preprocessor.forward_t(
+                AudioToMelSpectrogramPreprocessorInputs {
+                    input_signal: &batch.audio_signal,
+                    length: &batch.a_sig_length,
+                },
+                &ctx.for_module("preprocessor"),
+            )?;
             let spec = match &spec_augment {
                 Some(aug) => {
-                    aug.forward(SpectrogramAugmentationInputs {
-                        input_spec: &mel.processed_signal,
-                        length: &mel.processed_length,
-                    })?
+                    aug.forward_t(
+                        SpectrogramAugmentationInputs {
+                            input_spec: &mel.processed_signal,
+                            length: &mel.processed_length,
+                        },
+                        &ctx.for_module("spec_augment"),
+                    )?
                     .augmented_spec
                 }
                 None => mel.processed_signal,
             };
-            let enc = encoder.forward(ConvASREncoderInputs {
-                audio_signal: &spec,
-                length: &mel.processed_length,
-            })?;
+            let enc = encoder.forward_t(
+                ConvASREncoderInputs {
+                    audio_signal: &spec,
+                    length: &mel.processed_length,
+                },
+                &ctx.for_module("encoder"),
+            )?;
             let con = connector.forward(JasperRNNConnectorInputs {
                 tensor: &enc.outputs,
             })?;
-            let dec = decoder.forward(DecoderRNNInputs {
-                targets: &batch.transcripts,
-                encoder_outputs: &con.tensor,
-                encoder_lengths: Some(enc.encoded_lengths.clone()),
-            })?;
+            let dec = decoder.forward_t(
+                DecoderRNNInputs {
+                    targets: &batch.transcripts,
+                    encoder_outputs: &con.tensor,
+                    encoder_lengths: Some(enc.encoded_lengths.clone()),
+                },
+                &ctx.for_module("decoder"),
+            )?;
             let loss = loss_fn.forward(SequenceLossInputs {
                 log_probs: &dec.log_probs,
                 targets: &batch.transcripts,
@@ -206,7 +213,7 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    params.eval();
+    // From here on `forward` calls evaluate: no dither, masks or dropout.
     let labels = train.labels().clone();
     let eos = cfg.eos_id();
     let beam = BeamSearchConfig {
@@ -220,7 +227,7 @@ fn main() -> anyhow::Result<()> {
         let batch = batch?;
         let refs = references(&val, &batch.transcripts, &batch.transcript_length)?;
         let batch = val.wrap_outputs(batch)?;
-        let mel = preprocessor.forward(AudioPreprocessorInputs {
+        let mel = preprocessor.forward(AudioToMelSpectrogramPreprocessorInputs {
             input_signal: &batch.audio_signal,
             length: &batch.a_sig_length,
         })?;

@@ -5,7 +5,9 @@
 //! Run: `cargo run --example wiring`
 
 use candle_core::{DType, Device, Tensor};
-use nemo::graph::DynGraph;
+use std::sync::Arc;
+
+use nemo::dag::Graph;
 use nemo::prelude::*;
 
 /// A toy front end: (B, T) audio at `sample_rate` → (B, D, T) mel frames with `features` bands.
@@ -25,7 +27,11 @@ struct Frontend {
 }
 
 impl Forward for Frontend {
-    fn forward_tensors(&self, x: FrontendInputTensors) -> nemo::Result<FrontendOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: FrontendInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> nemo::Result<FrontendOutputTensors> {
         // Frame energies per 10 ms hop, repeated over the bands: enough to show the wiring.
         let (b, t) = x.input_signal.dims2()?;
         let hop = (self.sample_rate / 100) as usize;
@@ -67,7 +73,11 @@ struct Encoder {
 }
 
 impl Forward for Encoder {
-    fn forward_tensors(&self, x: EncoderInputTensors) -> nemo::Result<EncoderOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: EncoderInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> nemo::Result<EncoderOutputTensors> {
         Ok(EncoderOutputTensors {
             outputs: self.weight.broadcast_matmul(&x.audio_signal)?,
             encoded_lengths: x.length,
@@ -124,18 +134,19 @@ fn main() -> anyhow::Result<()> {
     }
 
     println!("\n3. A graph wired from data: the bad connection is refused before any computation");
-    let mut graph = DynGraph::new();
-    graph.input("audio", "(B, T) AudioSignal{freq=8000}".parse()?)?;
-    graph.input("audio_length", "(B) Lengths".parse()?)?;
-    graph.add(
+    let graph = Graph::new();
+    let audio = graph.input("audio", "(B, T) AudioSignal{freq=8000}".parse()?)?;
+    let audio_length = graph.input("audio_length", "(B) Lengths".parse()?)?;
+    let frontend = Arc::new(Frontend {
+        sample_rate: 16_000,
+        features: 64,
+    });
+    match graph.call_dyn_as(
         "frontend",
-        Frontend {
-            sample_rate: 16_000,
-            features: 64,
-        },
-    )?;
-    match graph.connect("audio", "frontend.input_signal") {
-        Ok(()) => anyhow::bail!("expected a wiring error"),
+        frontend,
+        &[("input_signal", audio), ("length", audio_length)],
+    ) {
+        Ok(_) => anyhow::bail!("expected a wiring error"),
         Err(e) => println!("   error: {}", e.to_string().replace('\n', "\n   ")),
     }
     Ok(())

@@ -14,9 +14,9 @@
 
 pub use nemo_core as core;
 pub use nemo_core::{
-    DynModule, Error, Forward, ModuleKind, NTensor, NeuralModule, PortTypes, Result, axis_kind,
-    check, config, dag, graph, module, optim, params, registry, testing, train, tutorials, typed,
-    types,
+    DynModule, Error, Forward, ForwardCtx, ModuleKind, NTensor, NeuralModule, PortTypes, Result,
+    axis_kind, check, config, dag, module, nn, optim, params, registry, testing, train, tutorials,
+    typed, types,
 };
 pub use nemo_macros::{element_type, neural_module};
 

@@ -36,7 +36,11 @@ impl Encoder {
 }
 
 impl Forward for Encoder {
-    fn forward_tensors(&self, x: EncoderInputTensors) -> Result<EncoderOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: EncoderInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> Result<EncoderOutputTensors> {
         let outputs = self.weight.broadcast_matmul(&x.audio_signal)?;
         Ok(EncoderOutputTensors {
             outputs,
@@ -74,7 +78,7 @@ struct Mel {
 }
 
 impl Forward for Mel {
-    fn forward_tensors(&self, x: MelInputTensors) -> Result<MelOutputTensors> {
+    fn forward_tensors(&self, x: MelInputTensors, _ctx: &ForwardCtx) -> Result<MelOutputTensors> {
         let (b, t) = x.input_signal.dims2()?;
         let frames = t / 160 + 1;
         let processed_signal = Tensor::zeros(
@@ -98,7 +102,11 @@ impl Forward for Mel {
 struct MeanLoss;
 
 impl Forward for MeanLoss {
-    fn forward_tensors(&self, x: MeanLossInputTensors) -> Result<MeanLossOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: MeanLossInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> Result<MeanLossOutputTensors> {
         Ok(MeanLossOutputTensors {
             loss: x.x.mean_all()?,
         })
@@ -115,7 +123,11 @@ impl Forward for MeanLoss {
 struct F32MeanLoss;
 
 impl Forward for F32MeanLoss {
-    fn forward_tensors(&self, x: F32MeanLossInputTensors) -> Result<F32MeanLossOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: F32MeanLossInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> Result<F32MeanLossOutputTensors> {
         Ok(F32MeanLossOutputTensors {
             loss: x.x.to_dtype(DType::F32)?.mean_all()?,
         })
@@ -334,39 +346,42 @@ fn dynamic_path_checks_named_tensors() -> Result<()> {
         "audio_signal".into(),
         Tensor::zeros((2, 64, 10), DType::F32, &cpu())?,
     );
-    let e = type_error(enc.forward_dyn(named.clone()));
+    let e = type_error(enc.forward_dyn(named.clone(), &ForwardCtx::eval()));
     assert!(
         matches!(e.problem, Problem::Missing) && e.port == "length",
         "{e}"
     );
     named.insert("length".into(), Tensor::zeros(2, DType::U32, &cpu())?);
     named.insert("lenght".into(), Tensor::zeros(2, DType::U32, &cpu())?);
-    let e = type_error(enc.forward_dyn(named.clone()));
+    let e = type_error(enc.forward_dyn(named.clone(), &ForwardCtx::eval()));
     assert!(
         matches!(&e.problem, Problem::Unknown { known } if known == &["audio_signal", "length"]),
         "{e}"
     );
     named.remove("lenght");
-    let out = enc.forward_dyn(named)?;
+    let out = enc.forward_dyn(named, &ForwardCtx::eval())?;
     assert_eq!(out["outputs"].dims(), &[2, 32, 10]);
     Ok(())
 }
 
 #[test]
-fn dynamic_graph_checks_connections_before_compute() -> Result<()> {
-    use nemo::graph::DynGraph;
-    let mut g = DynGraph::new();
-    g.input("audio", "(B, T) AudioSignal{freq=8000}".parse()?)?;
-    g.input("audio_len", "(B) Lengths".parse()?)?;
-    g.add(
+fn dynamic_calls_in_a_graph_check_connections_before_compute() -> Result<()> {
+    use nemo::dag::Graph;
+    let g = Graph::new();
+    let audio = g.input("audio", "(B, T) AudioSignal{freq=8000}".parse()?)?;
+    let audio_len = g.input("audio_len", "(B) Lengths".parse()?)?;
+    let mel = std::sync::Arc::new(Mel {
+        sample_rate: 16000,
+        features: 64,
+    });
+    let e = type_error(g.call_dyn_as(
         "mel",
-        Mel {
-            sample_rate: 16000,
-            features: 64,
-        },
-    )?;
-    g.add("encoder", Encoder::new(80, 32)?)?;
-    let e = type_error(g.connect("audio", "mel.input_signal"));
+        mel.clone(),
+        &[
+            ("input_signal", audio.clone()),
+            ("length", audio_len.clone()),
+        ],
+    ));
     assert!(
         matches!(
             e.problem,
@@ -377,8 +392,20 @@ fn dynamic_graph_checks_connections_before_compute() -> Result<()> {
         ),
         "{e}"
     );
-    g.connect("audio_len", "mel.length")?;
-    let e = type_error(g.connect("mel.processed_signal", "encoder.audio_signal"));
+    let audio16 = g.input("audio16", "(B, T) AudioSignal{freq=16000}".parse()?)?;
+    let m = g.call_dyn_as(
+        "mel",
+        mel,
+        &[("input_signal", audio16), ("length", audio_len)],
+    )?;
+    let encoder = std::sync::Arc::new(Encoder::new(80, 32)?);
+    let e = type_error(g.call_dyn(
+        encoder.clone(),
+        &[
+            ("audio_signal", m.get("processed_signal")?),
+            ("length", m.get("processed_length")?),
+        ],
+    ));
     assert!(
         matches!(
             e.problem,
@@ -394,7 +421,7 @@ fn dynamic_graph_checks_connections_before_compute() -> Result<()> {
         msg.contains("cannot connect `mel.processed_signal` of type `(B, D:64, T) MelSpectrogram`"),
         "{msg}"
     );
-    let e = type_error(g.connect("mel.processed_length", "encoder.lengths"));
+    let e = type_error(g.call_dyn(encoder, &[("lengths", m.get("processed_length")?)]));
     assert!(matches!(e.problem, Problem::Unknown { .. }), "{e}");
     Ok(())
 }

@@ -28,7 +28,6 @@ fn setup() -> nemo_asr::Result<(EncDecCTCModel, Tensor, Tensor)> {
     let cfg = RunConfig::from_yaml_file(&path)?;
     let sr = cfg.model.sample_rate as usize;
     let model = EncDecCTCModel::new(cfg.model, 0, &dev)?;
-    model.params().eval();
     let n = (SECONDS * sr as f64) as usize;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let audio: Vec<f32> = (0..BATCH * n)

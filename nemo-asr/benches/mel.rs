@@ -16,8 +16,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use criterion::Criterion;
 use nemo_asr::preprocessing::{
-    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig, SpecAugment,
-    SpecAugmentConfig,
+    AudioToMelSpectrogramPreprocessorConfig, SpecAugment, SpecAugmentConfig,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,10 +38,9 @@ fn main() -> BenchResult<()> {
         .collect();
     let signal = Tensor::from_vec(audio, (B, T), &Device::Cpu)?;
     let lengths: Vec<usize> = (0..B).map(|b| T - b * SAMPLE_RATE / 4).collect();
-    let pre =
-        AudioToMelSpectrogramPreprocessor::new(AudioToMelSpectrogramPreprocessorConfig::default())?;
+    let pre = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
     let aug = SpecAugment::new(SpecAugmentConfig::default())?;
-    let (features, frames) = pre.forward(&signal, &lengths, false, &mut rng)?;
+    let (features, frames) = pre.featurize(&signal, &lengths, false, &mut rng)?;
 
     let mut c = Criterion::default()
         .sample_size(20)
@@ -50,10 +48,10 @@ fn main() -> BenchResult<()> {
         .configure_from_args();
     let mut group = c.benchmark_group("mel");
     group.bench_function("eval", |bench| {
-        bench.iter(|| black_box(pre.forward(&signal, &lengths, false, &mut rng)).ok())
+        bench.iter(|| black_box(pre.featurize(&signal, &lengths, false, &mut rng)).ok())
     });
     group.bench_function("train", |bench| {
-        bench.iter(|| black_box(pre.forward(&signal, &lengths, true, &mut rng)).ok())
+        bench.iter(|| black_box(pre.featurize(&signal, &lengths, true, &mut rng)).ok())
     });
     group.bench_function("spec_augment", |bench| {
         bench.iter(|| black_box(aug.forward(&features, &frames, &mut rng)).ok())

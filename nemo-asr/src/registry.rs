@@ -3,32 +3,28 @@
 //!
 //! | type (aliases)                                                     | config                                     |
 //! |--------------------------------------------------------------------|--------------------------------------------|
-//! | `AudioToMelSpectrogramPreprocessor` (`AudioPreprocessor`)          | [`AudioToMelSpectrogramPreprocessorConfig`] |
-//! | `SpectrogramAugmentation` (`SpecAugment`)                          | [`SpecAugmentConfig`] + `features` (ours)  |
+//! | `AudioToMelSpectrogramPreprocessor` (`AudioToMelSpectrogramPreprocessor`)          | [`AudioToMelSpectrogramPreprocessorConfig`] |
+//! | `SpectrogramAugmentation` (`SpecAugment`)                          | [`SpecAugmentConfig`]                      |
 //! | `ConvASREncoder` (`JasperEncoder`)                                 | [`ConvASREncoderConfig`]                   |
 //! | `ConvASRDecoder` (`JasperDecoderForCTC`)                           | [`ConvASRDecoderConfig`]                   |
 //! | `CTCLossNM` (`CTCLoss`)                                            | [`CTCLossNMConfig`]                        |
 //!
-//! A module's weights go under its node name (`encoder.blocks.0.conv.weight`), and its train/eval
-//! mode and seed (dither, SpecAugment masks) come from the build context.
+//! A module's weights go under its node name (`encoder.blocks.0.conv.weight`); whether a call
+//! trains, and its random draws (dither, SpecAugment masks), come with the call
+//! ([`nemo_core::ForwardCtx`]).
 //!
 //! Registrations are statics collected at link time, and the linker keeps only what a binary
 //! references: a binary that builds models from YAML should call [`ensure_registered`] once,
 //! which references this file and so keeps its registrations.
 
-use std::sync::Arc;
-
-use nemo_core::check::{Direction, Problem, TypeError};
-use nemo_core::module::{DynModule, ModuleKind, NamedTensors, PortTypes};
 use nemo_core::register_module;
 use nemo_core::registry::BuildContext;
-use nemo_core::types::{AxisKind, NeuralType};
 use serde::{Deserialize, Serialize};
 
 use crate::losses::{CtcLossConfig, CtcReduction};
 use crate::modules::{
-    AudioPreprocessor, CTCLossNM, ConvASRDecoder, ConvASRDecoderConfig, ConvASREncoder,
-    ConvASREncoderConfig, SpectrogramAugmentation,
+    CTCLossNM, ConvASRDecoder, ConvASRDecoderConfig, ConvASREncoder, ConvASREncoderConfig,
+    SpectrogramAugmentation,
 };
 use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 
@@ -77,129 +73,16 @@ fn relocate(ctx: &BuildContext<'_>, section: &str, e: crate::Error) -> nemo_core
 }
 
 register_module!(
-    "AudioToMelSpectrogramPreprocessor" | "AudioPreprocessor",
+    "AudioToMelSpectrogramPreprocessor" | "AudioToMelSpectrogramPreprocessor",
     |config: AudioToMelSpectrogramPreprocessorConfig, ctx| {
-        AudioPreprocessor::new(config, ctx.seed(), ctx.params(), ctx.name())
-            .map_err(|e| relocate(ctx, "preprocessor", e))
+        config.init().map_err(|e| relocate(ctx, "preprocessor", e))
     }
 );
 
-/// `SpectrogramAugmentation` as a graph node whose `D` axis has a fixed size.
-///
-/// SpecAugment keeps its input's shape, but its ports are declared `(B, D, T)` without a size,
-/// and NeMo's type comparison (ours too) rejects an unsized `D` output feeding a sized
-/// `(B, D: 64, T)` encoder input as `DIM_INCOMPATIBLE`. A graph config may therefore give the
-/// feature count under the extra key `features` (not one of NeMo's keys); the node then declares
-/// `(B, D: features, T)` on both spectrogram ports and checks the size when called.
-struct SizedSpectrogramAugmentation {
-    inner: SpectrogramAugmentation,
-    features: usize,
-    inputs: PortTypes,
-    outputs: PortTypes,
-}
-
-/// `ports` with every unsized `D` axis given size `size`.
-fn with_d_size(ports: PortTypes, size: usize) -> PortTypes {
-    let d = AxisKind::from_label("D");
-    PortTypes::new(
-        ports
-            .iter()
-            .map(|(name, ty)| {
-                let axes = ty.axes().map(|axes| {
-                    axes.iter()
-                        .map(|a| match a.size {
-                            None if Some(a.kind) == d && !a.is_list => a.with_size(size),
-                            _ => *a,
-                        })
-                        .collect()
-                });
-                let sized = NeuralType::new(axes, ty.element().clone());
-                let sized = if ty.is_optional() {
-                    sized.optional()
-                } else {
-                    sized
-                };
-                (name.to_string(), sized)
-            })
-            .collect(),
-    )
-}
-
-impl DynModule for SizedSpectrogramAugmentation {
-    fn type_name(&self) -> &'static str {
-        self.inner.type_name()
-    }
-    fn kind(&self) -> ModuleKind {
-        self.inner.kind()
-    }
-    fn dyn_input_types(&self) -> PortTypes {
-        self.inputs.clone()
-    }
-    fn dyn_output_types(&self) -> PortTypes {
-        self.outputs.clone()
-    }
-    fn forward_dyn(&self, inputs: NamedTensors) -> nemo_core::Result<NamedTensors> {
-        if let Some(spec) = inputs.get("input_spec")
-            && let Some(&found) = spec.dims().get(1)
-            && found != self.features
-        {
-            let port_type = self
-                .inputs
-                .get("input_spec")
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            return Err(nemo_core::Error::Type(Box::new(TypeError::new(
-                "SpectrogramAugmentation",
-                Direction::Input,
-                "input_spec",
-                port_type,
-                spec.dims(),
-                Problem::Size {
-                    axis: 1,
-                    label: "D".into(),
-                    expected: self.features,
-                    found,
-                    because: "the node's `features`".into(),
-                },
-            ))));
-        }
-        self.inner.forward_dyn(inputs)
-    }
-}
-
 register_module!(
     "SpectrogramAugmentation" | "SpecAugment",
-    |config: serde_norway::Value, ctx| {
-        // `features` is ours (see `SizedSpectrogramAugmentation`); the rest is NeMo's.
-        let mut rest = config;
-        let features = match rest.as_mapping_mut().and_then(|m| m.remove("features")) {
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|f| usize::try_from(f).ok())
-                    .filter(|&f| f > 0)
-                    .ok_or_else(|| {
-                        ctx.invalid(
-                            "features",
-                            format!("{v:?}"),
-                            "a positive number of mel features",
-                        )
-                    })?,
-            ),
-            None => None,
-        };
-        let spec: SpecAugmentConfig = ctx.config(&rest)?;
-        let inner = SpectrogramAugmentation::new(spec, ctx.seed(), ctx.params(), ctx.name())
-            .map_err(|e| relocate(ctx, "spec_augment", e))?;
-        let module: Arc<dyn DynModule> = match features {
-            Some(features) => Arc::new(SizedSpectrogramAugmentation {
-                inputs: with_d_size(inner.dyn_input_types(), features),
-                outputs: with_d_size(inner.dyn_output_types(), features),
-                inner,
-                features,
-            }),
-            None => Arc::new(inner),
-        };
-        Ok::<_, nemo_core::Error>(module)
+    |config: SpecAugmentConfig, ctx| {
+        SpectrogramAugmentation::new(config).map_err(|e| relocate(ctx, "spec_augment", e))
     }
 );
 
@@ -207,8 +90,7 @@ register_module!(
     "ConvASREncoder" | "JasperEncoder",
     |config: ConvASREncoderConfig, ctx| {
         config.validate().map_err(|e| relocate(ctx, "encoder", e))?;
-        ConvASREncoder::new(config, ctx.params(), ctx.name(), ctx.vb())
-            .map_err(|e| relocate(ctx, "encoder", e))
+        ConvASREncoder::new(config, ctx.vb()).map_err(|e| relocate(ctx, "encoder", e))
     }
 );
 

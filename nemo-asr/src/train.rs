@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use nemo_core::ForwardCtx;
 use nemo_core::optim::{LrSchedule, OptimizerConfig};
 use nemo_core::params::Parameters;
 use nemo_core::train::{TrainTask, TrainerConfig};
@@ -165,40 +166,32 @@ pub fn evaluate_with(
     layer: &AudioToTextDataLayer,
     search: Option<&CtcBeamSearch>,
 ) -> Result<WordErrorRate> {
-    let was_training = model.params().is_training("");
-    model.params().eval();
-    let result = (|| {
-        let mut wer = WordErrorRate::new();
-        let labels = model.labels();
-        for batch in layer.epoch(0, model.device()) {
-            let batch = batch?;
-            let hyps = match search {
-                Some(s) => model.transcribe_beam(&batch.audio_signal, &batch.a_sig_length, s)?,
-                None => model.transcribe(&batch.audio_signal, &batch.a_sig_length)?,
-            };
-            let lens: Vec<i64> = batch
-                .transcript_length
-                .to_dtype(candle_core::DType::I64)?
-                .to_vec1()?;
-            let ids: Vec<Vec<i64>> = batch
-                .transcripts
-                .to_dtype(candle_core::DType::I64)?
-                .to_vec2()?;
-            for ((hyp, row), len) in hyps.iter().zip(ids).zip(lens) {
-                let ids: Vec<u32> = row
-                    .into_iter()
-                    .take(len.max(0) as usize)
-                    .map(|v| v as u32)
-                    .collect();
-                wer.update(hyp, &labels.decode(&ids)?);
-            }
+    let mut wer = WordErrorRate::new();
+    let labels = model.labels();
+    for batch in layer.epoch(0, model.device()) {
+        let batch = batch?;
+        let hyps = match search {
+            Some(s) => model.transcribe_beam(&batch.audio_signal, &batch.a_sig_length, s)?,
+            None => model.transcribe(&batch.audio_signal, &batch.a_sig_length)?,
+        };
+        let lens: Vec<i64> = batch
+            .transcript_length
+            .to_dtype(candle_core::DType::I64)?
+            .to_vec1()?;
+        let ids: Vec<Vec<i64>> = batch
+            .transcripts
+            .to_dtype(candle_core::DType::I64)?
+            .to_vec2()?;
+        for ((hyp, row), len) in hyps.iter().zip(ids).zip(lens) {
+            let ids: Vec<u32> = row
+                .into_iter()
+                .take(len.max(0) as usize)
+                .map(|v| v as u32)
+                .collect();
+            wer.update(hyp, &labels.decode(&ids)?);
         }
-        Ok(wer)
-    })();
-    if was_training {
-        model.params().train();
     }
-    result
+    Ok(wer)
 }
 
 /// The CTC training task: micro-batches in a seeded order, epoch after epoch.
@@ -207,7 +200,6 @@ pub struct CtcTrainTask<'a> {
     train: BatchCursor<'a>,
     val: Option<&'a AudioToTextDataLayer>,
     batches_per_step: usize,
-    seed: u64,
 }
 
 /// Batch `index` of an endless run of epochs over a training data layer — epoch
@@ -269,14 +261,12 @@ impl<'a> CtcTrainTask<'a> {
         train: &'a AudioToTextDataLayer,
         val: Option<&'a AudioToTextDataLayer>,
         batches_per_step: usize,
-        seed: u64,
     ) -> Result<Self> {
         Ok(CtcTrainTask {
             model,
             train: BatchCursor::new(train, model.device())?,
             val,
             batches_per_step,
-            seed,
         })
     }
 }
@@ -286,19 +276,15 @@ impl TrainTask for CtcTrainTask<'_> {
         self.model.params()
     }
 
-    fn loss(&mut self, step: u64, micro: usize) -> nemo_core::Result<Tensor> {
+    fn loss(&mut self, step: u64, micro: usize, ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
         let index = step * self.batches_per_step as u64 + micro as u64;
-        if micro == 0 {
-            // One RNG stream per step: a resumed run replays the same dither and masks.
-            self.model
-                .reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        }
         let b = self.train.batch(index)?;
         let (loss, _) = self.model.loss(
             &b.audio_signal,
             &b.a_sig_length,
             &b.transcripts,
             &b.transcript_length,
+            ctx,
         )?;
         Ok(loss)
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{DType, Tensor};
+use nemo_core::ForwardCtx;
 use nemo_core::params::Parameters;
 use nemo_core::train::TrainTask;
 use serde::{Deserialize, Serialize};
@@ -104,25 +105,17 @@ pub fn evaluate_attention(
     layer: &AudioToTextDataLayer,
     decoding: Option<&BeamSearchConfig>,
 ) -> Result<WordErrorRate> {
-    let was_training = model.params().is_training("");
-    model.params().eval();
-    let result = (|| {
-        let mut wer = WordErrorRate::new();
-        let decoding = decoding.unwrap_or(&model.config().decoding);
-        for batch in layer.epoch(0, model.device()) {
-            let batch = batch?;
-            let hyps = model.transcribe_with(&batch.audio_signal, &batch.a_sig_length, decoding)?;
-            let refs = batch_references(model, &batch)?;
-            for (h, r) in hyps.iter().zip(&refs) {
-                wer.update(h, r);
-            }
+    let mut wer = WordErrorRate::new();
+    let decoding = decoding.unwrap_or(&model.config().decoding);
+    for batch in layer.epoch(0, model.device()) {
+        let batch = batch?;
+        let hyps = model.transcribe_with(&batch.audio_signal, &batch.a_sig_length, decoding)?;
+        let refs = batch_references(model, &batch)?;
+        for (h, r) in hyps.iter().zip(&refs) {
+            wer.update(h, r);
         }
-        Ok(wer)
-    })();
-    if was_training {
-        model.params().train();
     }
-    result
+    Ok(wer)
 }
 
 /// The attention model's training task: micro-batches in a seeded order, epoch after epoch.
@@ -131,7 +124,6 @@ pub struct AttentionTrainTask<'a> {
     train: BatchCursor<'a>,
     val: Option<&'a AudioToTextDataLayer>,
     batches_per_step: usize,
-    seed: u64,
 }
 
 impl<'a> AttentionTrainTask<'a> {
@@ -142,7 +134,6 @@ impl<'a> AttentionTrainTask<'a> {
         train: &'a AudioToTextDataLayer,
         val: Option<&'a AudioToTextDataLayer>,
         batches_per_step: usize,
-        seed: u64,
     ) -> Result<Self> {
         let pad = model.config().pad_id();
         if train.config().pad_id != Some(pad) || train.config().eos_id != Some(pad - 1) {
@@ -159,7 +150,6 @@ impl<'a> AttentionTrainTask<'a> {
             train: BatchCursor::new(train, model.device())?,
             val,
             batches_per_step: batches_per_step.max(1),
-            seed,
         })
     }
 }
@@ -169,17 +159,12 @@ impl TrainTask for AttentionTrainTask<'_> {
         self.model.params()
     }
 
-    fn loss(&mut self, step: u64, micro: usize) -> nemo_core::Result<Tensor> {
+    fn loss(&mut self, step: u64, micro: usize, ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
         let index = step * self.batches_per_step as u64 + micro as u64;
-        if micro == 0 {
-            // One RNG stream per step: a resumed run replays the same dither, masks and dropout.
-            self.model
-                .reseed(self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        }
         let b = self.train.batch(index)?;
         let (loss, _) = self
             .model
-            .loss(&b.audio_signal, &b.a_sig_length, &b.transcripts)?;
+            .loss(&b.audio_signal, &b.a_sig_length, &b.transcripts, ctx)?;
         Ok(loss)
     }
 

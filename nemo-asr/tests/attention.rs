@@ -90,7 +90,7 @@ fn decoder(
     cfg.in_dropout = 0.0;
     cfg.gru_dropout = 0.0;
     cfg.input_feeding = feeding;
-    let dec = DecoderRNN::new(cfg, 3, &params, "decoder", vb.pp("decoder"))?;
+    let dec = DecoderRNN::new(cfg, vb.pp("decoder"))?;
     Ok((dec, params))
 }
 
@@ -214,8 +214,7 @@ fn enc_batch(dtype: DType, h: usize) -> Res<(Tensor, Tensor, Tensor)> {
 fn decoder_ports_shapes_and_masked_attention() -> TestResult {
     let dev = Device::Cpu;
     for (rnn, method, feeding) in ALL {
-        let (dec, params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
-        params.eval();
+        let (dec, _params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
         let (enc, lens, targets) = enc_batch(DType::F32, 6)?;
         let run = |enc: &Tensor| -> Res<(Tensor, Tensor)> {
             let out = dec.forward(DecoderRNNInputs {
@@ -371,7 +370,6 @@ fn sequence_loss_matches_a_hand_computation_and_ignores_padding() -> TestResult 
 fn decoder_gradients_match_finite_differences() -> TestResult {
     for (rnn, method, feeding) in ALL {
         let (dec, params) = decoder((rnn, method, feeding), DType::F64, 5, 3)?;
-        params.eval();
         let loss_fn = SequenceLoss::new(SequenceLossConfig {
             pad_id: 4,
             smoothing_coef: 0.1,
@@ -387,7 +385,8 @@ fn decoder_gradients_match_finite_differences() -> TestResult {
         let lens = [4usize, 2];
         let targets = Tensor::new(&[[1i64, 2, 3], [2, 1, 4]], &dev)?;
         let loss = || -> Res<Tensor> {
-            let (logp, _) = dec.decode(&targets, enc.as_tensor(), Some(&lens))?;
+            let (logp, _) =
+                dec.decode(&targets, enc.as_tensor(), Some(&lens), &ForwardCtx::eval())?;
             Ok(loss_fn.compute(&logp, &targets)?)
         };
         let grads = loss()?.backward()?;
@@ -441,8 +440,12 @@ fn every_trainable_variable_gets_a_gradient() -> TestResult {
             None,
         )?;
         let batch = layer.epoch(0, &dev).next().ok_or("no batch")??;
-        let (loss, out) =
-            model.loss(&batch.audio_signal, &batch.a_sig_length, &batch.transcripts)?;
+        let (loss, out) = model.loss(
+            &batch.audio_signal,
+            &batch.a_sig_length,
+            &batch.transcripts,
+            &ForwardCtx::train(0),
+        )?;
         assert_eq!(out.log_probs.dims()[2], 31);
         let grads = loss.backward()?;
         for (name, var) in model.params().trainable_vars() {
@@ -472,13 +475,11 @@ fn gru_dropout_acts_between_layers_in_both_training_passes() -> TestResult {
             cfg.gru_dropout = 0.5;
             cfg.n_layers = layers;
             cfg.input_feeding = feeding;
-            let dec = DecoderRNN::new(cfg, 3, &params, "decoder", vb.pp("decoder"))?;
+            let dec = DecoderRNN::new(cfg, vb.pp("decoder"))?;
             let (enc, lens, targets) = enc_batch(DType::F64, 6)?;
             let lens = usize_lens(&lens)?;
-            params.train();
-            let (train, _) = dec.decode(&targets, &enc, Some(&lens))?;
-            params.eval();
-            let (eval, _) = dec.decode(&targets, &enc, Some(&lens))?;
+            let (train, _) = dec.decode(&targets, &enc, Some(&lens), &ForwardCtx::train(3))?;
+            let (eval, _) = dec.decode(&targets, &enc, Some(&lens), &ForwardCtx::eval())?;
             let d = (train - eval)?.abs()?.max_all()?.to_scalar::<f64>()?;
             if layers == 1 {
                 assert_eq!(d, 0.0, "feeding {feeding}: dropout with one layer");
@@ -494,11 +495,10 @@ fn gru_dropout_acts_between_layers_in_both_training_passes() -> TestResult {
 #[test]
 fn teacher_forced_decode_equals_chained_steps() -> TestResult {
     for (rnn, method, feeding) in ALL {
-        let (dec, params) = decoder((rnn, method, feeding), DType::F64, 7, 6)?;
-        params.eval();
+        let (dec, _params) = decoder((rnn, method, feeding), DType::F64, 7, 6)?;
         let (enc, lens, targets) = enc_batch(DType::F64, 6)?;
         let lens = usize_lens(&lens)?;
-        let (logp, w) = dec.decode(&targets, &enc, Some(&lens))?;
+        let (logp, w) = dec.decode(&targets, &enc, Some(&lens), &ForwardCtx::eval())?;
         let ctx = dec.prepare(&enc, Some(&lens))?;
         let mut state = dec.init_state(2)?;
         let rows: Vec<Vec<i64>> = targets.to_vec2()?;
@@ -524,8 +524,7 @@ fn teacher_forced_decode_equals_chained_steps() -> TestResult {
 #[test]
 fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
     for (rnn, method, feeding) in ALL {
-        let (dec, params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
-        params.eval();
+        let (dec, _params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
         let (enc, _, _) = enc_batch(DType::F32, 6)?;
         let lens = [5usize, 3];
         let eos = 5;
@@ -642,8 +641,7 @@ fn a_beam_wide_enough_finds_the_best_hypothesis_under_length_and_coverage_terms(
     let (voc, eos) = (4u32, 3u32);
     let mut changed = 0;
     for (rnn, method, feeding) in ALL {
-        let (dec, params) = decoder((rnn, method, feeding), DType::F32, voc as usize, 6)?;
-        params.eval();
+        let (dec, _params) = decoder((rnn, method, feeding), DType::F32, voc as usize, 6)?;
         let (enc, _, _) = enc_batch(DType::F32, 6)?;
         let mut results = Vec::new();
         for (alpha, beta) in [(0.0, 0.0), (0.6, 0.0), (0.0, 0.4), (0.6, 2.0)] {
@@ -705,7 +703,7 @@ fn sequence_logps(
     for batch in layer.epoch(0, model.device()) {
         let batch = batch?;
         let (audio, len) = model.typed_audio(&batch.audio_signal, &batch.a_sig_length)?;
-        let enc = model.encode(&audio, &len)?;
+        let enc = model.encode(&audio, &len, &ForwardCtx::eval())?;
         let lens = usize_lens(enc.encoded_lengths.tensor())?;
         for (i, &l) in lens.iter().enumerate() {
             let seq = seqs.get(k).ok_or("too few sequences")?;
@@ -715,7 +713,10 @@ fn sequence_logps(
             let n = ids.len();
             let targets = Tensor::from_vec(ids.clone(), (1, n), model.device())?;
             let e = enc.encoded.tensor().narrow(0, i, 1)?;
-            let (logp, _) = model.decoder().decode(&targets, &e, Some(&[l]))?;
+            let (logp, _) =
+                model
+                    .decoder()
+                    .decode(&targets, &e, Some(&[l]), &ForwardCtx::eval())?;
             let lp: Vec<Vec<f32>> = logp.squeeze(0)?.to_vec2()?;
             out.push(
                 ids.iter()
@@ -736,7 +737,7 @@ fn the_model_overfits_the_fixtures_and_round_trips_through_a_model_dir() -> Test
     let model = EncDecAttentionModel::new(config.clone(), 11, &dev)?;
     let train = attention_data_layer(&config, &manifest, 5, true, 11, None)?;
     let eval = attention_data_layer(&config, &manifest, 5, false, 0, None)?;
-    let mut task = AttentionTrainTask::new(&model, &train, Some(&eval), 1, 11)?;
+    let mut task = AttentionTrainTask::new(&model, &train, Some(&eval), 1)?;
     let optim: OptimizerConfig = serde_json::from_str(r#"{"name": "adamw", "weight_decay": 0.0}"#)?;
     let mut opt = optim.build(model.params().trainable_vars())?;
     let schedule = LrSchedule::new(LrPolicy::CosineAnnealing, 0.005).with_warmup_steps(10);
@@ -756,7 +757,6 @@ fn the_model_overfits_the_fixtures_and_round_trips_through_a_model_dir() -> Test
 
     let wer = evaluate_attention(&model, &eval, None)?;
     assert_eq!(wer.wer(), Some(0.0), "greedy WER {:?}", wer.wer());
-    model.params().eval();
     let greedy = tokens_of(&model, &eval, 1)?;
     let beam4 = tokens_of(&model, &eval, 4)?;
     // Beam search finds sequences at least as likely as greedy search's (α = 0).
@@ -770,11 +770,21 @@ fn the_model_overfits_the_fixtures_and_round_trips_through_a_model_dir() -> Test
     let dir = run.path().join("model");
     model.save(&dir)?;
     let loaded = EncDecAttentionModel::load(&dir, &dev)?;
-    loaded.params().eval();
     assert_eq!(tokens_of(&loaded, &eval, 1)?, greedy);
     let batch = eval.epoch(0, &dev).next().ok_or("no batch")??;
-    let (l1, _) = model.loss(&batch.audio_signal, &batch.a_sig_length, &batch.transcripts)?;
-    let (l2, _) = loaded.loss(&batch.audio_signal, &batch.a_sig_length, &batch.transcripts)?;
+    let eval = ForwardCtx::eval();
+    let (l1, _) = model.loss(
+        &batch.audio_signal,
+        &batch.a_sig_length,
+        &batch.transcripts,
+        &eval,
+    )?;
+    let (l2, _) = loaded.loss(
+        &batch.audio_signal,
+        &batch.a_sig_length,
+        &batch.transcripts,
+        &eval,
+    )?;
     assert_eq!(l1.to_scalar::<f32>()?, l2.to_scalar::<f32>()?);
     let texts = loaded.transcribe(&batch.audio_signal, &batch.a_sig_length)?;
     assert!(texts.iter().any(|t| t == "open the door"), "{texts:?}");
@@ -813,7 +823,6 @@ fn decoder_matches_the_pytorch_reference() -> TestResult {
             voc,
             hidden,
         )?;
-        params.eval();
         let weights = case["weights"].as_object().ok_or("no weights")?;
         let vars = params.named_vars();
         assert_eq!(vars.len(), weights.len(), "{rnn:?}: parameter count");
@@ -824,7 +833,7 @@ fn decoder_matches_the_pytorch_reference() -> TestResult {
                 .ok_or(format!("{key} not in the reference"))?;
             var.set(&fixture_tensor(w, &dev)?)?;
         }
-        let (logp, attn) = dec.decode(&targets, &enc, Some(&lens))?;
+        let (logp, attn) = dec.decode(&targets, &enc, Some(&lens), &ForwardCtx::eval())?;
         let want_lp: Vec<f64> = serde_json::from_value(case["log_probs"].clone())?;
         let want_w: Vec<f64> = serde_json::from_value(case["attention_weights"].clone())?;
         for (got, want) in [(logp, want_lp), (attn, want_w)] {

@@ -22,23 +22,17 @@ fn small_manifest() -> String {
 #[test]
 fn the_data_layer_feeds_a_lazy_graph_and_infer_pads_batches_of_different_lengths() -> TestResult {
     let graph = Graph::new();
-    let params = graph.params();
     let mut config = AudioToTextDataLayerConfig::new(small_manifest(), 2);
     config.shuffle = false;
     let data = Arc::new(AudioToTextDataLayer::new(config)?);
-    let preprocessor = Arc::new(AudioPreprocessor::new(
-        AudioToMelSpectrogramPreprocessorConfig::default(),
-        0,
-        &params,
-        "preprocessor",
-    )?);
+    let preprocessor = Arc::new(AudioToMelSpectrogramPreprocessorConfig::default().init()?);
 
     let batch = data.call(&graph)?;
     assert_eq!(
         batch.audio_signal.neural_type().to_string(),
         "(B, T) AudioSignal{freq=16000}"
     );
-    let mel = preprocessor.call(AudioPreprocessorInputs {
+    let mel = preprocessor.call(AudioToMelSpectrogramPreprocessorInputs {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use nemo_asr::preprocessing::{
-    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig, SpecAugment,
-    SpecAugmentConfig, TimeWidth,
+    AudioToMelSpectrogramPreprocessorConfig, SpecAugment, SpecAugmentConfig, TimeWidth,
 };
 use nemo_asr::{Error, Result};
 use proptest::prelude::*;
@@ -59,7 +58,7 @@ fn batch(signals: &[Vec<f32>], max_len: usize) -> Result<(Tensor, Vec<usize>)> {
 }
 
 fn check_case(case: &Case) -> TestResult {
-    let pre = AudioToMelSpectrogramPreprocessor::new(case.config.clone())?;
+    let pre = case.config.clone().init()?;
     let signals: Vec<Vec<f32>> = case
         .signals_pcm16
         .iter()
@@ -67,7 +66,7 @@ fn check_case(case: &Case) -> TestResult {
         .collect();
     let (signal, lengths) = batch(&signals, case.max_len)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let (features, frames) = pre.forward(&signal, &lengths, false, &mut rng)?;
+    let (features, frames) = pre.featurize(&signal, &lengths, false, &mut rng)?;
     assert_eq!(
         features.dims(),
         case.shape.as_slice(),
@@ -128,13 +127,13 @@ fn test_signal(len: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn features_do_not_depend_on_batch_padding() -> TestResult {
-    let pre = AudioToMelSpectrogramPreprocessor::new(Default::default())?;
+    let pre = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
     let s = test_signal(5_000, 1);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let (short, _) = batch(std::slice::from_ref(&s), 5_000)?;
     let (long, _) = batch(&[s.clone(), test_signal(9_000, 2)], 9_000)?;
-    let (a, la) = pre.forward(&short, &[5_000], false, &mut rng)?;
-    let (b, lb) = pre.forward(&long, &[5_000, 9_000], false, &mut rng)?;
+    let (a, la) = pre.featurize(&short, &[5_000], false, &mut rng)?;
+    let (b, lb) = pre.featurize(&long, &[5_000, 9_000], false, &mut rng)?;
     assert_eq!((la[0], lb[0]), (31, 31));
     assert_eq!(a.dims(), &[1, 64, 32]);
     assert_eq!(b.dims(), &[2, 64, 64]);
@@ -156,11 +155,11 @@ fn features_do_not_depend_on_batch_padding() -> TestResult {
 
 #[test]
 fn dither_is_seeded_and_train_only() -> TestResult {
-    let pre = AudioToMelSpectrogramPreprocessor::new(Default::default())?;
+    let pre = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
     let (signal, lengths) = batch(&[test_signal(4_000, 3), test_signal(3_000, 4)], 4_000)?;
     let run = |seed: u64, train: bool| -> Result<Vec<f32>> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let (f, _) = pre.forward(&signal, &lengths, train, &mut rng)?;
+        let (f, _) = pre.featurize(&signal, &lengths, train, &mut rng)?;
         Ok(f.flatten_all()?.to_vec1::<f32>()?)
     };
     assert_eq!(run(7, true)?, run(7, true)?);
@@ -179,19 +178,19 @@ fn dither_is_seeded_and_train_only() -> TestResult {
 
 #[test]
 fn lengths_as_tensors_keep_their_dtype() -> TestResult {
-    let pre = AudioToMelSpectrogramPreprocessor::new(Default::default())?;
+    let pre = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
     let (signal, _) = batch(&[test_signal(3_200, 5), test_signal(1_000, 6)], 3_200)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for dtype in [DType::U32, DType::I64] {
         let lengths = Tensor::new(&[3_200i64, 1_000], &Device::Cpu)?.to_dtype(dtype)?;
-        let (f, frames) = pre.forward_tensors(&signal, &lengths, false, &mut rng)?;
+        let (f, frames) = pre.featurize_tensors(&signal, &lengths, false, &mut rng)?;
         assert_eq!(f.dims(), &[2, 64, 32]);
         assert_eq!(frames.dtype(), dtype);
         assert_eq!(frames.to_dtype(DType::I64)?.to_vec1::<i64>()?, vec![20, 6]);
     }
     let negative = Tensor::new(&[-1i64, 5], &Device::Cpu)?;
     assert!(
-        pre.forward_tensors(&signal, &negative, false, &mut rng)
+        pre.featurize_tensors(&signal, &negative, false, &mut rng)
             .is_err()
     );
     Ok(())
@@ -199,20 +198,20 @@ fn lengths_as_tensors_keep_their_dtype() -> TestResult {
 
 #[test]
 fn bad_inputs_are_shape_errors() -> TestResult {
-    let pre = AudioToMelSpectrogramPreprocessor::new(Default::default())?;
+    let pre = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let signal = Tensor::zeros((2, 1_000), DType::F32, &Device::Cpu)?;
-    let too_long = pre.forward(&signal, &[1_000, 1_001], false, &mut rng);
+    let too_long = pre.featurize(&signal, &[1_000, 1_001], false, &mut rng);
     assert!(matches!(too_long, Err(Error::Shape { .. })));
-    let count = pre.forward(&signal, &[1_000], false, &mut rng);
+    let count = pre.featurize(&signal, &[1_000], false, &mut rng);
     assert!(matches!(count, Err(Error::Shape { .. })));
     let rank3 = Tensor::zeros((2, 1, 1_000), DType::F32, &Device::Cpu)?;
     assert!(matches!(
-        pre.forward(&rank3, &[1, 1], false, &mut rng),
+        pre.featurize(&rank3, &[1, 1], false, &mut rng),
         Err(Error::Shape { .. })
     ));
     // Empty rows: no valid frames, all pad_value.
-    let (f, frames) = pre.forward(&signal, &[0, 100], false, &mut rng)?;
+    let (f, frames) = pre.featurize(&signal, &[0, 100], false, &mut rng)?;
     assert_eq!(frames, vec![0, 0]);
     assert!(f.flatten_all()?.to_vec1::<f32>()?.iter().all(|&v| v == 0.0));
     Ok(())
@@ -220,7 +219,7 @@ fn bad_inputs_are_shape_errors() -> TestResult {
 
 fn config_key_error(json: &str) -> std::result::Result<String, Box<dyn std::error::Error>> {
     let config: AudioToMelSpectrogramPreprocessorConfig = serde_json::from_str(json)?;
-    match AudioToMelSpectrogramPreprocessor::new(config) {
+    match config.init() {
         Err(Error::Config { key, .. }) => Ok(key),
         other => Err(format!("expected a config error for {json}, got {other:?}").into()),
     }

@@ -8,6 +8,7 @@ use candle_core::Device;
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::models::{EncDecCTCModel, EncDecCTCModelConfig};
 use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
+use nemo_core::ForwardCtx;
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig, latest_checkpoint};
 
@@ -57,7 +58,7 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     // The full run.
     let model = EncDecCTCModel::new(config.clone(), 7, &dev)?;
     let train = data_layer(&config, &manifest, 5, true, 7, None)?;
-    let mut task = CtcTrainTask::new(&model, &train, Some(&train), 1, 7)?;
+    let mut task = CtcTrainTask::new(&model, &train, Some(&train), 1)?;
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
     let trainer = Trainer::new(tcfg.clone(), run.path().join("full"))?;
     let full = trainer.fit(&mut task, opt.as_mut(), &schedule, 0)?;
@@ -80,7 +81,7 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     // A fresh model (another seed) resumed from the run's step-80 checkpoint continues exactly as
     // the uninterrupted run did: same weights, optimizer state, data order and augmentation.
     let model3 = EncDecCTCModel::new(config, 99, &dev)?;
-    let mut task3 = CtcTrainTask::new(&model3, &train, Some(&train), 1, 7)?;
+    let mut task3 = CtcTrainTask::new(&model3, &train, Some(&train), 1)?;
     let mut opt3 = optimizer()?.build(model3.params().trainable_vars())?;
     let resumed_trainer = Trainer::new(tcfg, run.path().join("resumed"))?;
     let ckpt = trainer.checkpoint_dir().join("step-00000080");
@@ -108,7 +109,7 @@ fn a_corrupt_checkpoint_is_refused_and_the_model_is_untouched() -> TestResult {
     let run = tempfile::tempdir()?;
     let manifest = fixtures().join("manifests/small.json");
     let train = data_layer(model.config(), &manifest, 5, true, 3, None)?;
-    let mut task = CtcTrainTask::new(&model, &train, None, 1, 3)?;
+    let mut task = CtcTrainTask::new(&model, &train, None, 1)?;
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
     let mut tcfg = TrainerConfig::new(2);
     tcfg.progress = false;
@@ -143,7 +144,6 @@ fn encoded_length_is_what_the_forward_reports() -> TestResult {
     // A second strided block, so lengths go through two strides.
     config.encoder.jasper[2].stride = 2;
     let model = EncDecCTCModel::new(config, 3, &Device::Cpu)?;
-    model.params().eval();
     let lens = [16_000usize, 12_345, 999, 161];
     let t = lens[0];
     let mut audio = vec![0f32; lens.len() * t];
@@ -155,7 +155,7 @@ fn encoded_length_is_what_the_forward_reports() -> TestResult {
     let audio = candle_core::Tensor::from_vec(audio, (lens.len(), t), &Device::Cpu)?;
     let len_t = candle_core::Tensor::new(lens.map(|n| n as i64).as_slice(), &Device::Cpu)?;
     let (a, l) = model.typed_audio(&audio, &len_t)?;
-    let out = model.forward(&a, &l)?;
+    let out = model.forward(&a, &l, &ForwardCtx::eval())?;
     let got = out.encoded_lengths.tensor().to_vec1::<i64>()?;
     let want: Vec<i64> = lens
         .iter()
@@ -183,7 +183,6 @@ fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResul
     let model = EncDecCTCModel::new(config.clone(), 5, &Device::Cpu)?;
     // Evaluation mode: no dropout, BatchNorm from running statistics, so both passes see the same
     // function and differ only by rounding.
-    model.params().eval();
     let layer = data_layer(
         &config,
         &fixtures().join("manifests/small.json"),
@@ -202,6 +201,7 @@ fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResul
             &b.a_sig_length,
             &b.transcripts,
             &b.transcript_length,
+            &ForwardCtx::eval(),
         )?;
         assert_eq!(
             loss.dtype(),
@@ -252,7 +252,7 @@ fn the_trainer_runs_the_ctc_task_in_bf16() -> TestResult {
         7,
         None,
     )?;
-    let mut task = CtcTrainTask::new(&model, &train, None, 1, 7)?;
+    let mut task = CtcTrainTask::new(&model, &train, None, 1)?;
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
     let mut tcfg = TrainerConfig::new(40);
     tcfg.progress = false;

@@ -1,8 +1,9 @@
 //! The shipped graph config `configs/graphs/jasper_ctc_graph.yaml` — the small AN4 Jasper CTC
-//! model written as modules and connections — builds through the registry and the dynamic path,
-//! runs on the committed WAV fixtures, and with the typed `EncDecCTCModel`'s weights and seeds
-//! gives the same CTC loss and log-probabilities, in eval and in training mode (dither,
-//! SpecAugment, batch statistics). Miswired variants fail at build time with readable errors.
+//! model written as modules and connections — builds through the registry into the one graph,
+//! runs on the committed WAV fixtures, and with the typed `EncDecCTCModel`'s weights gives the
+//! same CTC loss and log-probabilities under the same `ForwardCtx`, in eval and in training mode
+//! (dither, SpecAugment, batch statistics); bound to a data layer it trains, evaluates and infers
+//! through the graph's actions. Miswired variants fail at build time with readable errors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use candle_core::{Device, Tensor};
 use nemo_asr::data::AudioToTextBatch;
 use nemo_asr::models::{EncDecCTCModel, EncDecCTCModelConfig};
 use nemo_asr::train::data_layer;
+use nemo_core::ForwardCtx;
 use nemo_core::config::{BuiltModel, ModelConfig};
 use nemo_core::params::Parameters;
 
@@ -45,20 +47,13 @@ fn graph_inputs(batch: &AudioToTextBatch) -> HashMap<String, Tensor> {
     ])
 }
 
-/// The graph model with the typed model's weights (through a safetensors file) and its seeds
-/// (dither: the model seed; SpecAugment: seed + 1, as `EncDecCTCModel::new` uses them).
+/// The graph model with the typed model's weights (through a safetensors file). Its nodes have
+/// the typed model's module names, so a `ForwardCtx` gives both the same random draws.
 fn graph_like(
     typed: &EncDecCTCModel,
 ) -> Result<(BuiltModel, Parameters), Box<dyn std::error::Error>> {
     nemo_asr::registry::ensure_registered();
-    let mut config = ModelConfig::from_yaml_file(graph_path())?;
-    for m in &mut config.modules {
-        match m.name.as_str() {
-            "preprocessor" => m.seed = Some(7),
-            "spec_augment" => m.seed = Some(8),
-            _ => {}
-        }
-    }
+    let config = ModelConfig::from_yaml_file(graph_path())?;
     let params = Parameters::new();
     let model = config.build(&params, &Device::Cpu)?;
     let dir = tempfile::tempdir()?;
@@ -95,21 +90,21 @@ fn the_graph_gives_the_typed_models_loss_in_eval_and_training_mode() -> TestResu
     let (typed, batch) = typed_model_and_batch()?;
     let (graph, params) = graph_like(&typed)?;
     let mut losses = Vec::new();
+    let _ = &params;
     for training in [false, true] {
-        if training {
-            typed.params().train();
-            params.train();
+        let ctx = if training {
+            ForwardCtx::train(7)
         } else {
-            typed.params().eval();
-            params.eval();
-        }
+            ForwardCtx::eval()
+        };
         let (typed_loss, typed_out) = typed.loss(
             &batch.audio_signal,
             &batch.a_sig_length,
             &batch.transcripts,
             &batch.transcript_length,
+            &ctx,
         )?;
-        let out = graph.forward(graph_inputs(&batch))?;
+        let out = graph.forward_t(&graph_inputs(&batch), &ctx)?;
         let loss = out
             .get("loss.loss")
             .ok_or("no loss.loss")?
@@ -208,12 +203,6 @@ fn a_miswired_graph_fails_at_build_time_with_a_readable_error() -> TestResult {
             && msg.contains("a residual block cannot be strided"),
         "{msg}"
     );
-    // SpecAugment without `features` declares an unsized `D`, which a sized encoder input refuses.
-    let msg = miswired("      features: 64 ", "      # features: 64 ")?;
-    assert!(
-        msg.contains("cannot connect `spec_augment.augmented_spec` of type `(B, D, T) MelSpectrogram`: DIM_INCOMPATIBLE"),
-        "{msg}"
-    );
     // Forgotten lengths.
     let msg = miswired("  - preprocessor.processed_length -> encoder.length\n", "")?;
     assert!(
@@ -221,5 +210,69 @@ fn a_miswired_graph_fails_at_build_time_with_a_readable_error() -> TestResult {
         "{msg}"
     );
     assert!(msg.contains("preprocessor.processed_length"), "{msg}");
+    Ok(())
+}
+
+/// The YAML model bound to a data layer's outputs is one graph with it: the graph's `train`
+/// action lowers its CTC loss, `eval` and `infer` run it in eval mode.
+#[test]
+fn a_yaml_model_trains_evaluates_and_infers_through_the_graph_actions() -> TestResult {
+    use std::sync::Arc;
+
+    use nemo_core::dag::{BatchMean, Graph, TrainAction};
+    use nemo_core::optim::{AdamW, AdamWConfig};
+    use nemo_core::train::TrainerConfig;
+
+    nemo_asr::registry::ensure_registered();
+    let config = EncDecCTCModelConfig::from_yaml_file(&repo().join("configs/an4_small.yaml"))?;
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/small.json");
+    let data = Arc::new(data_layer(&config, &manifest, 5, false, 7, None)?);
+    let graph = Graph::new();
+    let batch = data.call(&graph)?;
+    let bindings = [
+        ("audio_signal", batch.audio_signal.into_dyn()),
+        ("a_sig_length", batch.a_sig_length.into_dyn()),
+        ("transcripts", batch.transcripts.into_dyn()),
+        ("transcript_length", batch.transcript_length.into_dyn()),
+    ];
+    let model = ModelConfig::from_yaml_file(graph_path())?.build_on(
+        &graph,
+        &bindings,
+        &Device::Cpu,
+        &Default::default(),
+    )?;
+    let loss = model.handle("loss.loss").ok_or("no loss.loss")?.clone();
+    let logprobs = model
+        .handle("decoder.logprobs")
+        .ok_or("no logprobs")?
+        .clone();
+    let eval_loss = |graph: &Graph| -> Result<f64, Box<dyn std::error::Error>> {
+        let mut mean = BatchMean::new("loss", 0);
+        let out = graph.eval(std::slice::from_ref(&loss), &mut [&mut mean])?;
+        Ok(*out.get("loss").ok_or("no mean")?)
+    };
+    let before = eval_loss(&graph)?;
+    let mut optimizer = AdamW::new(graph.params().trainable_vars(), AdamWConfig::default())?;
+    let mut trainer = TrainerConfig::new(30);
+    trainer.progress = false;
+    trainer.plot = false;
+    let dir = tempfile::tempdir()?;
+    let summary = graph.train(TrainAction::new(
+        loss.clone(),
+        &mut optimizer,
+        3e-3,
+        trainer,
+        dir.path(),
+    ))?;
+    assert_eq!(summary.steps, 30);
+    let after = eval_loss(&graph)?;
+    assert!(
+        after < 0.8 * before,
+        "the CTC loss did not fall: {before} -> {after}"
+    );
+    let out = graph.infer(&[logprobs])?;
+    assert_eq!(out[0].dim(0)?, 5);
+    assert_eq!(out[0].dim(2)?, 29);
     Ok(())
 }

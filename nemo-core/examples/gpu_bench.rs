@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use nemo_core::ForwardCtx;
 use nemo_core::optim::{LrSchedule, OptimizerConfig};
 use nemo_core::params::Parameters;
 use nemo_core::train::{
@@ -59,7 +60,7 @@ impl TrainTask for Mlp {
     fn params(&self) -> &Parameters {
         &self.params
     }
-    fn loss(&mut self, _step: u64, _micro: usize) -> nemo_core::Result<Tensor> {
+    fn loss(&mut self, _step: u64, _micro: usize, _ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
         let dt = self.dtype;
         let mut h = self.x.to_dtype(dt)?;
         let last = self.w.len() - 1;
@@ -103,17 +104,17 @@ fn breakdown(dev: &Device, dtype: DType) -> anyhow::Result<()> {
         Ok(())
     })?;
     let fwd = time_ms(dev, || {
-        task.loss(0, 0)?;
+        task.loss(0, 0, &ForwardCtx::train(0))?;
         Ok(())
     })?;
     let bwd = time_ms(dev, || {
-        task.loss(0, 0)?.backward()?;
+        task.loss(0, 0, &ForwardCtx::train(0))?.backward()?;
         Ok(())
     })?;
     let optim: OptimizerConfig = serde_json::from_str(r#"{"name": "adamw"}"#)?;
     let mut opt = optim.build(task.params.trainable_vars())?;
     let all = time_ms(dev, || {
-        let grads = task.loss(0, 0)?.backward()?;
+        let grads = task.loss(0, 0, &ForwardCtx::train(0))?.backward()?;
         Ok(opt.step(&grads, 1e-4, &|_| false)?)
     })?;
     println!(

@@ -25,10 +25,11 @@ pub mod check;
 pub mod config;
 pub mod dag;
 pub mod error;
-pub mod graph;
+pub mod forward_ctx;
 pub mod host;
 pub mod io;
 pub mod module;
+pub mod nn;
 pub mod optim;
 pub mod params;
 pub mod registry;
@@ -39,12 +40,14 @@ pub mod typed;
 pub mod types;
 
 pub use error::{Error, Result};
+pub use forward_ctx::ForwardCtx;
 pub use module::{DynModule, Forward, ModuleKind, NeuralModule, PortTypes};
 pub use nemo_macros::{element_type, neural_module};
 pub use typed::NTensor;
 
 /// Markers and traits most modules need: `use nemo_core::prelude::*;`.
 pub mod prelude {
+    pub use crate::ForwardCtx;
     pub use crate::module::{DynModule, Forward, NeuralModule};
     pub use crate::typed::axes::{Any, B, C, D, H, T, W};
     pub use crate::typed::elements::*;

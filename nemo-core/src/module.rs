@@ -14,7 +14,7 @@
 //! pub struct ConvASREncoder { feat_in: usize, feat_out: usize, /* ... */ }
 //!
 //! impl Forward for ConvASREncoder {
-//!     fn forward_tensors(&self, x: ConvASREncoderInputTensors) -> Result<ConvASREncoderOutputTensors> {
+//!     fn forward_tensors(&self, x: ConvASREncoderInputTensors, ctx: &ForwardCtx) -> Result<ConvASREncoderOutputTensors> {
 //!         /* plain candle code */
 //!     }
 //! }
@@ -47,9 +47,9 @@ use std::fmt;
 
 use candle_core::Tensor;
 
-use crate::Result;
 use crate::check::{CallCheck, PortConfig, PortSpec};
 use crate::types::NeuralType;
+use crate::{ForwardCtx, Result};
 
 /// The three kinds of NeMo modules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,20 +179,29 @@ fn port_types(ports: &[PortSpec], cfg: &PortConfig) -> PortTypes {
 /// dynamic path wrap it with the checks.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` declares ports with #[neural_module] but does not implement `Forward`",
-    note = "add `impl Forward for {Self} {{ fn forward_tensors(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors> {{ .. }} }}`"
+    note = "add `impl Forward for {Self} {{ fn forward_tensors(&self, inputs: Self::InputTensors, ctx: &ForwardCtx) -> Result<Self::OutputTensors> {{ .. }} }}`"
 )]
 pub trait Forward: NeuralModule {
-    /// Computes the outputs from the inputs.
-    fn forward_tensors(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors>;
+    /// Computes the outputs from the inputs; `ctx` says whether the call trains and gives its
+    /// random draws.
+    fn forward_tensors(
+        &self,
+        inputs: Self::InputTensors,
+        ctx: &ForwardCtx,
+    ) -> Result<Self::OutputTensors>;
 
     /// An untyped but runtime-checked call: plain tensors in and out, checked against the ports.
-    fn forward_checked(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors> {
+    fn forward_checked(
+        &self,
+        inputs: Self::InputTensors,
+        ctx: &ForwardCtx,
+    ) -> Result<Self::OutputTensors> {
         let cfg = self.port_config();
         let mut check = CallCheck::new(Self::NAME, Self::symbols(), &cfg);
         if check.active() {
             self.check_inputs(&mut check, &inputs)?;
         }
-        let outputs = self.forward_tensors(inputs)?;
+        let outputs = self.forward_tensors(inputs, ctx)?;
         if check.active() {
             self.check_outputs(&mut check, &outputs)?;
         }
@@ -205,17 +214,25 @@ pub trait Forward: NeuralModule {
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` declares ports with #[neural_module] but does not implement `Forward`",
-    note = "add `impl Forward for {Self} {{ fn forward_tensors(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors> {{ .. }} }}`"
+    note = "add `impl Forward for {Self} {{ fn forward_tensors(&self, inputs: Self::InputTensors, ctx: &ForwardCtx) -> Result<Self::OutputTensors> {{ .. }} }}`"
 )]
 pub trait ForwardImpl: NeuralModule {
     /// Calls [`Forward::forward_tensors`].
-    fn __forward(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors>;
+    fn __forward(
+        &self,
+        inputs: Self::InputTensors,
+        ctx: &ForwardCtx,
+    ) -> Result<Self::OutputTensors>;
 }
 
 #[diagnostic::do_not_recommend]
 impl<M: Forward> ForwardImpl for M {
-    fn __forward(&self, inputs: Self::InputTensors) -> Result<Self::OutputTensors> {
-        self.forward_tensors(inputs)
+    fn __forward(
+        &self,
+        inputs: Self::InputTensors,
+        ctx: &ForwardCtx,
+    ) -> Result<Self::OutputTensors> {
+        self.forward_tensors(inputs, ctx)
     }
 }
 
@@ -230,8 +247,8 @@ pub trait DynModule: Send + Sync {
     fn dyn_input_types(&self) -> PortTypes;
     /// The output ports and their runtime types.
     fn dyn_output_types(&self) -> PortTypes;
-    /// A runtime-checked call on named tensors.
-    fn forward_dyn(&self, inputs: NamedTensors) -> Result<NamedTensors>;
+    /// A runtime-checked call on named tensors, training or not as `ctx` says.
+    fn forward_dyn(&self, inputs: NamedTensors, ctx: &ForwardCtx) -> Result<NamedTensors>;
 }
 
 impl<M: Forward + Send + Sync> DynModule for M {
@@ -247,9 +264,9 @@ impl<M: Forward + Send + Sync> DynModule for M {
     fn dyn_output_types(&self) -> PortTypes {
         self.output_types()
     }
-    fn forward_dyn(&self, inputs: NamedTensors) -> Result<NamedTensors> {
+    fn forward_dyn(&self, inputs: NamedTensors, ctx: &ForwardCtx) -> Result<NamedTensors> {
         let inputs = M::InputTensors::from_named(inputs)?;
-        Ok(self.forward_checked(inputs)?.into_named())
+        Ok(self.forward_checked(inputs, ctx)?.into_named())
     }
 }
 

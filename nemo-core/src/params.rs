@@ -1,10 +1,12 @@
-//! [`Parameters`]: a model's named weights, their trainable flags, and train/eval mode.
+//! [`Parameters`]: a model's named weights and their trainable flags.
 //!
 //! Every module of a model takes its weights from one store under its own prefix
 //! (`encoder.jasper.0.conv.weight`), through a candle [`VarBuilder`], so one path both initializes
 //! for training and loads safetensors. The store remembers which parameters train: NeMo's
 //! `freeze()` / `unfreeze()` / `as_frozen()` per module prefix, restoring each parameter's *own*
-//! earlier flag, and the per-module training mode that dropout and batch norm obey.
+//! earlier flag. (Whether a call trains is not stored here: it travels with the call, in a
+//! [`ForwardCtx`](crate::ForwardCtx); a frozen module runs in eval mode because the trainer lists
+//! [`frozen_modules`](Parameters::frozen_modules) in the context it passes.)
 //!
 //! ```
 //! use candle_core::{DType, Device};
@@ -15,7 +17,7 @@
 //! assert_eq!(params.num_weights("encoder"), 12);
 //! params.freeze("encoder");
 //! assert_eq!(params.num_weights("encoder"), 0);
-//! assert!(!params.is_training("encoder"));
+//! assert_eq!(params.frozen_modules(), ["encoder"]);
 //! params.unfreeze("encoder");
 //! assert_eq!(params.num_weights(""), 12);
 //! # Ok::<(), candle_core::Error>(())
@@ -36,10 +38,6 @@ struct State {
     not_trainable: std::collections::HashSet<String>,
     /// Per `freeze(prefix)`, the flags it overrode, to restore on `unfreeze(prefix)`.
     saved: HashMap<String, Vec<(String, bool)>>,
-    /// Module prefixes in eval mode (besides the global mode).
-    eval_prefixes: std::collections::HashSet<String>,
-    /// The global mode: training unless `eval()` was called.
-    global_eval: bool,
     /// Parameters registered as buffers with [`Parameters::register_buffer`].
     buffers: std::collections::HashSet<String>,
 }
@@ -170,7 +168,8 @@ impl Parameters {
     }
 
     /// Freezes the module at `prefix`: its parameters stop training (each one's earlier flag is
-    /// remembered) and it enters eval mode. Freezing twice keeps the first memory.
+    /// remembered; a training context runs it in eval mode). Freezing twice keeps the first
+    /// memory.
     pub fn freeze(&self, prefix: &str) {
         let names: Vec<String> = self
             .vars_under(prefix)
@@ -188,12 +187,10 @@ impl Parameters {
         for n in names {
             st.not_trainable.insert(n);
         }
-        st.eval_prefixes.insert(prefix.to_string());
     }
 
     /// Unfreezes the module at `prefix`: each parameter gets back the flag it had before
-    /// [`Parameters::freeze`] (a parameter frozen on its own before stays frozen), and the module
-    /// returns to training mode.
+    /// [`Parameters::freeze`] (a parameter frozen on its own before stays frozen).
     pub fn unfreeze(&self, prefix: &str) {
         let mut st = self.state();
         if let Some(saved) = st.saved.remove(prefix) {
@@ -205,7 +202,6 @@ impl Parameters {
                 }
             }
         }
-        st.eval_prefixes.remove(prefix);
     }
 
     /// Whether the module at `prefix` was frozen with [`Parameters::freeze`] (and not unfrozen).
@@ -224,20 +220,12 @@ impl Parameters {
         }
     }
 
-    /// Whether the module at `prefix` runs in training mode (dropout on, batch statistics).
-    pub fn is_training(&self, prefix: &str) -> bool {
-        let st = self.state();
-        !st.global_eval && !st.eval_prefixes.iter().any(|p| under(prefix, p))
-    }
-
-    /// Puts the whole model in training mode (frozen modules stay in eval mode).
-    pub fn train(&self) {
-        self.state().global_eval = false;
-    }
-
-    /// Puts the whole model in eval mode.
-    pub fn eval(&self) {
-        self.state().global_eval = true;
+    /// The module prefixes frozen with [`Parameters::freeze`], sorted: what a training
+    /// [`ForwardCtx`](crate::ForwardCtx) runs in eval mode.
+    pub fn frozen_modules(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.state().saved.keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The trainable parameters (the ones to give an optimizer), sorted by name.
@@ -354,15 +342,14 @@ mod tests {
         p.set_trainable("encoder.b", false);
         p.freeze("encoder");
         assert_eq!(p.num_weights("encoder"), 0);
-        assert!(!p.is_training("encoder.a"));
-        assert!(p.is_training("decoder"));
+        assert_eq!(p.frozen_modules(), ["encoder"]);
         p.unfreeze("encoder");
         assert!(p.is_trainable("encoder.a.weight"));
         assert!(
             !p.is_trainable("encoder.b.weight"),
             "frozen before, frozen after"
         );
-        assert!(p.is_training("encoder"));
+        assert!(p.frozen_modules().is_empty());
         Ok(())
     }
 
@@ -407,16 +394,6 @@ mod tests {
                 .any(|n| n.ends_with("running_mean") || n.ends_with("step_count"))
         );
         assert_eq!(p.tensors().len(), 7, "buffers are still part of the state");
-        Ok(())
-    }
-
-    #[test]
-    fn global_eval_mode() -> Result<()> {
-        let p = store()?;
-        p.eval();
-        assert!(!p.is_training("decoder"));
-        p.train();
-        assert!(p.is_training("decoder"));
         Ok(())
     }
 

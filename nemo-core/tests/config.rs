@@ -59,7 +59,11 @@ impl Affine {
 }
 
 impl Forward for Affine {
-    fn forward_tensors(&self, x: AffineInputTensors) -> Result<AffineOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: AffineInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> Result<AffineOutputTensors> {
         let y =
             x.x.broadcast_mul(&self.weight)?
                 .affine(self.scale, self.shift)?;
@@ -79,7 +83,7 @@ struct NoConfig {}
 struct Add;
 
 impl Forward for Add {
-    fn forward_tensors(&self, x: AddInputTensors) -> Result<AddOutputTensors> {
+    fn forward_tensors(&self, x: AddInputTensors, _ctx: &ForwardCtx) -> Result<AddOutputTensors> {
         let y = match &x.b {
             Some(b) => (&x.a + b)?,
             None => x.a,
@@ -97,7 +101,7 @@ impl Forward for Add {
 struct Mse;
 
 impl Forward for Mse {
-    fn forward_tensors(&self, x: MseInputTensors) -> Result<MseOutputTensors> {
+    fn forward_tensors(&self, x: MseInputTensors, _ctx: &ForwardCtx) -> Result<MseOutputTensors> {
         let loss = (x.predictions - x.target)?.sqr()?.mean_all()?;
         Ok(MseOutputTensors { loss })
     }
@@ -179,7 +183,7 @@ fn a_good_config_builds_and_runs() -> TestResult {
             .iter()
             .any(|(n, _)| n == "affine.weight")
     );
-    let out = model.forward(inputs()?)?;
+    let out = model.forward(&inputs()?)?;
     // y = x * 3 + 1 + x = 4x + 1
     let y = out.get("add.y").ok_or("no add.y")?.to_vec2::<f32>()?;
     assert_eq!(y, vec![vec![5., 9.], vec![13., 17.]]);
@@ -330,7 +334,7 @@ fn an_unconnected_mandatory_input_is_an_error_but_an_optional_one_is_not() -> Te
     // `add.b` is optional.
     let config = ModelConfig::from_yaml_str(&GOOD.replace("  - x -> add.b\n", ""))?;
     let model = config.build(&Parameters::new(), &Device::Cpu)?;
-    let y = model.forward(inputs()?)?;
+    let y = model.forward(&inputs()?)?;
     let y = y.get("add.y").ok_or("no add.y")?.to_vec2::<f32>()?;
     assert_eq!(y, vec![vec![4., 7.], vec![10., 13.]]);
     Ok(())
@@ -381,7 +385,7 @@ outputs: [loss.loss]
 ";
     let model = ModelConfig::from_yaml_str(reversed)?.build(&Parameters::new(), &Device::Cpu)?;
     assert_eq!(model.node_names(), ["affine", "add", "loss"]);
-    let loss = model.forward(inputs()?)?;
+    let loss = model.forward(&inputs()?)?;
     let loss = loss.get("loss.loss").ok_or("no loss")?.to_scalar::<f32>()?;
     assert_eq!(loss, (25. + 81. + 169. + 289.) / 4.);
     Ok(())
@@ -390,10 +394,7 @@ outputs: [loss.loss]
 #[test]
 fn build_options_set_dtype() -> TestResult {
     let params = Parameters::new();
-    let options = BuildOptions {
-        dtype: DType::F64,
-        seed: 3,
-    };
+    let options = BuildOptions { dtype: DType::F64 };
     ModelConfig::from_yaml_str(GOOD)?.build_with(&params, &Device::Cpu, &options)?;
     let dtypes: Vec<DType> = params.named_vars().iter().map(|(_, v)| v.dtype()).collect();
     assert_eq!(dtypes, [DType::F64]);
@@ -430,7 +431,7 @@ proptest! {
         let run = |order: &[usize]| -> std::result::Result<ChainRun, Box<dyn std::error::Error>> {
             let model = chain_config(order)?.build(&Parameters::new(), &Device::Cpu)?;
             let names = model.node_names().iter().map(|s| s.to_string()).collect();
-            let out = model.forward(inputs()?)?;
+            let out = model.forward(&inputs()?)?;
             let y = out.get("sum.y").ok_or("no sum.y")?.to_vec2::<f32>()?;
             Ok((names, y))
         };

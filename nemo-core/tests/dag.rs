@@ -141,25 +141,27 @@ fn taylor_net_learns_sin_through_the_train_action() -> Result<()> {
         .map(|(x, y)| (x.sin() - y).abs())
         .fold(0f32, f32::max);
     assert!(worst < 0.1, "worst |sin x - prediction| = {worst}");
-    // Scalars are stacked, one per batch; the trainer leaves the model in eval mode and infer
-    // restores the mode it found.
+    // Scalars are stacked, one per batch.
     let losses = t.graph.infer(&[t.loss.loss.clone().into_dyn()])?;
     assert_eq!(losses[0].dims(), &[8]);
-    assert!(!t.graph.params().is_training(""));
     Ok(())
 }
 
 #[test]
 fn every_trainable_variable_gets_a_gradient_and_the_helper_flags_one_that_does_not() -> Result<()> {
     let t = tutorial()?;
-    let loss = t.graph.run_batch(&[t.loss.loss.clone().into_dyn()], 0, 0)?;
+    let loss = t
+        .graph
+        .run_batch(&[t.loss.loss.clone().into_dyn()], 0, 0, &ForwardCtx::eval())?;
     assert_all_vars_receive_gradients(&loss[0], &t.graph.params())?;
 
     // A parameter nothing uses, and one multiplied by zero.
     let vb = t.graph.params().var_builder(DType::F32, &Device::Cpu);
     let _unused = vb.get_with_hints(3, "head.unused", candle_nn::init::ONE)?;
     let zeroed = vb.get_with_hints(1, "head.zeroed", candle_nn::init::ONE)?;
-    let loss = t.graph.run_batch(&[t.loss.loss.clone().into_dyn()], 0, 0)?;
+    let loss = t
+        .graph
+        .run_batch(&[t.loss.loss.clone().into_dyn()], 0, 0, &ForwardCtx::eval())?;
     let loss = (&loss[0] + (&zeroed - &zeroed)?.sum_all()?)?;
     let bad = vars_without_gradient(&loss, &t.graph.params())?;
     let found: Vec<(&str, GradientProblem)> =
@@ -258,7 +260,11 @@ struct Counted {
 }
 
 impl Forward for Counted {
-    fn forward_tensors(&self, x: CountedInputTensors) -> Result<CountedOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: CountedInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> Result<CountedOutputTensors> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(CountedOutputTensors { y: x.x })
     }
@@ -297,7 +303,7 @@ impl DynModule for Scale {
     fn dyn_output_types(&self) -> PortTypes {
         PortTypes::new(vec![("y".into(), port_type("(B, D) Channel"))])
     }
-    fn forward_dyn(&self, mut inputs: NamedTensors) -> Result<NamedTensors> {
+    fn forward_dyn(&self, mut inputs: NamedTensors, _ctx: &ForwardCtx) -> Result<NamedTensors> {
         let x = inputs.remove("x").ok_or_else(|| Error::Config {
             key: "Scale.x".into(),
             msg: "missing".into(),
@@ -423,15 +429,85 @@ fn resuming_through_the_action_reproduces_the_uninterrupted_losses() -> Result<(
     Ok(())
 }
 
+/// Passes its input through and counts the calls that trained.
+struct ModeProbe {
+    training_calls: AtomicUsize,
+    eval_calls: AtomicUsize,
+}
+
+impl DynModule for ModeProbe {
+    fn type_name(&self) -> &'static str {
+        "ModeProbe"
+    }
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::Module
+    }
+    fn dyn_input_types(&self) -> PortTypes {
+        PortTypes::new(vec![("x".into(), port_type("(B, D) Channel"))])
+    }
+    fn dyn_output_types(&self) -> PortTypes {
+        PortTypes::new(vec![("y".into(), port_type("(B, D) Channel"))])
+    }
+    fn forward_dyn(&self, inputs: NamedTensors, ctx: &ForwardCtx) -> Result<NamedTensors> {
+        let counter = if ctx.is_training() {
+            &self.training_calls
+        } else {
+            &self.eval_calls
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(NamedTensors::from([("y".to_string(), inputs["x"].clone())]))
+    }
+}
+
 #[test]
-fn eval_reports_metrics_in_eval_mode_and_restores_the_mode() -> Result<()> {
+fn actions_pass_each_node_the_mode_it_runs_in() -> Result<()> {
     let t = tutorial()?;
-    t.graph.params().train();
+    let probe = Arc::new(ModeProbe {
+        training_calls: AtomicUsize::new(0),
+        eval_calls: AtomicUsize::new(0),
+    });
+    let probed = t
+        .graph
+        .call_dyn_as(
+            "probe",
+            probe.clone(),
+            &[("x", t.pred.y_pred.clone().into_dyn())],
+        )?
+        .get("y")?
+        .typed::<(B, D), Channel>()?;
+    let loss = Arc::new(MSELoss).call(MSELossInputs {
+        predictions: &probed,
+        target: &t.data.y,
+    })?;
     let mut mean = BatchMean::new("loss", 0);
     let metrics: &mut [&mut dyn EvalMetric] = &mut [&mut mean];
-    let out = t.graph.eval(&[t.loss.loss.clone().into_dyn()], metrics)?;
+    let out = t.graph.eval(&[loss.loss.clone().into_dyn()], metrics)?;
     assert!(out.get("loss").is_some_and(|v| v.is_finite()));
-    assert!(t.graph.params().is_training(""));
+    assert_eq!(
+        probe.eval_calls.load(Ordering::Relaxed),
+        8,
+        "one eval call per batch"
+    );
+    assert_eq!(probe.training_calls.load(Ordering::Relaxed), 0);
+    let dir = tempfile::tempdir().map_err(|e| Error::Config {
+        key: "tempdir".into(),
+        msg: e.to_string(),
+    })?;
+    let mut opt = adamw(&t.graph)?;
+    t.graph.train(TrainAction::new(
+        loss.loss,
+        &mut opt,
+        LR,
+        quiet(3),
+        dir.path(),
+    ))?;
+    assert_eq!(probe.training_calls.load(Ordering::Relaxed), 3);
+    Ok(())
+}
+
+#[test]
+fn a_non_scalar_loss_cannot_be_optimized() -> Result<()> {
+    let t = tutorial()?;
     // Handles without data cannot be evaluated; a non-scalar loss cannot be optimized.
     let dir = tempfile::tempdir().map_err(|e| Error::Config {
         key: "tempdir".into(),
@@ -508,7 +584,7 @@ fn infer_pads_batches_of_different_lengths_and_infer_batches_keeps_them() -> Res
         fn dyn_output_types(&self) -> PortTypes {
             PortTypes::new(vec![("y".into(), port_type("(B, T) Channel"))])
         }
-        fn forward_dyn(&self, inputs: NamedTensors) -> Result<NamedTensors> {
+        fn forward_dyn(&self, inputs: NamedTensors, _ctx: &ForwardCtx) -> Result<NamedTensors> {
             let x = &inputs["x"];
             let b = x.dim(0)?;
             let t = if b == 64 { 3 } else { 5 };

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
+use nemo_core::ForwardCtx;
 use nemo_core::dag::{Graph, TrainAction};
 use nemo_core::optim::{AdamW, AdamWConfig, LrSchedule, OptimizerConfig};
 use nemo_core::params::Parameters;
@@ -92,7 +93,7 @@ impl TrainTask for Mlp {
     fn params(&self) -> &Parameters {
         &self.params
     }
-    fn loss(&mut self, _step: u64, _micro: usize) -> nemo_core::Result<Tensor> {
+    fn loss(&mut self, _step: u64, _micro: usize, _ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
         let dt = self.dtype;
         let h = self
             .x

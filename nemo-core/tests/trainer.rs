@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use nemo_core::ForwardCtx;
 use nemo_core::optim::{AdamWConfig, LrSchedule, Optimizer, OptimizerConfig, SgdConfig};
 use nemo_core::params::Parameters;
 use nemo_core::train::plot::{curves_size, default_font_paths};
@@ -132,7 +133,7 @@ impl TrainTask for Mlp {
         &self.params
     }
 
-    fn loss(&mut self, step: u64, micro: usize) -> nemo_core::Result<Tensor> {
+    fn loss(&mut self, step: u64, micro: usize, _ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
         let first = (step as usize * self.batches_per_step + micro) * self.micro_batch;
         let idx: Vec<u32> = (first..first + self.micro_batch)
             .map(|i| (i % SAMPLES) as u32)
@@ -175,8 +176,8 @@ impl TrainTask for F32Only {
     fn params(&self) -> &Parameters {
         &self.0.params
     }
-    fn loss(&mut self, step: u64, micro: usize) -> nemo_core::Result<Tensor> {
-        self.0.loss(step, micro)
+    fn loss(&mut self, step: u64, micro: usize, _ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
+        self.0.loss(step, micro, _ctx)
     }
 }
 

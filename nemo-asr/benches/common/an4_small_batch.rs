@@ -43,12 +43,7 @@ impl An4SmallBatch {
         let cfg = RunConfig::from_yaml_file(config)?;
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, dev);
-        let encoder = ConvASREncoder::new(
-            cfg.model.encoder.clone(),
-            &params,
-            "encoder",
-            vb.pp("encoder"),
-        )?;
+        let encoder = ConvASREncoder::new(cfg.model.encoder.clone(), vb.pp("encoder"))?;
         let decoder = ConvASRDecoder::new(&cfg.model.decoder, vb.pp("decoder"))?;
         let (b, t) = (BATCH, FRAMES);
         let labels = (0..b * TARGET_LEN)
@@ -75,7 +70,9 @@ impl An4SmallBatch {
     /// its f32 weights to its input's dtype, as under mixed precision).
     pub fn encode_in(&self, dtype: DType) -> nemo_asr::Result<Tensor> {
         let features = self.features.to_dtype(dtype)?;
-        Ok(self.encoder.encode(&features, &self.lengths)?.0)
+        // A training call, as in the train step: batch statistics.
+        let ctx = nemo_core::ForwardCtx::train(0);
+        Ok(self.encoder.encode(&features, &self.lengths, &ctx)?.0)
     }
 
     /// The mean CTC loss of the batch (forward pass).

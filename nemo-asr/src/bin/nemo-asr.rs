@@ -29,7 +29,7 @@ use nemo_asr::train_attention::{
 };
 use nemo_core::host::ElementwisePool;
 use nemo_core::params::Parameters;
-use nemo_core::train::{FreezeSpec, TrainTask, Trainer, latest_checkpoint};
+use nemo_core::train::{FreezeSpec, TrainTask, Trainer, TrainerConfig, latest_checkpoint};
 
 #[derive(Parser)]
 #[command(
@@ -309,7 +309,6 @@ fn main() -> Result<()> {
             let model = AsrModel::load(&model, &device)
                 .with_context(|| format!("loading model from {}", model.display()))?;
             let search = decoding.search(&model)?;
-            model.params().eval();
             for wav in wavs {
                 let samples = AudioSegment::from_file(&wav, Some(model.sample_rate()), 0.0, 0.0)?
                     .into_samples();
@@ -465,7 +464,12 @@ impl Run {
         task: &mut dyn TrainTask,
     ) -> Result<Option<f64>> {
         let mut optimizer = t.optim.build(params.trainable_vars())?;
-        let trainer = Trainer::new(t.trainer.clone(), self.out.join("run"))?;
+        // The run's seed also seeds the forward passes' draws (dither, masks, dropout).
+        let config = TrainerConfig {
+            seed: t.seed,
+            ..t.trainer.clone()
+        };
+        let trainer = Trainer::new(config, self.out.join("run"))?;
         let mut start = 0;
         if self.resume {
             match latest_checkpoint(&trainer.checkpoint_dir())? {
@@ -500,13 +504,7 @@ fn train_ctc(mut cfg: RunConfig, run: &Run, device: &Device) -> Result<()> {
         |m| train_data_layer(&model, m, t),
         |m| data_layer(&cfg.model, m, t.batch_size, false, t.seed, None),
     )?;
-    let mut task = CtcTrainTask::new(
-        &model,
-        &train,
-        val.as_ref(),
-        t.trainer.batches_per_step,
-        t.seed,
-    )?;
+    let mut task = CtcTrainTask::new(&model, &train, val.as_ref(), t.trainer.batches_per_step)?;
     let wer = run.fit(t, model.params(), &mut task)?;
     model.save(&run.out)?;
     run.report(wer);
@@ -524,13 +522,8 @@ fn train_attention(mut cfg: AttentionRunConfig, run: &Run, device: &Device) -> R
         |m| attention_train_data_layer(&cfg.model, m, t),
         |m| attention_data_layer(&cfg.model, m, t.batch_size, false, t.seed, None),
     )?;
-    let mut task = AttentionTrainTask::new(
-        &model,
-        &train,
-        val.as_ref(),
-        t.trainer.batches_per_step,
-        t.seed,
-    )?;
+    let mut task =
+        AttentionTrainTask::new(&model, &train, val.as_ref(), t.trainer.batches_per_step)?;
     let wer = run.fit(t, model.params(), &mut task)?;
     model.save(&run.out)?;
     run.report(wer);

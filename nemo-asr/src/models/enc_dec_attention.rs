@@ -255,8 +255,7 @@ pub struct EncDecAttentionModel {
 }
 
 impl EncDecAttentionModel {
-    /// Builds the model with weights drawn from `seed` (which also seeds dither, SpecAugment,
-    /// dropout and scheduled sampling), in f32 on `device`.
+    /// Builds the model with weights drawn from `seed`, in f32 on `device`.
     pub fn new(config: EncDecAttentionModelConfig, seed: u64, device: &Device) -> Result<Self> {
         Self::with_dtype(config, seed, DType::F32, device)
     }
@@ -277,18 +276,11 @@ impl EncDecAttentionModel {
             &config.preprocessor,
             config.spec_augment.as_ref(),
             &config.encoder,
-            seed,
             &params,
             &vb,
         )?;
         let connector = JasperRNNConnector::new(&config.connector, vb.pp("connector"))?;
-        let decoder = DecoderRNN::new(
-            config.decoder.clone(),
-            seed.wrapping_add(2),
-            &params,
-            "decoder",
-            vb.pp("decoder"),
-        )?;
+        let decoder = DecoderRNN::new(config.decoder.clone(), vb.pp("decoder"))?;
         let loss = SequenceLoss::new(config.loss.clone())?;
         seeded_init(&params, seed)?;
         Ok(EncDecAttentionModel {
@@ -333,27 +325,26 @@ impl EncDecAttentionModel {
         &self.decoder
     }
 
-    /// Reseeds the dither, SpecAugment, dropout and sampling RNGs.
-    pub fn reseed(&self, seed: u64) {
-        self.front.reseed(seed);
-        self.decoder.reseed(seed.wrapping_add(2));
-    }
-
     /// Wraps plain batch tensors as typed audio (the data layer's ports).
     pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
         self.front.typed_audio(audio, lengths)
     }
 
-    /// Audio → mel → (SpecAugment) → encoder → connector, typed end to end.
+    /// Audio → mel → (SpecAugment) → encoder → connector, typed end to end, in the mode `ctx`
+    /// gives.
     pub fn encode(
         &self,
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
+        ctx: &ForwardCtx,
     ) -> Result<AttentionEncoded> {
-        let enc = self.front.encode(audio, length)?;
-        let con = self.connector.forward(JasperRNNConnectorInputs {
-            tensor: &enc.outputs,
-        })?;
+        let enc = self.front.encode(audio, length, ctx)?;
+        let con = self.connector.forward_t(
+            JasperRNNConnectorInputs {
+                tensor: &enc.outputs,
+            },
+            &ctx.for_module("connector"),
+        )?;
         Ok(AttentionEncoded {
             encoded: con.tensor,
             encoded_lengths: enc.encoded_lengths,
@@ -366,13 +357,17 @@ impl EncDecAttentionModel {
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
         targets: &NTensor<(B, T), Labels>,
+        ctx: &ForwardCtx,
     ) -> Result<AttentionForward> {
-        let enc = self.encode(audio, length)?;
-        let dec = self.decoder.forward(DecoderRNNInputs {
-            targets,
-            encoder_outputs: &enc.encoded,
-            encoder_lengths: Some(enc.encoded_lengths.clone()),
-        })?;
+        let enc = self.encode(audio, length, ctx)?;
+        let dec = self.decoder.forward_t(
+            DecoderRNNInputs {
+                targets,
+                encoder_outputs: &enc.encoded,
+                encoder_lengths: Some(enc.encoded_lengths.clone()),
+            },
+            &ctx.for_module("decoder"),
+        )?;
         Ok(AttentionForward {
             log_probs: dec.log_probs,
             attention_weights: dec.attention_weights.map(NTensor::into_tensor),
@@ -387,10 +382,11 @@ impl EncDecAttentionModel {
         audio: &Tensor,
         audio_len: &Tensor,
         targets: &Tensor,
+        ctx: &ForwardCtx,
     ) -> Result<(Tensor, AttentionForward)> {
         let (audio, len) = self.typed_audio(audio, audio_len)?;
         let targets: NTensor<(B, T), Labels> = NTensor::new(targets.to_device(&self.device)?)?;
-        let out = self.forward(&audio, &len, &targets)?;
+        let out = self.forward(&audio, &len, &targets, ctx)?;
         let loss = self.loss.forward(SequenceLossInputs {
             log_probs: &out.log_probs,
             targets: &targets,
@@ -407,7 +403,7 @@ impl EncDecAttentionModel {
         decoding: &BeamSearchConfig,
     ) -> Result<Vec<Vec<u32>>> {
         let (audio, len) = self.typed_audio(audio, lengths)?;
-        let enc = self.encode(&audio, &len)?;
+        let enc = self.encode(&audio, &len, &ForwardCtx::eval())?;
         let lens = lengths_to_vec(enc.encoded_lengths.tensor())?;
         let eos = self.config.eos_id();
         if decoding.beam_size <= 1 {

@@ -166,8 +166,7 @@ pub struct EncDecCTCModel {
 }
 
 impl EncDecCTCModel {
-    /// Builds the model with freshly initialized weights (seeded by `seed` where candle allows,
-    /// and for dither and SpecAugment).
+    /// Builds the model with freshly initialized weights, drawn from `seed`.
     pub fn new(config: EncDecCTCModelConfig, seed: u64, device: &Device) -> Result<Self> {
         config.validate()?;
         let params = Parameters::new();
@@ -178,7 +177,6 @@ impl EncDecCTCModel {
             &config.preprocessor,
             config.spec_augment.as_ref(),
             &config.encoder,
-            seed,
             &params,
             &vb,
         )?;
@@ -226,11 +224,6 @@ impl EncDecCTCModel {
         self.front.encoded_length(samples)
     }
 
-    /// Reseeds the dither and SpecAugment RNGs (resumption replays the same randomness).
-    pub fn reseed(&self, seed: u64) {
-        self.front.reseed(seed);
-    }
-
     /// Sets the dtype the encoder and decoder compute in: `f32` (default), or `f16`/`bf16` for
     /// mixed precision from the f32 weights (see [`SpeechEncoder::set_compute_dtype`]).
     pub fn set_compute_dtype(&self, dtype: candle_core::DType) -> Result<()> {
@@ -247,32 +240,40 @@ impl EncDecCTCModel {
         self.front.typed_audio(audio, lengths)
     }
 
-    /// The forward pass, typed end to end: audio → mel → (SpecAugment) → encoder → decoder.
+    /// The forward pass, typed end to end: audio → mel → (SpecAugment) → encoder → decoder, in
+    /// the mode `ctx` gives (modules named `preprocessor`, `spec_augment`, `encoder`,
+    /// `decoder`).
     pub fn forward(
         &self,
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
+        ctx: &ForwardCtx,
     ) -> Result<CtcForward> {
-        let enc = self.front.encode(audio, length)?;
-        let dec = self.decoder.forward(ConvASRDecoderInputs {
-            encoder_output: &enc.outputs,
-        })?;
+        let enc = self.front.encode(audio, length, ctx)?;
+        let dec = self.decoder.forward_t(
+            ConvASRDecoderInputs {
+                encoder_output: &enc.outputs,
+            },
+            &ctx.for_module("decoder"),
+        )?;
         Ok(CtcForward {
             log_probs: dec.logprobs,
             encoded_lengths: enc.encoded_lengths,
         })
     }
 
-    /// The CTC loss of a batch (mean over the batch) and the forward outputs.
+    /// The CTC loss of a batch (mean over the batch) and the forward outputs, in the mode `ctx`
+    /// gives.
     pub fn loss(
         &self,
         audio: &Tensor,
         audio_len: &Tensor,
         transcripts: &Tensor,
         transcript_len: &Tensor,
+        ctx: &ForwardCtx,
     ) -> Result<(Tensor, CtcForward)> {
         let (audio, len) = self.typed_audio(audio, audio_len)?;
-        let out = self.forward(&audio, &len)?;
+        let out = self.forward(&audio, &len, ctx)?;
         let targets: NTensor<(B, T), Labels> = NTensor::new(transcripts.to_device(&self.device)?)?;
         let target_length: NTensor<(B,), Lengths> =
             NTensor::new(transcript_len.to_device(&self.device)?)?;
@@ -288,7 +289,7 @@ impl EncDecCTCModel {
     /// Greedy transcripts of a batch of audio `(B, T)` with lengths `(B)`.
     pub fn transcribe(&self, audio: &Tensor, lengths: &Tensor) -> Result<Vec<String>> {
         let (audio, len) = self.typed_audio(audio, lengths)?;
-        let out = self.forward(&audio, &len)?;
+        let out = self.forward(&audio, &len, &ForwardCtx::eval())?;
         let ids = ctc_greedy_decode(
             out.log_probs.tensor(),
             Some(out.encoded_lengths.tensor()),
@@ -305,7 +306,7 @@ impl EncDecCTCModel {
         search: &CtcBeamSearch,
     ) -> Result<Vec<String>> {
         let (audio, len) = self.typed_audio(audio, lengths)?;
-        let out = self.forward(&audio, &len)?;
+        let out = self.forward(&audio, &len, &ForwardCtx::eval())?;
         let lp = out.log_probs.tensor().to_dtype(DType::F32)?;
         let (_, _, classes) = lp.dims3()?;
         let rows: Vec<Vec<f32>> = lp.to_device(&Device::Cpu)?.flatten_from(1)?.to_vec2()?;

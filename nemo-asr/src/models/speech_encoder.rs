@@ -25,7 +25,7 @@ pub type TypedAudio = (NTensor<(B, T), AudioSignal>, NTensor<(B,), Lengths>);
 pub struct SpeechEncoder {
     sample_rate: u32,
     device: Device,
-    preprocessor: AudioPreprocessor,
+    preprocessor: AudioToMelSpectrogramPreprocessor,
     spec_augment: Option<SpectrogramAugmentation>,
     encoder: ConvASREncoder,
     params: Parameters,
@@ -98,24 +98,21 @@ impl SpeechEncoder {
         encoder.validate()
     }
 
-    /// Builds the three modules in `params` on `vb`'s device (dither seeded by `seed`,
-    /// SpecAugment by `seed + 1`).
+    /// Builds the three modules in `params` on `vb`'s device.
     pub fn new(
         sample_rate: u32,
         preprocessor: &AudioToMelSpectrogramPreprocessorConfig,
         spec_augment: Option<&SpecAugmentConfig>,
         encoder: &ConvASREncoderConfig,
-        seed: u64,
         params: &Parameters,
         vb: &VarBuilder,
     ) -> Result<Self> {
-        let preprocessor =
-            AudioPreprocessor::new(preprocessor.clone(), seed, params, "preprocessor")?;
+        let preprocessor = preprocessor.init()?;
         let spec_augment = spec_augment
             .cloned()
-            .map(|c| SpectrogramAugmentation::new(c, seed.wrapping_add(1), params, "spec_augment"))
+            .map(SpectrogramAugmentation::new)
             .transpose()?;
-        let encoder = ConvASREncoder::new(encoder.clone(), params, "encoder", vb.pp("encoder"))?;
+        let encoder = ConvASREncoder::new(encoder.clone(), vb.pp("encoder"))?;
         Ok(SpeechEncoder {
             sample_rate,
             device: vb.device().clone(),
@@ -154,7 +151,7 @@ impl SpeechEncoder {
     /// The encoded length (time steps out of the encoder) of `samples` audio samples: the
     /// preprocessor's frame count through every block's stride, as `encode` reports it.
     pub fn encoded_length(&self, samples: usize) -> usize {
-        let frames = self.preprocessor.preprocessor().get_seq_len(samples);
+        let frames = self.preprocessor.get_seq_len(samples);
         self.encoder
             .config()
             .jasper
@@ -179,7 +176,7 @@ impl SpeechEncoder {
         if theirs.sample_rate != self.sample_rate {
             return Err(differs("sample_rate"));
         }
-        if &theirs.preprocessor != self.preprocessor.preprocessor().config() {
+        if &theirs.preprocessor != self.preprocessor.config() {
             return Err(differs("preprocessor"));
         }
         if &theirs.encoder != self.encoder.config() {
@@ -190,14 +187,6 @@ impl SpeechEncoder {
             .load_prefix(&dir.join("weights.safetensors"), "encoder")?)
     }
 
-    /// Reseeds the dither (`seed`) and SpecAugment (`seed + 1`) RNGs.
-    pub fn reseed(&self, seed: u64) {
-        self.preprocessor.reseed(seed);
-        if let Some(s) = &self.spec_augment {
-            s.reseed(seed.wrapping_add(1));
-        }
-    }
-
     /// Wraps plain batch tensors as typed audio (the data layer's ports) on the model's device.
     pub fn typed_audio(&self, audio: &Tensor, lengths: &Tensor) -> Result<TypedAudio> {
         let audio = NTensor::new(audio.to_device(&self.device)?)?
@@ -205,22 +194,30 @@ impl SpeechEncoder {
         Ok((audio, NTensor::new(lengths.to_device(&self.device)?)?))
     }
 
-    /// Audio → mel → (SpecAugment, in training mode) → encoder.
+    /// Audio → mel → (SpecAugment, in training mode) → encoder, each in the mode `ctx` gives
+    /// it (under the names `preprocessor`, `spec_augment`, `encoder`).
     pub fn encode(
         &self,
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
+        ctx: &ForwardCtx,
     ) -> Result<ConvASREncoderOutputs> {
-        let mel = self.preprocessor.forward(AudioPreprocessorInputs {
-            input_signal: audio,
-            length,
-        })?;
+        let mel = self.preprocessor.forward_t(
+            AudioToMelSpectrogramPreprocessorInputs {
+                input_signal: audio,
+                length,
+            },
+            &ctx.for_module("preprocessor"),
+        )?;
         let spec = match &self.spec_augment {
             Some(aug) => {
-                aug.forward(SpectrogramAugmentationInputs {
-                    input_spec: &mel.processed_signal,
-                    length: &mel.processed_length,
-                })?
+                aug.forward_t(
+                    SpectrogramAugmentationInputs {
+                        input_spec: &mel.processed_signal,
+                        length: &mel.processed_length,
+                    },
+                    &ctx.for_module("spec_augment"),
+                )?
                 .augmented_spec
             }
             None => mel.processed_signal,
@@ -231,10 +228,13 @@ impl SpeechEncoder {
         } else {
             spec.to_dtype(dtype)?
         };
-        let out = self.encoder.forward(ConvASREncoderInputs {
-            audio_signal: &spec,
-            length: &mel.processed_length,
-        })?;
+        let out = self.encoder.forward_t(
+            ConvASREncoderInputs {
+                audio_signal: &spec,
+                length: &mel.processed_length,
+            },
+            &ctx.for_module("encoder"),
+        )?;
         // A wholly frozen encoder (a pretrained one under a new decoder) needs no backward pass.
         if self.params.num_weights("encoder") == 0 {
             return Ok(ConvASREncoderOutputs {

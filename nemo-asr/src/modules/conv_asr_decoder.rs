@@ -6,7 +6,7 @@
 
 use candle_core::{D, DType, Tensor};
 use candle_nn::VarBuilder;
-use nemo_core::{Forward, neural_module};
+use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -80,6 +80,7 @@ impl Forward for ConvASRDecoder {
     fn forward_tensors(
         &self,
         x: ConvASRDecoderInputTensors,
+        _ctx: &ForwardCtx,
     ) -> nemo_core::Result<ConvASRDecoderOutputTensors> {
         Ok(ConvASRDecoderOutputTensors {
             logprobs: self.decode(&x.encoder_output)?,

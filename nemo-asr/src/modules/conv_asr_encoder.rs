@@ -6,8 +6,8 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use nemo_core::params::Parameters;
-use nemo_core::{Forward, neural_module};
+
+use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use super::jasper_block::{JasperBlock, JasperBlockConfig, lengths_to_vec};
@@ -85,18 +85,11 @@ pub struct ConvASREncoder {
     feat_out: usize,
     config: ConvASREncoderConfig,
     blocks: Vec<JasperBlock>,
-    params: Parameters,
-    prefix: String,
 }
 
 impl ConvASREncoder {
-    /// Builds the encoder with its weights under `prefix` in `params`.
-    pub fn new(
-        config: ConvASREncoderConfig,
-        params: &Parameters,
-        prefix: &str,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    /// Builds the encoder with its weights from `vb` (`blocks.{i}.*`).
+    pub fn new(config: ConvASREncoderConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
         let mut blocks = Vec::with_capacity(config.jasper.len());
         let mut c_in = config.feat_in;
@@ -113,8 +106,6 @@ impl ConvASREncoder {
             feat_out: config.feat_out(),
             config,
             blocks,
-            params: params.clone(),
-            prefix: prefix.to_string(),
         })
     }
 
@@ -123,13 +114,17 @@ impl ConvASREncoder {
         &self.config
     }
 
-    /// Runs the blocks on plain tensors; lengths as a vector.
-    pub fn encode(&self, x: &Tensor, lengths: &[usize]) -> Result<(Tensor, Vec<usize>)> {
-        let train = self.params.is_training(&self.prefix);
+    /// Runs the blocks on plain tensors in the mode `ctx` gives; lengths as a vector.
+    pub fn encode(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        ctx: &ForwardCtx,
+    ) -> Result<(Tensor, Vec<usize>)> {
         let mut out = x.clone();
         let mut lens = lengths.to_vec();
-        for block in &self.blocks {
-            (out, lens) = block.forward_t(&out, &lens, train)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            (out, lens) = block.forward_t(&out, &lens, &ctx.for_module(&format!("blocks.{i}")))?;
         }
         Ok((out, lens))
     }
@@ -139,9 +134,10 @@ impl Forward for ConvASREncoder {
     fn forward_tensors(
         &self,
         x: ConvASREncoderInputTensors,
+        ctx: &ForwardCtx,
     ) -> nemo_core::Result<ConvASREncoderOutputTensors> {
         let lens = lengths_to_vec(&x.length)?;
-        let (outputs, lens) = self.encode(&x.audio_signal, &lens)?;
+        let (outputs, lens) = self.encode(&x.audio_signal, &lens, ctx)?;
         let lens: Vec<i64> = lens.into_iter().map(|l| l as i64).collect();
         let encoded_lengths = Tensor::new(lens, x.length.device())?.to_dtype(x.length.dtype())?;
         Ok(ConvASREncoderOutputTensors {

@@ -4,7 +4,7 @@
 //! Ports: `log_probs (B, T, D) Logprobs`, `targets (B, T) Labels`, `input_length (B) Lengths`,
 //! `target_length (B) Lengths` → `loss Loss`.
 
-use nemo_core::{Forward, neural_module};
+use nemo_core::{Forward, ForwardCtx, neural_module};
 
 use crate::losses::{CtcLoss, CtcLossConfig};
 
@@ -39,6 +39,7 @@ impl Forward for CTCLossNM {
     fn forward_tensors(
         &self,
         x: CTCLossNMInputTensors,
+        _ctx: &ForwardCtx,
     ) -> nemo_core::Result<CTCLossNMOutputTensors> {
         let loss =
             self.loss

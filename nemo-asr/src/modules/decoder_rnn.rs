@@ -25,13 +25,10 @@
 //! Dropout (`in_dropout` on the embeddings, `gru_dropout` between layers) is active in training
 //! only and draws from the module's seeded RNG.
 
-use std::sync::Mutex;
-
 use candle_core::{D, DType, Tensor};
 use candle_nn::VarBuilder;
-use nemo_core::params::Parameters;
-use nemo_core::{Forward, neural_module};
-use rand::{Rng, SeedableRng};
+use nemo_core::{Forward, ForwardCtx, neural_module};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -182,9 +179,6 @@ pub struct DecoderRNN {
     attention: Attention,
     out_weight: Tensor,
     out_bias: Tensor,
-    params: Parameters,
-    prefix: String,
-    rng: Mutex<ChaCha8Rng>,
 }
 
 /// What a decoder carries from one step to the next.
@@ -223,15 +217,9 @@ pub struct DecoderStep {
 
 impl DecoderRNN {
     /// Builds the decoder with weights under `vb` (`embedding.weight`, `rnn.*`, `attention.*`,
-    /// `out.weight`, `out.bias`); dropout and scheduled sampling draw from an RNG seeded with
-    /// `seed`; train/eval mode comes from `params` at `prefix`.
-    pub fn new(
-        config: DecoderRNNConfig,
-        seed: u64,
-        params: &Parameters,
-        prefix: &str,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    /// `out.weight`, `out.bias`); in a training call, dropout and scheduled sampling draw from
+    /// the call's context.
+    pub fn new(config: DecoderRNNConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
         let (v, h) = (config.voc_size, config.hidden_size);
         let embedding = vb.pp("embedding").get_with_hints(
@@ -265,9 +253,6 @@ impl DecoderRNN {
             attention,
             out_weight,
             out_bias,
-            params: params.clone(),
-            prefix: prefix.to_string(),
-            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         })
     }
 
@@ -279,15 +264,6 @@ impl DecoderRNN {
     /// The attention layer.
     pub fn attention(&self) -> &Attention {
         &self.attention
-    }
-
-    /// Reseeds the dropout and sampling RNG (for exact resumption).
-    pub fn reseed(&self, seed: u64) {
-        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = ChaCha8Rng::seed_from_u64(seed);
-    }
-
-    fn training(&self) -> bool {
-        self.params.is_training(&self.prefix)
     }
 
     /// Prepares encoder outputs `(B, T_k, H)` with valid `lengths` for attention.
@@ -402,6 +378,7 @@ impl DecoderRNN {
         targets: &Tensor,
         encoder_outputs: &Tensor,
         lengths: Option<&[usize]>,
+        call: &ForwardCtx,
     ) -> Result<(Tensor, Tensor)> {
         let ctx = self.prepare(encoder_outputs, lengths)?;
         let (ids, b, s) = self.shifted_inputs(targets)?;
@@ -424,8 +401,8 @@ impl DecoderRNN {
                 Tensor::zeros((b, 0, t_k), dt, dev)?,
             ));
         }
-        let train = self.training();
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let train = call.is_training();
+        let mut rng = call.rng();
         if (train && self.config.teacher_forcing < 1.0) || self.config.input_feeding {
             let tf = if train {
                 self.config.teacher_forcing
@@ -437,12 +414,12 @@ impl DecoderRNN {
         let inputs = Tensor::from_vec(ids, (b, s), encoder_outputs.device())?;
         let mut x = self.embed(&inputs)?; // (B, S, H)
         if train {
-            x = dropout(&x, self.config.in_dropout, &mut *rng)?;
+            x = dropout(&x, self.config.in_dropout, &mut rng)?;
         }
         let p = if train { self.config.gru_dropout } else { 0.0 };
         let (h, _) = self
             .rnn
-            .forward_seq(&x, None, &mut |t| dropout(&t, p, &mut *rng))?; // (B, S, H)
+            .forward_seq(&x, None, &mut |t| dropout(&t, p, &mut rng))?; // (B, S, H)
         let (out, weights) = self.attention.forward(&h, &ctx)?; // (B, S, H), (B, S, T_k)
         Ok((self.project(&out)?, weights))
     }
@@ -504,10 +481,11 @@ impl Forward for DecoderRNN {
     fn forward_tensors(
         &self,
         x: DecoderRNNInputTensors,
+        ctx: &ForwardCtx,
     ) -> nemo_core::Result<DecoderRNNOutputTensors> {
         let lengths = x.encoder_lengths.as_ref().map(lengths_to_vec).transpose()?;
         let (log_probs, weights) =
-            self.decode(&x.targets, &x.encoder_outputs, lengths.as_deref())?;
+            self.decode(&x.targets, &x.encoder_outputs, lengths.as_deref(), ctx)?;
         Ok(DecoderRNNOutputTensors {
             log_probs,
             attention_weights: Some(weights),

@@ -11,6 +11,7 @@
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use nemo_core::ForwardCtx;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::kernels::{BatchNorm1d, add_relu, depthwise_conv1d, pointwise_conv1d, time_mask};
@@ -259,8 +260,10 @@ impl JasperBlock {
         &self,
         x: &Tensor,
         lengths: &[usize],
-        train: bool,
+        ctx: &ForwardCtx,
     ) -> Result<(Tensor, Vec<usize>)> {
+        let train = ctx.is_training();
+        let mut rng = ctx.rng();
         let x_in = time_mask(x, lengths)?;
         let mut out = x_in.clone();
         let mut lens = lengths.to_vec();
@@ -278,13 +281,13 @@ impl JasperBlock {
             let relu = i < last || self.residual.is_none();
             out = sub.bn.forward_t(&out, train, relu)?;
             if relu {
-                out = dropout(&out, self.config.dropout, train)?;
+                out = dropout(&out, self.config.dropout, train, &mut rng)?;
             }
         }
         if let Some(res) = &self.residual {
             let r = self.conv(&res.conv, &x_in, false)?;
             let r = res.bn.forward_t(&r, train, false)?;
-            out = dropout(&add_relu(&out, &r)?, self.config.dropout, train)?;
+            out = dropout(&add_relu(&out, &r)?, self.config.dropout, train, &mut rng)?;
         }
         Ok((out, lens))
     }
@@ -300,10 +303,11 @@ pub(crate) fn cast_like(w: &Tensor, x: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Dropout with probability `p` in training, the identity otherwise.
-fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
+/// Dropout with probability `p` in training (mask from the call's generator), the identity
+/// otherwise.
+fn dropout(x: &Tensor, p: f64, train: bool, rng: &mut impl rand::Rng) -> Result<Tensor> {
     if train && p > 0.0 {
-        Ok(candle_nn::ops::dropout(x, p as f32)?)
+        Ok(nemo_core::nn::dropout(x, p, rng)?)
     } else {
         Ok(x.clone())
     }
@@ -415,7 +419,7 @@ mod tests {
             let up = Tensor::randn(0f32, 1.0, (2, 6, 10), &dev)?;
             let lengths = [10, 7];
             let expected = reference_forward(&block, &x, &lengths)?;
-            let (got, lens) = block.forward_t(&x, &lengths, true)?;
+            let (got, lens) = block.forward_t(&x, &lengths, &ForwardCtx::train(0))?;
             assert_eq!(lens, vec![10, 7]);
             let diff = (&got - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(diff < 1e-5, "residual {residual}: outputs differ by {diff}");
@@ -499,9 +503,9 @@ mod tests {
                 .to_vec1::<f32>()?)
         };
         let x = (Tensor::randn(0f32, 1.0, (2, 4, 10), &dev)? + 3.0)?;
-        block.forward_t(&x, &[10, 10], false)?;
+        block.forward_t(&x, &[10, 10], &ForwardCtx::eval())?;
         assert!(mean_of("res.bn.running_mean")?.iter().all(|&v| v == 0.0));
-        block.forward_t(&x, &[10, 10], true)?;
+        block.forward_t(&x, &[10, 10], &ForwardCtx::train(0))?;
         assert!(mean_of("res.bn.running_mean")?.iter().any(|&v| v != 0.0));
         assert!(mean_of("bn.1.running_var")?.iter().any(|&v| v != 1.0));
         Ok(())

@@ -8,7 +8,7 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use nemo_core::{Forward, neural_module};
+use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::pointwise_conv1d;
@@ -88,6 +88,7 @@ impl Forward for JasperRNNConnector {
     fn forward_tensors(
         &self,
         x: JasperRNNConnectorInputTensors,
+        _ctx: &ForwardCtx,
     ) -> nemo_core::Result<JasperRNNConnectorOutputTensors> {
         Ok(JasperRNNConnectorOutputTensors {
             tensor: self.connect(&x.tensor)?,

@@ -1,7 +1,6 @@
 //! The collection's neural modules, each with typed ports (`#[neural_module]`).
 
 pub mod attention;
-pub mod audio_preprocessor;
 pub mod conv_asr_decoder;
 pub mod conv_asr_encoder;
 pub mod ctc_loss;
@@ -12,10 +11,11 @@ pub mod rnn;
 pub mod sequence_loss;
 pub mod spectrogram_augmentation;
 
-pub use attention::{Attention, AttentionContext, AttentionMethod};
-pub use audio_preprocessor::{
-    AudioPreprocessor, AudioPreprocessorInputs, AudioPreprocessorOutputs,
+pub use crate::preprocessing::{
+    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig,
+    AudioToMelSpectrogramPreprocessorInputs, AudioToMelSpectrogramPreprocessorOutputs,
 };
+pub use attention::{Attention, AttentionContext, AttentionMethod};
 pub use conv_asr_decoder::{
     ConvASRDecoder, ConvASRDecoderConfig, ConvASRDecoderInputs, ConvASRDecoderOutputs,
 };

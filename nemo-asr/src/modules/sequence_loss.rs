@@ -15,7 +15,7 @@
 //! gives loss 0 (the denominator is clamped to 1).
 
 use candle_core::{D, DType, Tensor};
-use nemo_core::{Forward, neural_module};
+use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -156,6 +156,7 @@ impl Forward for SequenceLoss {
     fn forward_tensors(
         &self,
         x: SequenceLossInputTensors,
+        _ctx: &ForwardCtx,
     ) -> nemo_core::Result<SequenceLossOutputTensors> {
         Ok(SequenceLossOutputTensors {
             loss: self.compute(&x.log_probs, &x.targets)?,

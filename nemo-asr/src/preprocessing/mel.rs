@@ -34,15 +34,13 @@
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
-//! use nemo_asr::preprocessing::{
-//!     AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig,
-//! };
+//! use nemo_asr::preprocessing::AudioToMelSpectrogramPreprocessorConfig;
 //! use rand::SeedableRng;
 //! # fn main() -> nemo_asr::Result<()> {
-//! let pre = AudioToMelSpectrogramPreprocessor::new(AudioToMelSpectrogramPreprocessorConfig::default())?;
+//! let pre = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
 //! let signal = Tensor::zeros((2, 16_000), candle_core::DType::F32, &Device::Cpu)?; // (B, T)
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-//! let (features, lengths) = pre.forward(&signal, &[16_000, 8_000], true, &mut rng)?;
+//! let (features, lengths) = pre.featurize(&signal, &[16_000, 8_000], true, &mut rng)?;
 //! assert_eq!(features.dims(), &[2, 64, 112]); // (B, D, T'): 101 frames padded to 112
 //! assert_eq!(lengths, vec![100, 50]);
 //! # Ok(())
@@ -58,6 +56,8 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
+
+use nemo_core::{Forward, ForwardCtx, neural_module};
 
 use crate::preprocessing::mel_filters::{MelFilterbank, MelNorm};
 use crate::{Error, Result};
@@ -344,7 +344,19 @@ impl Scratch {
     }
 }
 
-/// NeMo's mel preprocessor: `(B, T)` audio to `(B, D, T')` features; see the module docs.
+/// NeMo's mel preprocessor: `(B, T)` audio to `(B, D, T')` features; see the module docs. As a
+/// typed module its dither and narrowband augmentation run when the call trains, drawing from the
+/// call's [`ForwardCtx`].
+#[neural_module(
+    inputs(
+        input_signal: (B, T) AudioSignal{freq = {self.config.sample_rate}},
+        length: (B) Lengths,
+    ),
+    outputs(
+        processed_signal: (B, D = {self.config.features}, T) MelSpectrogram,
+        processed_length: (B) Lengths,
+    ),
+)]
 pub struct AudioToMelSpectrogramPreprocessor {
     config: AudioToMelSpectrogramPreprocessorConfig,
     win_length: usize,
@@ -364,6 +376,32 @@ pub struct AudioToMelSpectrogramPreprocessor {
     span: tracing::Span,
 }
 
+impl AudioToMelSpectrogramPreprocessorConfig {
+    /// Validates the settings and builds the preprocessor (window, mel filterbank, FFT plan).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the offending key; see [`AudioToMelSpectrogramPreprocessor`].
+    pub fn init(&self) -> Result<AudioToMelSpectrogramPreprocessor> {
+        AudioToMelSpectrogramPreprocessor::new(self.clone())
+    }
+}
+
+impl Forward for AudioToMelSpectrogramPreprocessor {
+    fn forward_tensors(
+        &self,
+        x: AudioToMelSpectrogramPreprocessorInputTensors,
+        ctx: &ForwardCtx,
+    ) -> nemo_core::Result<AudioToMelSpectrogramPreprocessorOutputTensors> {
+        let mut rng = ctx.rng();
+        let (processed_signal, processed_length) =
+            self.featurize_tensors(&x.input_signal, &x.length, ctx.is_training(), &mut rng)?;
+        Ok(AudioToMelSpectrogramPreprocessorOutputTensors {
+            processed_signal,
+            processed_length,
+        })
+    }
+}
+
 impl std::fmt::Debug for AudioToMelSpectrogramPreprocessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AudioToMelSpectrogramPreprocessor")
@@ -381,7 +419,7 @@ impl AudioToMelSpectrogramPreprocessor {
     /// Errors ([`Error::Config`]) name the offending key: sizes that resolve to zero samples, a
     /// window longer than `n_fft`, non-positive `mag_power` or guard, negative `dither`,
     /// `frame_splicing != 1`, `use_torchaudio`, an empty or inverted frequency range, ...
-    pub fn new(config: AudioToMelSpectrogramPreprocessorConfig) -> Result<Self> {
+    fn new(config: AudioToMelSpectrogramPreprocessorConfig) -> Result<Self> {
         let c = &config;
         if c.sample_rate == 0 {
             return Err(config_error("sample_rate", "must be > 0, got 0"));
@@ -604,7 +642,7 @@ impl AudioToMelSpectrogramPreprocessor {
     /// `train` turns on dither and narrowband augmentation; their noise is drawn from generators
     /// seeded from `rng` (one seed per row, in row order), so a seeded `rng` reproduces a run.
     /// In evaluation `rng` is not used.
-    pub fn forward<R: Rng + ?Sized>(
+    pub fn featurize<R: Rng + ?Sized>(
         &self,
         signal: &Tensor,
         lengths: &[usize],
@@ -657,9 +695,9 @@ impl AudioToMelSpectrogramPreprocessor {
         Ok((features, seq_lens))
     }
 
-    /// [`Self::forward`] with the lengths as a `(B)` integer tensor; the frame counts come back
+    /// [`Self::featurize`] with the lengths as a `(B)` integer tensor; the frame counts come back
     /// in the same dtype and on the same device.
-    pub fn forward_tensors<R: Rng + ?Sized>(
+    pub fn featurize_tensors<R: Rng + ?Sized>(
         &self,
         signal: &Tensor,
         lengths: &Tensor,
@@ -683,7 +721,7 @@ impl AudioToMelSpectrogramPreprocessor {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let (features, frames) = self.forward(signal, &lens, train, rng)?;
+        let (features, frames) = self.featurize(signal, &lens, train, rng)?;
         let frames: Vec<i64> = frames.iter().map(|&f| f as i64).collect();
         let n = frames.len();
         let frames = Tensor::from_vec(frames, n, lengths.device())?.to_dtype(lengths.dtype())?;

@@ -12,8 +12,9 @@ pub mod mel_filters;
 pub mod spec_augment;
 
 pub use mel::{
-    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig, LogZeroGuardName,
-    LogZeroGuardType, LogZeroGuardValue, Normalize, WindowType,
+    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig,
+    AudioToMelSpectrogramPreprocessorInputs, AudioToMelSpectrogramPreprocessorOutputs,
+    LogZeroGuardName, LogZeroGuardType, LogZeroGuardValue, Normalize, WindowType,
 };
 pub use mel_filters::{MelFilterbank, MelNorm, hz_to_mel, mel_to_hz};
 pub use spec_augment::{RowMasks, SpecAugment, SpecAugmentConfig, TimeWidth};

@@ -1,6 +1,9 @@
 //! Configuration is data: a whole model — graph inputs, modules, connections, outputs — read from
-//! YAML and built through the dynamic path ([`DynGraph`]), with every connection type-checked and
-//! every mandatory input port checked connected before any computation.
+//! YAML and built into the one activation graph ([`dag::Graph`](crate::dag::Graph)), with every
+//! connection type-checked and every mandatory input port checked connected before any
+//! computation. The built model runs eagerly ([`BuiltModel::forward`]) or, its inputs bound to a
+//! data layer's outputs ([`ModelConfig::build_on`]), under the graph's `train` / `eval` / `infer`
+//! actions.
 //!
 //! ```yaml
 //! name: JasperCTC                  # optional, for logs
@@ -61,18 +64,18 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use serde::Deserialize;
 
 use error::from_value_boxed;
 pub use error::{ConfigError, ConfigProblem, Location, from_value, join_key, path_to_key};
 
-use crate::graph::DynGraph;
+use crate::dag::{DynHandle, Graph, LazyCall};
 use crate::module::{DynModule, NamedTensors};
 use crate::params::Parameters;
 use crate::registry::{BuildContext, ModuleFactory, build_module, closest, unknown_type};
 use crate::types::NeuralType;
-use crate::{Error, Result};
+use crate::{Error, ForwardCtx, Result};
 
 /// One connection, `producer -> node.port`, where the producer is a graph input `name` or a
 /// module output `node.port`.
@@ -123,45 +126,28 @@ impl fmt::Display for Connection {
     }
 }
 
-/// One module of a model config: `name: {type: ..., config: {...}, seed: ...}`.
+/// One module of a model config: `name: {type: ..., config: {...}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModuleEntry {
     /// The node's name: its key under `modules`, its parameter prefix.
     pub name: String,
     /// The registered type name, e.g. `ConvASREncoder`.
     pub type_name: String,
-    /// A seed for this module alone; default: the build seed mixed with the node's name.
-    pub seed: Option<u64>,
     /// The module's own config section, given to its factory (null: all defaults).
     pub config: serde_norway::Value,
 }
 
-/// How to build: the weights' dtype and the model seed.
+/// How to build: the weights' dtype. (Random draws — dither, masks, dropout — come from the
+/// [`ForwardCtx`](crate::ForwardCtx) of each run, not from the build.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildOptions {
     /// The weights' dtype; default `F32`.
     pub dtype: DType,
-    /// The model seed; each module gets its own stream derived from it and its name (unless the
-    /// config sets the module's `seed`). Default 0.
-    pub seed: u64,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions {
-            dtype: DType::F32,
-            seed: 0,
-        }
-    }
-}
-
-impl BuildOptions {
-    /// The defaults with model seed `seed`.
-    pub fn seeded(seed: u64) -> Self {
-        BuildOptions {
-            seed,
-            ..Self::default()
-        }
+        BuildOptions { dtype: DType::F32 }
     }
 }
 
@@ -209,8 +195,6 @@ struct RawEntry {
     #[serde(rename = "type")]
     type_name: String,
     #[serde(default)]
-    seed: Option<u64>,
-    #[serde(default)]
     config: serde_norway::Value,
 }
 
@@ -257,17 +241,6 @@ fn check_name(name: &str, key: String) -> CfgResult<()> {
             "a name of letters, digits, `_` or `-` (no `.`)",
         ))
     }
-}
-
-/// The per-module seed: the model seed mixed with the node's name (FNV-1a, then a multiply), so a
-/// module's random stream does not depend on how many modules come before it.
-fn module_seed(seed: u64, name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl ModelConfig {
@@ -354,7 +327,6 @@ impl ModelConfig {
             modules.push(ModuleEntry {
                 name,
                 type_name: entry.type_name,
-                seed: entry.seed,
                 config: entry.config,
             });
         }
@@ -390,23 +362,40 @@ impl ModelConfig {
         }
     }
 
-    /// Builds the model with default [`BuildOptions`] (f32, seed 0). See [`Self::build_with`].
+    /// Builds the model with default [`BuildOptions`] (f32) into a new [`Graph`] whose weights
+    /// are `params`. See [`Self::build_on`].
     pub fn build(&self, params: &Parameters, device: &Device) -> Result<BuiltModel> {
         self.build_with(params, device, &BuildOptions::default())
     }
 
-    /// Builds every module (weights created in `params` under each module's name, on `device`),
-    /// wires them, and checks — before any computation — that every module type exists, every
-    /// connection names existing ports whose types fit ([`NeuralType::compare`]), no input port is
-    /// fed twice, every mandatory input port is connected, the connections have no cycle, and
-    /// every output exists.
+    /// [`Self::build`] with `options`.
     pub fn build_with(
         &self,
         params: &Parameters,
         device: &Device,
         options: &BuildOptions,
     ) -> Result<BuiltModel> {
-        self.build_inner(params, device, options)
+        self.build_on(&Graph::with_params(params.clone()), &[], device, options)
+    }
+
+    /// Builds every module (weights created in the graph's [`Parameters`] under each module's
+    /// name, on `device`) as nodes of `graph` named by their keys, and checks — before any
+    /// computation — that every module type exists, every connection names existing ports whose
+    /// types fit (the graph's connection rule: NeMo's comparison, sizes an output leaves open
+    /// checked when the graph runs), no input port is fed twice, every mandatory input port is
+    /// connected, the connections have no cycle, and every output exists.
+    ///
+    /// A graph input named in `bindings` is that handle (e.g. a data layer's output, so the
+    /// graph's `train` / `eval` / `infer` actions run the model); the others become
+    /// [`Graph::input`]s, fed by [`BuiltModel::forward`].
+    pub fn build_on(
+        &self,
+        graph: &Graph,
+        bindings: &[(&str, DynHandle)],
+        device: &Device,
+        options: &BuildOptions,
+    ) -> Result<BuiltModel> {
+        self.build_inner(graph, bindings, device, options)
             .map_err(|e| self.place(e))
     }
 
@@ -439,10 +428,28 @@ impl ModelConfig {
 
     fn build_inner(
         &self,
-        params: &Parameters,
+        graph: &Graph,
+        bindings: &[(&str, DynHandle)],
         device: &Device,
         options: &BuildOptions,
     ) -> CfgResult<BuiltModel> {
+        let params = &graph.params();
+        for (name, _) in bindings {
+            if !self.inputs.iter().any(|(n, _)| n == name) {
+                return Err(value_error(
+                    "inputs".into(),
+                    name,
+                    format!(
+                        "a graph input to bind (inputs: {})",
+                        self.inputs
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
         // 1. Every type exists.
         for m in &self.modules {
             if ModuleFactory::lookup(&m.type_name).is_none() {
@@ -504,9 +511,8 @@ impl ModelConfig {
             let Some(m) = self.modules.get(i) else {
                 continue;
             };
-            let seed = m.seed.unwrap_or_else(|| module_seed(options.seed, &m.name));
             let key = format!("modules.{}.config", m.name);
-            let ctx = BuildContext::new(&m.name, &key, params, device, options.dtype, seed);
+            let ctx = BuildContext::new(&m.name, &key, params, device, options.dtype);
             let module = build_module(&m.type_name, &m.config, &ctx).map_err(|e| match e {
                 Error::ModelConfig(ce) => ce,
                 other => cfg_error(key.clone(), ConfigProblem::Source(Box::new(other))),
@@ -517,32 +523,7 @@ impl ModelConfig {
                 module,
             });
         }
-        // 5. Wire them; each connection's types are compared as it is made.
-        let mut graph = DynGraph::new();
-        for (name, ty) in &self.inputs {
-            graph.input(name, ty.clone()).map_err(|e| {
-                cfg_error(format!("inputs.{name}"), ConfigProblem::Source(Box::new(e)))
-            })?;
-        }
-        for node in &nodes {
-            graph
-                .add_arc(&node.name, node.module.clone())
-                .map_err(|e| {
-                    cfg_error(
-                        format!("modules.{}", node.name),
-                        ConfigProblem::Source(Box::new(e)),
-                    )
-                })?;
-        }
-        for (i, c) in self.connections.iter().enumerate() {
-            graph.connect(&c.from, &c.to).map_err(|e| {
-                cfg_error(
-                    format!("connections[{i}]"),
-                    ConfigProblem::Source(Box::new(e)),
-                )
-            })?;
-        }
-        // 6. Every mandatory input port is connected.
+        // 5. Every mandatory input port is connected.
         for node in &nodes {
             for (port, ty) in node.module.dyn_input_types().iter() {
                 let target = format!("{}.{port}", node.name);
@@ -559,7 +540,71 @@ impl ModelConfig {
                 ));
             }
         }
-        // 7. Every output exists.
+        // 6. Graph inputs: bound handles or new graph inputs.
+        let mut handles: HashMap<String, DynHandle> = HashMap::new();
+        for (name, ty) in &self.inputs {
+            let handle = match bindings.iter().find(|(n, _)| n == name) {
+                Some((_, h)) => h.clone(),
+                None => graph.input(name, ty.clone()).map_err(|e| {
+                    cfg_error(format!("inputs.{name}"), ConfigProblem::Source(Box::new(e)))
+                })?,
+            };
+            handles.insert(name.clone(), handle);
+        }
+        // 7. Wire the modules in run order; each connection is checked as it is made.
+        let mut built: HashMap<String, crate::dag::NodeOutputs> = HashMap::new();
+        for node in &nodes {
+            let mut call = LazyCall::on(graph.clone(), node.module.clone());
+            call.name = Some(node.name.clone());
+            for (i, c) in self.connections.iter().enumerate() {
+                let Some((to_node, port)) = c.to.split_once('.') else {
+                    continue;
+                };
+                if to_node != node.name {
+                    continue;
+                }
+                let from = match (handles.get(&c.from), c.from.split_once('.')) {
+                    (Some(h), _) => h.clone(),
+                    // An existing module's missing port: the error lists its ports.
+                    (None, Some((node, port))) => built
+                        .get(node)
+                        .map(|out| out.get(port))
+                        .unwrap_or_else(|| {
+                            Err(Error::Config {
+                                key: c.from.clone(),
+                                msg: "the producer is built after its consumer".into(),
+                            })
+                        })
+                        .map_err(|e| {
+                            cfg_error(
+                                format!("connections[{i}]"),
+                                ConfigProblem::Source(Box::new(e)),
+                            )
+                        })?,
+                    (None, None) => {
+                        return Err(value_error(format!("connections[{i}]"), c, "a graph input"));
+                    }
+                };
+                check_connection(&node.name, node.module.as_ref(), port, &from).map_err(|e| {
+                    cfg_error(
+                        format!("connections[{i}]"),
+                        ConfigProblem::Source(Box::new(e)),
+                    )
+                })?;
+                call.input(port, from);
+            }
+            let out = call.finish().map_err(|e| {
+                cfg_error(
+                    format!("modules.{}", node.name),
+                    ConfigProblem::Source(Box::new(e)),
+                )
+            })?;
+            for h in out.handles() {
+                handles.insert(format!("{}.{}", node.name, h.port()), h.clone());
+            }
+            built.insert(node.name.clone(), out);
+        }
+        // 8. Every output exists.
         for (i, out) in self.outputs.iter().enumerate() {
             let exists = match out.split_once('.') {
                 Some((node, port)) => nodes
@@ -593,15 +638,40 @@ impl ModelConfig {
                 ));
             }
         }
+        let outputs = self
+            .outputs
+            .iter()
+            .filter_map(|o| handles.get(o).map(|h| (o.clone(), h.clone())))
+            .collect();
+        let inputs = self
+            .inputs
+            .iter()
+            .filter_map(|(n, _)| handles.get(n).map(|h| (n.clone(), h.clone())))
+            .collect();
         Ok(BuiltModel {
             name: self.name.clone(),
-            graph,
+            graph: graph.clone(),
             nodes,
             connections: self.connections.clone(),
-            inputs: self.inputs.clone(),
-            outputs: self.outputs.clone(),
+            inputs,
+            outputs,
+            handles,
         })
     }
+}
+
+/// Whether `from` may feed input `port` of `module` (node `node`): the graph's connection rule.
+fn check_connection(
+    node: &str,
+    module: &dyn DynModule,
+    port: &str,
+    from: &DynHandle,
+) -> Result<()> {
+    let inputs = module.dyn_input_types();
+    let Some(to_type) = inputs.get(port) else {
+        return Err(crate::dag::unknown_input(node, port, &inputs));
+    };
+    crate::dag::check_wiring(node, port, to_type, from)
 }
 
 /// Graph inputs and outputs of other nodes whose type fits `ty`.
@@ -648,15 +718,16 @@ impl fmt::Debug for BuiltNode {
     }
 }
 
-/// A model built from a [`ModelConfig`]: the checked [`DynGraph`], its modules in run order, and
-/// the declared outputs.
+/// A model built from a [`ModelConfig`]: its nodes in a [`Graph`], the modules in run order, the
+/// handles of its inputs and declared outputs.
 pub struct BuiltModel {
     name: Option<String>,
-    graph: DynGraph,
+    graph: Graph,
     nodes: Vec<BuiltNode>,
     connections: Vec<Connection>,
-    inputs: Vec<(String, NeuralType)>,
-    outputs: Vec<String>,
+    inputs: Vec<(String, DynHandle)>,
+    outputs: Vec<(String, DynHandle)>,
+    handles: HashMap<String, DynHandle>,
 }
 
 impl fmt::Debug for BuiltModel {
@@ -676,14 +747,9 @@ impl BuiltModel {
         self.name.as_deref()
     }
 
-    /// The wired graph.
-    pub fn graph(&self) -> &DynGraph {
+    /// The graph the model's nodes are in (for the actions, or to extend it).
+    pub fn graph(&self) -> &Graph {
         &self.graph
-    }
-
-    /// The graph, to extend or to hand to a runtime.
-    pub fn into_graph(self) -> DynGraph {
-        self.graph
     }
 
     /// The modules in run order (producers first).
@@ -709,39 +775,37 @@ impl BuiltModel {
         &self.connections
     }
 
-    /// The graph inputs and their types.
-    pub fn inputs(&self) -> &[(String, NeuralType)] {
+    /// The graph inputs' handles (new graph inputs, or the handles they were bound to).
+    pub fn inputs(&self) -> &[(String, DynHandle)] {
         &self.inputs
     }
 
-    /// The declared outputs (`node.port` or a graph input).
-    pub fn outputs(&self) -> &[String] {
+    /// The declared outputs' handles, keyed as written (`loss.loss`).
+    pub fn outputs(&self) -> &[(String, DynHandle)] {
         &self.outputs
     }
 
-    /// Runs the graph on its inputs (by input name); returns every module output as `node.port`.
-    pub fn run_all(&self, inputs: NamedTensors) -> Result<HashMap<String, Tensor>> {
-        let mut all = self.graph.run(inputs.clone())?;
-        for (name, t) in inputs {
-            all.entry(name).or_insert(t);
-        }
-        Ok(all)
+    /// The handle of any graph input or module output `node.port`.
+    pub fn handle(&self, name: &str) -> Option<&DynHandle> {
+        self.handles.get(name)
     }
 
-    /// Runs the graph and returns the declared outputs, keyed as written (`loss.loss`).
-    pub fn forward(&self, inputs: NamedTensors) -> Result<NamedTensors> {
-        let mut all = self.run_all(inputs)?;
-        self.outputs
+    /// Runs the model on its inputs (by input name) in eval mode and returns the declared
+    /// outputs, keyed as written (`loss.loss`).
+    pub fn forward(&self, inputs: &NamedTensors) -> Result<NamedTensors> {
+        self.forward_t(inputs, &ForwardCtx::eval())
+    }
+
+    /// [`Self::forward`] in the mode `ctx` gives (each node gets `ctx.for_module(its name)`).
+    pub fn forward_t(&self, inputs: &NamedTensors, ctx: &ForwardCtx) -> Result<NamedTensors> {
+        let targets: Vec<DynHandle> = self.outputs.iter().map(|(_, h)| h.clone()).collect();
+        let values = self.graph.run(&targets, inputs, ctx)?;
+        Ok(self
+            .outputs
             .iter()
-            .map(|o| {
-                all.remove(o)
-                    .map(|t| (o.clone(), t))
-                    .ok_or_else(|| Error::Config {
-                        key: o.clone(),
-                        msg: "the output was not produced (an optional port left unset)".into(),
-                    })
-            })
-            .collect()
+            .map(|(name, _)| name.clone())
+            .zip(values)
+            .collect())
     }
 }
 
@@ -763,12 +827,5 @@ mod tests {
         assert!("a -> b".parse::<Connection>().is_err());
         assert!("a b.c".parse::<Connection>().is_err());
         assert!("a.b.c -> d.e".parse::<Connection>().is_err());
-    }
-
-    #[test]
-    fn module_seeds_differ_by_name_and_seed() {
-        assert_ne!(module_seed(0, "encoder"), module_seed(0, "decoder"));
-        assert_ne!(module_seed(0, "encoder"), module_seed(1, "encoder"));
-        assert_eq!(module_seed(3, "x"), module_seed(3, "x"));
     }
 }

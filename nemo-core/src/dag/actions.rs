@@ -18,12 +18,12 @@ use std::path::PathBuf;
 use candle_core::Tensor;
 
 use super::Graph;
-use super::graph::Plan;
+use super::graph::{Feed, Plan};
 use super::handle::DynHandle;
 use crate::optim::{LrSchedule, Optimizer};
 use crate::params::Parameters;
 use crate::train::{Callback, TrainSummary, TrainTask, Trainer, TrainerConfig, latest_checkpoint};
-use crate::{Error, Result};
+use crate::{Error, ForwardCtx, Result};
 
 /// A user metric over an evaluation epoch (NeMo's `EvaluatorCallback`): sees each batch's
 /// values of the evaluated handles, then reports named numbers.
@@ -143,31 +143,6 @@ impl<'a> TrainAction<'a> {
     }
 }
 
-/// Restores the previous global train/eval mode on drop.
-struct ModeGuard {
-    params: Parameters,
-    was_training: bool,
-}
-
-impl ModeGuard {
-    fn eval(params: Parameters) -> Self {
-        let was_training = params.is_training("");
-        params.eval();
-        ModeGuard {
-            params,
-            was_training,
-        }
-    }
-}
-
-impl Drop for ModeGuard {
-    fn drop(&mut self) {
-        if self.was_training {
-            self.params.train();
-        }
-    }
-}
-
 /// A loss tensor as a scalar, for the trainer.
 fn scalar(loss: Tensor, handle: &DynHandle) -> Result<Tensor> {
     match loss.dims() {
@@ -195,13 +170,19 @@ impl TrainTask for GraphTask<'_, '_> {
         &self.params
     }
 
-    fn loss(&mut self, step: u64, micro: usize) -> Result<Tensor> {
+    fn loss(&mut self, step: u64, micro: usize, ctx: &ForwardCtx) -> Result<Tensor> {
         let g = step * self.batches_per_step + micro as u64;
         let n = self.batches as u64;
         let index = usize::try_from(g % n).unwrap_or(0);
-        let values = self
-            .plan
-            .run(&self.graph.nodes(), &self.losses, g / n, index)?;
+        let values = self.plan.run(
+            &self.graph.nodes(),
+            &self.losses,
+            Feed::Batch {
+                epoch: g / n,
+                index,
+            },
+            ctx,
+        )?;
         let mut total: Option<Tensor> = None;
         for (v, h) in values.into_iter().zip(&self.losses) {
             let v = scalar(v, h)?;
@@ -284,12 +265,12 @@ impl Graph {
         let nodes = self.nodes();
         let plan = Plan::new(self, &nodes, tensors)?;
         let batches = plan.num_batches(&nodes)?;
-        let _mode = ModeGuard::eval(self.params());
+        let ctx = ForwardCtx::eval();
         for m in metrics.iter_mut() {
             m.reset();
         }
         for index in 0..batches {
-            let values = plan.run(&nodes, tensors, 0, index)?;
+            let values = plan.run(&nodes, tensors, Feed::Batch { epoch: 0, index }, &ctx)?;
             let values: Vec<Tensor> = values.into_iter().map(|v| v.detach()).collect();
             for m in metrics.iter_mut() {
                 m.batch(&values)?;
@@ -312,10 +293,10 @@ impl Graph {
         let nodes = self.nodes();
         let plan = Plan::new(self, &nodes, tensors)?;
         let batches = plan.num_batches(&nodes)?;
-        let _mode = ModeGuard::eval(self.params());
+        let ctx = ForwardCtx::eval();
         let mut parts: Vec<Vec<Tensor>> = vec![Vec::with_capacity(batches); tensors.len()];
         for index in 0..batches {
-            let values = plan.run(&nodes, tensors, 0, index)?;
+            let values = plan.run(&nodes, tensors, Feed::Batch { epoch: 0, index }, &ctx)?;
             for (part, v) in parts.iter_mut().zip(values) {
                 part.push(v.detach());
             }

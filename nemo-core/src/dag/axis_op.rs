@@ -13,7 +13,7 @@ use super::handle::Handle;
 use crate::module::{DynModule, ModuleKind, NamedTensors, PortTypes};
 use crate::typed::{Axes, Element, HasAxis, IsA, PermuteFrom, WithoutAxis};
 use crate::types::NeuralType;
-use crate::{Error, Result};
+use crate::{Error, ForwardCtx, Result};
 
 /// What an axis node computes.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ impl DynModule for AxisOp {
         PortTypes::new(vec![("y".to_string(), self.output.clone())])
     }
 
-    fn forward_dyn(&self, mut inputs: NamedTensors) -> Result<NamedTensors> {
+    fn forward_dyn(&self, mut inputs: NamedTensors, _ctx: &ForwardCtx) -> Result<NamedTensors> {
         let mut take = |port: &str| {
             inputs.remove(port).ok_or_else(|| Error::Config {
                 key: format!("{}.{port}", self.name()),

@@ -15,12 +15,14 @@ use crate::module::{DynModule, NamedTensors, PortTypes};
 use crate::params::Parameters;
 use crate::typed::{Axes, Element};
 use crate::types::{AxisKind, Comparison, NeuralType};
-use crate::{Error, Result};
+use crate::{Error, ForwardCtx, Result};
 
 #[derive(Clone)]
 pub(crate) enum NodeKind {
     Module(Arc<dyn DynModule>),
     Data(Arc<dyn DataLayer>),
+    /// A graph input, fed by name when the graph runs (`Graph::run`).
+    Input,
 }
 
 #[derive(Clone)]
@@ -68,7 +70,7 @@ impl Default for Graph {
 /// Whether an output of type `from` may feed an input of type `to` at wiring time: NeMo's
 /// comparison, except that an axis whose size is unknown on the output side is left to the
 /// runtime check when the graph runs (a `(B, D)` output may feed a `(B, D:1)` port).
-pub(crate) fn connectable(from: &NeuralType, to: &NeuralType) -> Comparison {
+pub fn connectable(from: &NeuralType, to: &NeuralType) -> Comparison {
     let comparison = from.compare(to);
     if comparison != Comparison::DimIncompatible {
         return comparison;
@@ -82,6 +84,46 @@ pub(crate) fn connectable(from: &NeuralType, to: &NeuralType) -> Comparison {
                 || matches!((o.size, i.size), (Some(a), Some(b)) if a != b)
         });
     if clash { comparison } else { Comparison::Same }
+}
+
+/// The error for a connection to input `port` of `module`, which has no such port.
+pub fn unknown_input(module: &str, port: &str, inputs: &PortTypes) -> Error {
+    wiring_error(
+        module,
+        port,
+        String::new(),
+        Problem::Unknown {
+            known: inputs.names().into_iter().map(String::from).collect(),
+        },
+    )
+}
+
+/// The graph's one connection rule: `from` may feed input `port` (of type `to_type`) of
+/// `module` if the types are [`connectable`] (NeMo's comparison, with sizes the output leaves
+/// open checked when the graph runs).
+///
+/// # Errors
+/// [`Error::Type`] naming the module, the port, both ends and both types.
+pub fn check_wiring(
+    module: &str,
+    port: &str,
+    to_type: &NeuralType,
+    from: &DynHandle,
+) -> Result<()> {
+    let comparison = connectable(&from.ty, to_type);
+    if comparison.is_compatible() {
+        return Ok(());
+    }
+    Err(wiring_error(
+        module,
+        port,
+        to_type.to_string(),
+        Problem::Connection {
+            from: from.name(),
+            from_type: from.ty.to_string(),
+            comparison,
+        },
+    ))
 }
 
 fn wiring_error(module: &str, port: &str, port_type: String, problem: Problem) -> Error {
@@ -201,6 +243,42 @@ impl Graph {
         )
     }
 
+    /// Adds a graph input `name` of type `ty`: a value given by name to [`Graph::run`] (the inputs
+    /// of a model built from YAML). Its handle is named `name`.
+    ///
+    /// # Errors
+    /// A name that is empty, contains `.` or is taken.
+    pub fn input(&self, name: &str, ty: NeuralType) -> Result<DynHandle> {
+        let outputs = self.push(
+            Some(name),
+            name,
+            Node {
+                name: "".into(),
+                kind: NodeKind::Input,
+                inputs: Vec::new(),
+                outputs: PortTypes::new(vec![(String::new(), ty)]),
+            },
+        )?;
+        outputs.get("")
+    }
+
+    /// Computes `targets` from the graph inputs `feeds` (by input name), running only the nodes
+    /// they need, each in the mode `ctx` gives it. Eager use of a graph built from YAML.
+    ///
+    /// # Errors
+    /// A needed input missing from `feeds`; a needed data layer (use the actions); a module's
+    /// failure (its message names the node).
+    pub fn run(
+        &self,
+        targets: &[DynHandle],
+        feeds: &NamedTensors,
+        ctx: &ForwardCtx,
+    ) -> Result<Vec<Tensor>> {
+        let nodes = self.nodes();
+        let plan = Plan::new(self, &nodes, targets)?;
+        plan.run(&nodes, targets, Feed::Inputs(feeds), ctx)
+    }
+
     /// Calls a module seen through its runtime types (a trait object, a module built from a YAML
     /// config) on named handles: each connection is compared now (an incompatible one is an
     /// [`Error::Type`] naming the port, both ends and both types); every mandatory input must be
@@ -240,7 +318,8 @@ impl Graph {
     }
 
     /// Computes `targets` for batch `index` of epoch `epoch` of the data layers they depend on,
-    /// running only the nodes they need, in the current train/eval mode.
+    /// running only the nodes they need, each in the mode `ctx` gives it (`ctx.for_module(node
+    /// name)`: a frozen node's name runs it in eval mode).
     ///
     /// # Errors
     /// A handle of another graph; a module's failure (its message names the node); a data
@@ -250,10 +329,11 @@ impl Graph {
         targets: &[DynHandle],
         epoch: u64,
         index: usize,
+        ctx: &ForwardCtx,
     ) -> Result<Vec<Tensor>> {
         let nodes = self.nodes();
         let plan = Plan::new(self, &nodes, targets)?;
-        plan.run(&nodes, targets, epoch, index)
+        plan.run(&nodes, targets, Feed::Batch { epoch, index }, ctx)
     }
 
     /// The number of batches per epoch of the data layers `targets` depend on.
@@ -320,7 +400,7 @@ impl NodeOutputs {
 pub struct LazyCall {
     graph: Option<Graph>,
     module: Arc<dyn DynModule>,
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     inputs: Vec<(String, DynHandle)>,
     constants: Vec<(String, Tensor)>,
 }
@@ -337,7 +417,7 @@ impl LazyCall {
         }
     }
 
-    fn on(graph: Graph, module: Arc<dyn DynModule>) -> Self {
+    pub(crate) fn on(graph: Graph, module: Arc<dyn DynModule>) -> Self {
         let mut call = Self::new(module);
         call.graph = Some(graph);
         call
@@ -380,14 +460,7 @@ impl LazyCall {
             .collect();
         for (port, handle) in &connected {
             let Some(to_type) = in_types.get(port) else {
-                return Err(wiring_error(
-                    type_name,
-                    port,
-                    String::new(),
-                    Problem::Unknown {
-                        known: in_types.names().into_iter().map(String::from).collect(),
-                    },
-                ));
+                return Err(unknown_input(type_name, port, &in_types));
             };
             if connected.iter().filter(|(p, _)| p == port).count() > 1 {
                 return Err(Error::Config {
@@ -405,19 +478,7 @@ impl LazyCall {
                     ),
                 });
             }
-            let comparison = connectable(&h.ty, to_type);
-            if !comparison.is_compatible() {
-                return Err(wiring_error(
-                    type_name,
-                    port,
-                    to_type.to_string(),
-                    Problem::Connection {
-                        from: h.name(),
-                        from_type: h.ty.to_string(),
-                        comparison,
-                    },
-                ));
-            }
+            check_wiring(type_name, port, to_type, h)?;
             inputs.push((
                 port.to_string(),
                 Input::Port {
@@ -451,6 +512,20 @@ impl LazyCall {
             },
         )
     }
+}
+
+/// Where the values that enter a graph come from in one run.
+#[derive(Clone, Copy)]
+pub(crate) enum Feed<'a> {
+    /// Batch `index` of epoch `epoch` of every data layer.
+    Batch {
+        /// The epoch.
+        epoch: u64,
+        /// The batch within it.
+        index: usize,
+    },
+    /// Graph inputs by name.
+    Inputs(&'a NamedTensors),
 }
 
 /// The nodes a set of targets needs.
@@ -500,7 +575,7 @@ impl Plan {
             .filter(|(_, n)| **n)
             .filter_map(|(node, _)| match &node.kind {
                 NodeKind::Data(d) => Some((node, d)),
-                NodeKind::Module(_) => None,
+                NodeKind::Module(_) | NodeKind::Input => None,
             })
     }
 
@@ -539,17 +614,45 @@ impl Plan {
         &self,
         nodes: &[Node],
         targets: &[DynHandle],
-        epoch: u64,
-        index: usize,
+        feed: Feed<'_>,
+        ctx: &ForwardCtx,
     ) -> Result<Vec<Tensor>> {
         let mut values: Vec<Option<NamedTensors>> = vec![None; nodes.len()];
         for (i, (node, needed)) in nodes.iter().zip(&self.needed).enumerate() {
             if !needed {
                 continue;
             }
-            let out = match &node.kind {
-                NodeKind::Data(d) => d.batch(epoch, index).map_err(|e| in_node(&node.name, e))?,
-                NodeKind::Module(m) => {
+            let out = match (&node.kind, feed) {
+                (NodeKind::Data(d), Feed::Batch { epoch, index }) => {
+                    d.batch(epoch, index).map_err(|e| in_node(&node.name, e))?
+                }
+                (NodeKind::Data(_), Feed::Inputs(_)) => {
+                    return Err(Error::Config {
+                        key: node.name.to_string(),
+                        msg: "the data layer feeds the graph batch by batch; run it with an action (`train`, `eval`, `infer`) or `run_batch`".into(),
+                    });
+                }
+                (NodeKind::Input, Feed::Inputs(feeds)) => {
+                    let value = feeds.get(&*node.name).ok_or_else(|| {
+                        wiring_error(
+                            "graph",
+                            &node.name,
+                            node.outputs
+                                .get("")
+                                .map(|t| t.to_string())
+                                .unwrap_or_default(),
+                            Problem::Missing,
+                        )
+                    })?;
+                    NamedTensors::from([(String::new(), value.clone())])
+                }
+                (NodeKind::Input, Feed::Batch { .. }) => {
+                    return Err(Error::Config {
+                        key: node.name.to_string(),
+                        msg: "the graph input has no value in an action: bind it to a data layer's output when building (`ModelConfig::build_on`)".into(),
+                    });
+                }
+                (NodeKind::Module(m), _) => {
                     let mut args = NamedTensors::new();
                     for (port, input) in &node.inputs {
                         let t = match input {
@@ -561,7 +664,8 @@ impl Plan {
                         };
                         args.insert(port.clone(), t);
                     }
-                    m.forward_dyn(args).map_err(|e| in_node(&node.name, e))?
+                    m.forward_dyn(args, &ctx.for_module(&node.name))
+                        .map_err(|e| in_node(&node.name, e))?
                 }
             };
             if let Some(slot) = values.get_mut(i) {

@@ -45,9 +45,13 @@ impl DynHandle {
         &self.port
     }
 
-    /// `node.port`, as in messages.
+    /// `node.port`, as in messages (a graph input: its name).
     pub fn name(&self) -> String {
-        format!("{}.{}", self.node_name, self.port)
+        if self.port.is_empty() {
+            self.node_name.to_string()
+        } else {
+            format!("{}.{}", self.node_name, self.port)
+        }
     }
 
     /// The graph this handle belongs to.

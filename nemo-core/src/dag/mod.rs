@@ -62,6 +62,6 @@ mod module;
 
 pub use actions::{BatchMean, EvalMetric, Evaluation, TrainAction};
 pub use data::{DataLayer, LazyDataLayer};
-pub use graph::{Graph, LazyCall, NodeOutputs};
+pub use graph::{Graph, LazyCall, NodeOutputs, check_wiring, connectable, unknown_input};
 pub use handle::{DynHandle, Handle, Symbolic};
 pub use module::LazyModule;

@@ -2,7 +2,7 @@
 //! a YAML config (`type: ConvASREncoder`) can be built through the dynamic path.
 //!
 //! A factory takes the module's `config:` section as a `serde_norway::Value` and a
-//! [`BuildContext`] (the node's name, the [`VarBuilder`] scoped to it, device, dtype, seed) and
+//! [`BuildContext`] (the node's name, the [`VarBuilder`] scoped to it, device, dtype) and
 //! returns the module as an `Arc<dyn DynModule>`. Collections register their modules with
 //! [`register_module!`](crate::register_module), which deserializes the config with
 //! `serde_path_to_error`, so a bad value is reported at its full key path
@@ -19,7 +19,7 @@
 //! struct Scale { dim: usize, weight: Tensor }
 //!
 //! impl Forward for Scale {
-//!     fn forward_tensors(&self, x: ScaleInputTensors) -> nemo_core::Result<ScaleOutputTensors> {
+//!     fn forward_tensors(&self, x: ScaleInputTensors, _ctx: &ForwardCtx) -> nemo_core::Result<ScaleOutputTensors> {
 //!         Ok(ScaleOutputTensors { y: x.x.broadcast_mul(&self.weight)? })
 //!     }
 //! }
@@ -35,7 +35,7 @@
 //!
 //! # fn main() -> nemo_core::Result<()> {
 //! let params = Parameters::new();
-//! let ctx = BuildContext::new("scale", "modules.scale.config", &params, &Device::Cpu, DType::F32, 0);
+//! let ctx = BuildContext::new("scale", "modules.scale.config", &params, &Device::Cpu, DType::F32);
 //! let config: serde_norway::Value = serde_norway::from_str("{dim: 3}").map_err(|e| nemo_core::Error::Config { key: "".into(), msg: e.to_string() })?;
 //! let module = build_module("Scale", &config, &ctx)?;
 //! assert_eq!(module.dyn_input_types().to_string(), "x: (B, D:3) Channel");
@@ -131,7 +131,6 @@ pub struct BuildContext<'a> {
     vb: VarBuilder<'static>,
     device: Device,
     dtype: DType,
-    seed: u64,
 }
 
 impl std::fmt::Debug for BuildContext<'_> {
@@ -141,7 +140,6 @@ impl std::fmt::Debug for BuildContext<'_> {
             .field("key", &self.key)
             .field("device", &self.device)
             .field("dtype", &self.dtype)
-            .field("seed", &self.seed)
             .finish_non_exhaustive()
     }
 }
@@ -156,7 +154,6 @@ impl<'a> BuildContext<'a> {
         params: &'a Parameters,
         device: &Device,
         dtype: DType,
-        seed: u64,
     ) -> Self {
         BuildContext {
             name: name.to_string(),
@@ -165,11 +162,11 @@ impl<'a> BuildContext<'a> {
             vb: params.var_builder(dtype, device).pp(name),
             device: device.clone(),
             dtype,
-            seed,
         }
     }
 
-    /// The node's name, also its parameter prefix and train/eval-mode prefix in [`Parameters`].
+    /// The node's name, also its parameter prefix in [`Parameters`] and its name in the
+    /// [`ForwardCtx`](crate::ForwardCtx) paths.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -179,7 +176,7 @@ impl<'a> BuildContext<'a> {
         &self.key
     }
 
-    /// The model's parameter store (freezing, train/eval mode).
+    /// The model's parameter store.
     pub fn params(&self) -> &'a Parameters {
         self.params
     }
@@ -197,11 +194,6 @@ impl<'a> BuildContext<'a> {
     /// The weights' dtype.
     pub fn dtype(&self) -> DType {
         self.dtype
-    }
-
-    /// The module's seed (for dither, masks, dropout streams).
-    pub fn seed(&self) -> u64 {
-        self.seed
     }
 
     /// Deserializes the module's typed config from `value`; an error names the full key path

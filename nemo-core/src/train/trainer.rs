@@ -19,7 +19,16 @@ use super::precision::{GradScaler, GradScalerState, MixedPrecision, ScaleUpdate}
 use super::sync::{GradientSync, SingleProcess};
 use crate::optim::{LrSchedule, Optimizer, clip_grad_norm};
 use crate::params::Parameters;
-use crate::{Error, Result};
+use crate::{Error, ForwardCtx, Result};
+
+/// The [`ForwardCtx`] seed of global micro-batch `g` of a run seeded with `seed` (SplitMix64 of
+/// both), so neighbouring steps draw unrelated streams.
+pub fn micro_batch_seed(seed: u64, g: u64) -> u64 {
+    let mut z = seed ^ g.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// Stop when a metric has not improved for `patience` evaluations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +109,11 @@ pub struct TrainerConfig {
     /// Default true.
     #[serde(default = "yes")]
     pub plot: bool,
+    /// Seeds the random draws of the forward passes (dither, augmentation, dropout): micro-batch
+    /// `g` of the run gets the [`ForwardCtx`] seed `mix(seed, g)`, so a resumed run replays the
+    /// draws of an uninterrupted one. Default 0.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl TrainerConfig {
@@ -121,6 +135,7 @@ impl TrainerConfig {
             progress: true,
             precision: MixedPrecision::default(),
             plot: true,
+            seed: 0,
         }
     }
 
@@ -156,9 +171,10 @@ impl TrainerConfig {
 pub trait TrainTask {
     /// The model's parameters.
     fn params(&self) -> &Parameters;
-    /// The loss of micro-batch `micro` of update `step`; the task owns the data order.
-    fn loss(&mut self, step: u64, micro: usize) -> Result<Tensor>;
-    /// Metrics on held-out data (e.g. `wer`), run in eval mode.
+    /// The loss of micro-batch `micro` of update `step`, computed in the mode and with the random
+    /// draws of `ctx` (training; frozen modules in eval mode); the task owns the data order.
+    fn loss(&mut self, step: u64, micro: usize, ctx: &ForwardCtx) -> Result<Tensor>;
+    /// Metrics on held-out data (e.g. `wer`), computed in eval mode (`ForwardCtx::eval()`).
     fn evaluate(&mut self, _step: u64) -> Result<BTreeMap<String, f64>> {
         Ok(BTreeMap::new())
     }
@@ -433,7 +449,6 @@ impl Trainer {
         let mut bad_evals = 0usize;
         let mut last_loss = f64::NAN;
         let started = std::time::Instant::now();
-        task.params().train();
         let mut freezer = DynamicFreezer::new(task.params().clone());
         for step in start..cfg.max_steps {
             let sched_step = match cfg.max_time_s {
@@ -455,8 +470,12 @@ impl Trainer {
             let mut grads: Option<GradStore> = None;
             let mut loss_sum = 0.0;
             let mut bad_loss = None;
+            let frozen_now = task.params().frozen_modules();
             for micro in 0..cfg.batches_per_step {
-                let loss = task.loss(step, micro)?;
+                let g = step * cfg.batches_per_step as u64 + micro as u64;
+                let ctx = ForwardCtx::train(micro_batch_seed(cfg.seed, g))
+                    .with_frozen(frozen_now.iter().cloned());
+                let loss = task.loss(step, micro, &ctx)?;
                 // Backward even from a non-finite loss (as PyTorch): every micro-batch is read,
                 // and with data parallelism every replica joins the all-reduce, whose inf/NaN
                 // then makes all replicas skip the step together.
@@ -552,10 +571,7 @@ impl Trainer {
                 || done == cfg.max_steps
                 || out_of_time;
             if evaluate {
-                task.params().eval();
-                let result = task.evaluate(step);
-                task.params().train();
-                record.eval = result?;
+                record.eval = task.evaluate(step)?;
                 if !record.eval.is_empty() {
                     let shown: Vec<String> = record
                         .eval
@@ -634,7 +650,6 @@ impl Trainer {
             }
         }
         bar.finish_with_message(format!("loss {last_loss:.4}"));
-        task.params().eval();
         if cfg.plot && main {
             self.plot(&metrics_path, &summary);
         }

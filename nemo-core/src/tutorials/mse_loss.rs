@@ -20,7 +20,11 @@ use crate::prelude::*;
 pub struct MSELoss;
 
 impl Forward for MSELoss {
-    fn forward_tensors(&self, x: MSELossInputTensors) -> Result<MSELossOutputTensors> {
+    fn forward_tensors(
+        &self,
+        x: MSELossInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> Result<MSELossOutputTensors> {
         let target = x.target.to_dtype(x.predictions.dtype())?;
         let loss = (x.predictions - target)?.sqr()?.mean_all()?;
         Ok(MSELossOutputTensors { loss })

@@ -72,7 +72,11 @@ impl TaylorNet {
 }
 
 impl Forward for TaylorNet {
-    fn forward_tensors(&self, inputs: TaylorNetInputTensors) -> Result<TaylorNetOutputTensors> {
+    fn forward_tensors(
+        &self,
+        inputs: TaylorNetInputTensors,
+        _ctx: &ForwardCtx,
+    ) -> Result<TaylorNetOutputTensors> {
         let x = inputs.x; // (B, 1)
         let mut powers = Vec::with_capacity(self.dim + 1);
         let mut p = x.ones_like()?;

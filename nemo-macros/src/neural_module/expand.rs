@@ -418,8 +418,11 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
             "Typed inputs of [`{module_name}`]: the named arguments of its typed call `forward`.\n\n{}",
             describe(&model.inputs)
         );
+        let forward_t_doc = format!(
+            "[`forward`](Self::forward) in the mode `ctx` gives: training (dropout, batch statistics, random draws from `ctx`) or evaluation. The typed call of [`{module_name}`]."
+        );
         let forward_doc = format!(
-            "The typed call of [`{module_name}`]: connects typed values to its input ports (checked by the compiler), runs the runtime fallback on inputs and outputs, and returns typed outputs.\n\n# Inputs\n{}\n\n# Outputs\n{}",
+            "The typed call of [`{module_name}`], in evaluation mode ([`forward_t`](Self::forward_t) takes a `ForwardCtx` to train): connects typed values to its input ports (checked by the compiler), runs the runtime fallback on inputs and outputs, and returns typed outputs.\n\n# Inputs\n{}\n\n# Outputs\n{}",
             describe(&model.inputs),
             describe(&model.outputs)
         );
@@ -468,7 +471,7 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
                         #(#checks)*
                     }
                     let __raw_in = #in_tensors { #(#raws,)* };
-                    let __raw = <Self as #krate::module::ForwardImpl>::__forward(self, __raw_in)?;
+                    let __raw = <Self as #krate::module::ForwardImpl>::__forward(self, __raw_in, __ctx)?;
                     if __check.active() {
                         <Self as #krate::module::NeuralModule>::check_outputs(self, &mut __check, &__raw)?;
                     }
@@ -494,6 +497,19 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
                 #vis fn forward<#(#generics,)*>(
                     &self,
                     __inputs: #inputs_ident #struct_generics,
+                ) -> #krate::Result<#outputs_ident>
+                where
+                    #(#bounds)*
+                {
+                    self.forward_t(__inputs, &#krate::ForwardCtx::eval())
+                }
+
+                #[doc = #forward_t_doc]
+                #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+                #vis fn forward_t<#(#generics,)*>(
+                    &self,
+                    __inputs: #inputs_ident #struct_generics,
+                    __ctx: &#krate::ForwardCtx,
                 ) -> #krate::Result<#outputs_ident>
                 where
                     #(#bounds)*

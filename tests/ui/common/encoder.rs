@@ -1,5 +1,5 @@
 // A small encoder shared by the UI cases: (B, D, T) MelSpectrogram in, encoded representation out.
-use nemo::prelude::{Element, Forward, NTensor, neural_module};
+use nemo::prelude::{Element, Forward, ForwardCtx, NTensor, neural_module};
 
 #[neural_module(
     inputs(
@@ -16,7 +16,7 @@ pub struct JasperEncoder {
 }
 
 impl Forward for JasperEncoder {
-    fn forward_tensors(&self, x: JasperEncoderInputTensors) -> nemo::Result<JasperEncoderOutputTensors> {
+    fn forward_tensors(&self, x: JasperEncoderInputTensors, _ctx: &ForwardCtx) -> nemo::Result<JasperEncoderOutputTensors> {
         Ok(JasperEncoderOutputTensors { outputs: x.audio_signal, encoded_lengths: x.length })
     }
 }

@@ -20,7 +20,7 @@ nemo::axis_kind! {
 struct BarkToSpec;
 
 impl Forward for BarkToSpec {
-    fn forward_tensors(&self, x: BarkToSpecInputTensors) -> nemo::Result<BarkToSpecOutputTensors> {
+    fn forward_tensors(&self, x: BarkToSpecInputTensors, _ctx: &ForwardCtx) -> nemo::Result<BarkToSpecOutputTensors> {
         Ok(BarkToSpecOutputTensors { y: x.x })
     }
 }

@@ -8,7 +8,7 @@ use nemo::prelude::*;
 struct Smooth;
 
 impl Forward for Smooth {
-    fn forward_tensors(&self, x: SmoothInputTensors) -> nemo::Result<SmoothOutputTensors> {
+    fn forward_tensors(&self, x: SmoothInputTensors, _ctx: &ForwardCtx) -> nemo::Result<SmoothOutputTensors> {
         Ok(SmoothOutputTensors { y: x.x })
     }
 }
@@ -17,7 +17,7 @@ impl Forward for Smooth {
 struct Identity;
 
 impl Forward for Identity {
-    fn forward_tensors(&self, x: IdentityInputTensors) -> nemo::Result<IdentityOutputTensors> {
+    fn forward_tensors(&self, x: IdentityInputTensors, _ctx: &ForwardCtx) -> nemo::Result<IdentityOutputTensors> {
         Ok(IdentityOutputTensors { same: x.anything })
     }
 }

@@ -10,7 +10,7 @@ fn main() -> nemo::Result<()> {
     if false {
         // Eager.
         let batch = asr.batch()?;
-        let mel = asr.preprocessor.forward(AudioPreprocessorInputs {
+        let mel = asr.preprocessor.forward(AudioToMelSpectrogramPreprocessorInputs {
             input_signal: &batch.audio_signal,
             length: &batch.a_sig_length,
         })?;
@@ -26,7 +26,7 @@ fn main() -> nemo::Result<()> {
     }
     // Lazy.
     let batch = asr.data.call(&asr.graph)?;
-    let mel = asr.preprocessor.call(AudioPreprocessorInputs {
+    let mel = asr.preprocessor.call(AudioToMelSpectrogramPreprocessorInputs {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;

@@ -6,7 +6,7 @@ use nemo::asr::modules::*;
 fn main() -> nemo::Result<()> {
     let asr = common::asr()?;
     let batch = asr.data.call(&asr.graph)?;
-    let mel = asr.preprocessor.call(AudioPreprocessorInputs {
+    let mel = asr.preprocessor.call(AudioToMelSpectrogramPreprocessorInputs {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;

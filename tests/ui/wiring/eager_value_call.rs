@@ -6,7 +6,7 @@ use nemo::asr::modules::*;
 fn main() -> nemo::Result<()> {
     let asr = common::asr()?;
     let batch = asr.batch()?;
-    let mel = asr.preprocessor.forward(AudioPreprocessorInputs {
+    let mel = asr.preprocessor.forward(AudioToMelSpectrogramPreprocessorInputs {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;

@@ -7,7 +7,7 @@ use nemo::prelude::*;
 fn main() -> nemo::Result<()> {
     let asr = common::asr()?;
     let batch = asr.batch()?;
-    let mel = asr.preprocessor.forward(AudioPreprocessorInputs {
+    let mel = asr.preprocessor.forward(AudioToMelSpectrogramPreprocessorInputs {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;

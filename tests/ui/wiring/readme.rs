@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use nemo::asr::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig};
 use nemo::asr::modules::{
-    AudioPreprocessor, AudioPreprocessorInputs, ConvASRDecoder, ConvASRDecoderConfig,
+    AudioToMelSpectrogramPreprocessorConfig, AudioToMelSpectrogramPreprocessorInputs, ConvASRDecoder,
+    ConvASRDecoderConfig,
     ConvASRDecoderInputs,
 };
 use nemo::dag::Graph;
@@ -16,12 +17,12 @@ fn main() -> nemo::Result<()> {
     let params = graph.params();
     let vb = params.var_builder(DType::F32, &Device::Cpu);
     let data = AudioToTextDataLayer::new(AudioToTextDataLayerConfig::new("train.json", 32))?;
-    let preprocessor = AudioPreprocessor::new(Default::default(), 0, &params, "preprocessor")?;
+    let preprocessor = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
     let config = ConvASRDecoderConfig { feat_in: 64, num_classes: 28 };
     let decoder = ConvASRDecoder::new(&config, vb.pp("decoder"))?;
 
     let batch = Arc::new(data).call(&graph)?;
-    let mel = Arc::new(preprocessor).call(AudioPreprocessorInputs {
+    let mel = Arc::new(preprocessor).call(AudioToMelSpectrogramPreprocessorInputs {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;

@@ -15,7 +15,7 @@ use nemo::prelude::*;
 pub struct Asr {
     pub graph: Graph,
     pub data: Arc<AudioToTextDataLayer>,
-    pub preprocessor: Arc<AudioPreprocessor>,
+    pub preprocessor: Arc<AudioToMelSpectrogramPreprocessor>,
     pub encoder: Arc<ConvASREncoder>,
     pub decoder: Arc<ConvASRDecoder>,
     pub ctc: Arc<CTCLossNM>,
@@ -30,17 +30,12 @@ pub fn asr() -> nemo::Result<Asr> {
     let root = std::env::var("NEMO_REPO_ROOT").unwrap_or_else(|_| ".".into());
     let manifest = format!("{root}/nemo-asr/tests/fixtures/manifests/small.json");
     let data = AudioToTextDataLayer::new(AudioToTextDataLayerConfig::new(manifest, 4))?;
-    let preprocessor = AudioPreprocessor::new(
-        AudioToMelSpectrogramPreprocessorConfig::default(),
-        0,
-        &params,
-        "preprocessor",
-    )?;
+    let preprocessor = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
     let encoder_config: ConvASREncoderConfig = serde_norway::from_str(
         "feat_in: 64\njasper:\n  - {filters: 128, kernel: [11], stride: [2], separable: true}",
     )
     .map_err(|e| nemo::Error::Config { key: "encoder".into(), msg: e.to_string() })?;
-    let encoder = ConvASREncoder::new(encoder_config, &params, "encoder", vb.pp("encoder"))?;
+    let encoder = ConvASREncoder::new(encoder_config, vb.pp("encoder"))?;
     let decoder = ConvASRDecoder::new(
         &ConvASRDecoderConfig { feat_in: 128, num_classes: 28 },
         vb.pp("decoder"),
@@ -50,13 +45,7 @@ pub fn asr() -> nemo::Result<Asr> {
         &JasperRNNConnectorConfig { in_channels: 128, out_channels: 128 },
         vb.pp("connector"),
     )?;
-    let decoder_rnn = DecoderRNN::new(
-        DecoderRNNConfig::new(30, 28, 128),
-        0,
-        &params,
-        "decoder_rnn",
-        vb.pp("decoder_rnn"),
-    )?;
+    let decoder_rnn = DecoderRNN::new(DecoderRNNConfig::new(30, 28, 128), vb.pp("decoder_rnn"))?;
     Ok(Asr {
         graph,
         data: Arc::new(data),
