@@ -1,4 +1,4 @@
-//! NeMo 0.x's first example, lazily: a data layer of `sin x`, a `TaylorNet` and an `MSELoss`
+//! NeMo 0.x's first example, lazily: a data layer of `sin x`, a `TaylorNet` and an `MseLoss`
 //! are wired on symbolic handles (checked as they are connected, nothing computed), then the
 //! graph is trained with a progress bar and checkpoints, resumed from its last checkpoint for
 //! more steps, and asked for predictions.
@@ -13,7 +13,7 @@ use nemo::core::dag::{BatchMean, Evaluation, Graph, TrainAction};
 use nemo::core::optim::{AdamW, AdamWConfig};
 use nemo::core::train::TrainerConfig;
 use nemo::core::tutorials::{
-    MSELoss, MSELossInputs, RealFunction, RealFunctionDataLayer, RealFunctionDataLayerConfig,
+    MseLoss, MseLossInputs, RealFunction, RealFunctionDataLayer, RealFunctionDataLayerConfig,
     TaylorNetConfig, TaylorNetInputs,
 };
 
@@ -49,18 +49,18 @@ fn main() -> anyhow::Result<()> {
     let train_data = Arc::new(sin_data(4096, 128, 1, true)?);
     let eval_data = Arc::new(sin_data(8, 8, 7, false)?);
     let net = Arc::new(TaylorNetConfig { dim: 4 }.init(vb.pp("taylor_net"))?);
-    let mse = Arc::new(MSELoss);
+    let mse = Arc::new(MseLoss);
 
     // 2. The activation DAG: symbolic handles, each connection checked when made.
     let train = train_data.call(&graph)?;
     let train_pred = net.call(TaylorNetInputs { x: &train.x })?;
-    let train_loss = mse.call(MSELossInputs {
+    let train_loss = mse.call(MseLossInputs {
         predictions: &train_pred.y_pred,
         target: &train.y,
     })?;
     let eval = eval_data.call(&graph)?;
     let eval_pred = net.call(TaylorNetInputs { x: &eval.x })?;
-    let eval_loss = mse.call(MSELossInputs {
+    let eval_loss = mse.call(MseLossInputs {
         predictions: &eval_pred.y_pred,
         target: &eval.y,
     })?;

@@ -45,18 +45,16 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     })
     .init()?;
-    let encoder_cfg: ConvASREncoderConfig = serde_norway::from_str(
+    let encoder_cfg: ConvAsrEncoderConfig = serde_norway::from_str(
         "feat_in: 64\njasper:\n  - {filters: 128, kernel: [11], stride: [2], separable: true}\n  - {filters: 128, repeat: 2, kernel: [13], residual: true, separable: true}\n  - {filters: 256, kernel: [1]}",
     )?;
-    let encoder = ConvASREncoder::new(encoder_cfg, vb.pp("encoder"))?;
-    let decoder = ConvASRDecoder::new(
-        &ConvASRDecoderConfig {
-            feat_in: 256,
-            num_classes: labels.len(),
-        },
-        vb.pp("decoder"),
-    )?;
-    let ctc = CTCLossNM::new(labels.len() + 1, CtcLossConfig::default());
+    let encoder = encoder_cfg.init(vb.pp("encoder"))?;
+    let decoder = (ConvAsrDecoderConfig {
+        feat_in: 256,
+        num_classes: labels.len(),
+    })
+    .init(vb.pp("decoder"))?;
+    let ctc = CtcLossConfig::new(labels.len()).init()?;
     println!(
         "encoder ports: {}  ->  {}",
         encoder.input_types(),
@@ -90,16 +88,16 @@ fn main() -> anyhow::Result<()> {
                 &ctx.for_module("preprocessor"),
             )?;
             let enc = encoder.forward_t(
-                ConvASREncoderInputs {
+                ConvAsrEncoderInputs {
                     audio_signal: &mel.processed_signal,
                     length: &mel.processed_length,
                 },
                 &ctx.for_module("encoder"),
             )?;
-            let dec = decoder.forward(ConvASRDecoderInputs {
+            let dec = decoder.forward(ConvAsrDecoderInputs {
                 encoder_output: &enc.outputs,
             })?;
-            let loss = ctc.forward(CTCLossNMInputs {
+            let loss = ctc.forward(CtcLossInputs {
                 log_probs: &dec.logprobs,
                 targets: &batch.transcripts,
                 input_length: &enc.encoded_lengths,
@@ -129,11 +127,11 @@ fn main() -> anyhow::Result<()> {
             input_signal: &batch.audio_signal,
             length: &batch.a_sig_length,
         })?;
-        let enc = encoder.forward(ConvASREncoderInputs {
+        let enc = encoder.forward(ConvAsrEncoderInputs {
             audio_signal: &mel.processed_signal,
             length: &mel.processed_length,
         })?;
-        let dec = decoder.forward(ConvASRDecoderInputs {
+        let dec = decoder.forward(ConvAsrDecoderInputs {
             encoder_output: &enc.outputs,
         })?;
         let ids = ctc_greedy_decode(

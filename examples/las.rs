@@ -1,6 +1,6 @@
 //! The paper's §4.1.2 pipeline, wired by hand through typed ports: the *same* data layer, mel
 //! preprocessor and Jasper encoder as the CTC example, then NeMo's attention modules —
-//! `JasperRNNConnector` → `DecoderRNN` → `SequenceLoss` — trained with AdamW, then greedy and
+//! `JasperRnnConnector` → `DecoderRnn` → `SequenceLoss` — trained with AdamW, then greedy and
 //! beam-search decoding and WER. Every `forward` call below is checked by the compiler (element
 //! types and axes) and at run time (sizes from the config, batch sizes agree, 16 kHz audio).
 //!
@@ -19,6 +19,7 @@ use nemo::asr::metrics::WordErrorRate;
 use nemo::asr::models::EncDecAttentionModelConfig;
 use nemo::asr::modules::*;
 use nemo::asr::train_attention::attention_data_layer;
+use nemo::core::nn::lengths_to_vec;
 use nemo::core::optim::{LrPolicy, LrSchedule, OptimizerConfig, clip_grad_norm};
 use nemo::core::params::Parameters;
 use nemo::core::prelude::*;
@@ -85,15 +86,11 @@ fn main() -> anyhow::Result<()> {
     let params = Parameters::new();
     let vb = params.var_builder(DType::F32, &dev);
     let preprocessor = cfg.preprocessor.init()?;
-    let spec_augment = cfg
-        .spec_augment
-        .clone()
-        .map(SpectrogramAugmentation::new)
-        .transpose()?;
-    let encoder = ConvASREncoder::new(cfg.encoder.clone(), vb.pp("encoder"))?;
-    let connector = JasperRNNConnector::new(&cfg.connector, vb.pp("connector"))?;
-    let decoder = DecoderRNN::new(cfg.decoder.clone(), vb.pp("decoder"))?;
-    let loss_fn = SequenceLoss::new(cfg.loss.clone())?;
+    let spec_augment = cfg.spec_augment.clone().map(|c| c.init()).transpose()?;
+    let encoder = cfg.encoder.init(vb.pp("encoder"))?;
+    let connector = cfg.connector.init(vb.pp("connector"))?;
+    let decoder = cfg.decoder.init(vb.pp("decoder"))?;
+    let loss_fn = cfg.loss.init()?;
     println!(
         "encoder:   {} -> {}",
         encoder.input_types(),
@@ -163,17 +160,17 @@ fn main() -> anyhow::Result<()> {
                 None => mel.processed_signal,
             };
             let enc = encoder.forward_t(
-                ConvASREncoderInputs {
+                ConvAsrEncoderInputs {
                     audio_signal: &spec,
                     length: &mel.processed_length,
                 },
                 &ctx.for_module("encoder"),
             )?;
-            let con = connector.forward(JasperRNNConnectorInputs {
+            let con = connector.forward(JasperRnnConnectorInputs {
                 tensor: &enc.outputs,
             })?;
             let dec = decoder.forward_t(
-                DecoderRNNInputs {
+                DecoderRnnInputs {
                     targets: &batch.transcripts,
                     encoder_outputs: &con.tensor,
                     encoder_lengths: Some(enc.encoded_lengths.clone()),
@@ -231,23 +228,19 @@ fn main() -> anyhow::Result<()> {
             input_signal: &batch.audio_signal,
             length: &batch.a_sig_length,
         })?;
-        let enc = encoder.forward(ConvASREncoderInputs {
+        let enc = encoder.forward(ConvAsrEncoderInputs {
             audio_signal: &mel.processed_signal,
             length: &mel.processed_length,
         })?;
-        let con = connector.forward(JasperRNNConnectorInputs {
+        let con = connector.forward(JasperRnnConnectorInputs {
             tensor: &enc.outputs,
         })?;
-        let lens: Vec<usize> = enc
-            .encoded_lengths
-            .tensor()
-            .to_dtype(DType::I64)?
-            .to_vec1::<i64>()?
-            .into_iter()
-            .map(|l| l.max(0) as usize)
-            .collect();
-        let greedy = greedy_search(&decoder, con.tensor.tensor(), &lens, eos, &beam)?;
-        let beamed = beam_search(&decoder, con.tensor.tensor(), &lens, eos, &beam)?;
+        let lens = lengths_to_vec(enc.encoded_lengths.tensor())?;
+        let limits: Vec<usize> = lens.iter().map(|&l| beam.limit(l)).collect();
+        let bos = decoder.config().bos_id;
+        let state = || decoder.search_state(con.tensor.tensor(), &lens);
+        let greedy = greedy_search(&decoder, state()?, bos, eos, &limits)?;
+        let beamed = beam_search(&decoder, state()?, bos, eos, &limits, &beam)?;
         for ((g, b), r) in greedy.iter().zip(&beamed).zip(&refs) {
             let (g, b) = (text(&labels, g)?, text(&labels, b)?);
             if shown < 5 {

@@ -2,7 +2,7 @@
 """One training step of the small separable QuartzNet (configs/an4_small.yaml) in PyTorch:
 forward, CTC loss, backward, NovoGrad update, at batch 16 x 400 frames x 64 mels, 2 threads.
 
-The model mirrors nemo-asr's ConvASREncoder/ConvASRDecoder: per block, depthwise conv (groups=C,
+The model mirrors nemo-asr's ConvAsrEncoder/ConvAsrDecoder: per block, depthwise conv (groups=C,
 "same" padding) -> 1x1 conv -> BatchNorm(eps 1e-3) -> ReLU, a 1x1 conv + BN residual added before
 the last ReLU, inputs masked by length before each conv; decoder 1x1 conv + log_softmax.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference outputs of NeMo 0.x's DecoderRNN (teacher-forced) for nemo-asr/tests/attention.rs.
+"""Reference outputs of NeMo 0.x's DecoderRnn (teacher-forced) for nemo-asr/tests/attention.rs.
 
 Re-implements the module with PyTorch's own nn.Embedding, nn.GRU/nn.LSTM and nn.Linear and the
 Luong "general" attention of NeMo's `Attention` (nemo/backends/pytorch/common/rnn.py, 0.x), plus
@@ -40,7 +40,7 @@ class Attention(nn.Module):
         return out, weights
 
 
-class DecoderRNN(nn.Module):
+class DecoderRnn(nn.Module):
     def __init__(self, rnn_type):
         super().__init__()
         self.embedding = nn.Embedding(V, H)
@@ -62,7 +62,7 @@ enc = torch.randn(B, TK, H)
 lengths = torch.tensor([6, 4])
 targets = torch.tensor([[1, 2, 3, 6], [4, 3, 6, 6]])
 for rnn_type in ["gru", "lstm"]:
-    m = DecoderRNN(rnn_type)
+    m = DecoderRnn(rnn_type)
     with torch.no_grad():
         logp, w = m(targets, enc, lengths)
     cases.append(

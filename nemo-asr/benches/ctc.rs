@@ -16,7 +16,7 @@ use std::time::Duration;
 use candle_core::{D, Device, Tensor, Var};
 use criterion::Criterion;
 use nemo_asr::decoding::ctc_greedy_decode;
-use nemo_asr::losses::{CtcLossConfig, ctc_loss};
+use nemo_asr::losses::{CtcOptions, ctc_loss};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -41,7 +41,7 @@ fn main() -> BenchResult<()> {
     let targets = Tensor::from_vec(targets, (B, S), &dev)?;
     let input_lengths = Tensor::from_vec(vec![T as u32; B], B, &dev)?;
     let target_lengths = Tensor::from_vec(vec![S as u32; B], B, &dev)?;
-    let config = CtcLossConfig::default();
+    let config = CtcOptions::default();
     let leaf = Var::from_tensor(&log_probs)?;
 
     let mut c = Criterion::default()

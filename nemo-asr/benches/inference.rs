@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
-use nemo_asr::models::EncDecCTCModel;
+use nemo_asr::models::EncDecCtcModel;
 use nemo_asr::train::RunConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,12 +22,12 @@ use rand_chacha::ChaCha8Rng;
 const BATCH: usize = 16;
 const SECONDS: f64 = 4.0;
 
-fn setup() -> nemo_asr::Result<(EncDecCTCModel, Tensor, Tensor)> {
+fn setup() -> nemo_asr::Result<(EncDecCtcModel, Tensor, Tensor)> {
     let dev = Device::Cpu;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/an4_small.yaml");
     let cfg = RunConfig::from_yaml_file(&path)?;
     let sr = cfg.model.sample_rate as usize;
-    let model = EncDecCTCModel::new(cfg.model, 0, &dev)?;
+    let model = EncDecCtcModel::new(cfg.model, 0, &dev)?;
     let n = (SECONDS * sr as f64) as usize;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let audio: Vec<f32> = (0..BATCH * n)

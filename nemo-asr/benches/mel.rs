@@ -1,11 +1,11 @@
-//! Speed of the mel preprocessor and SpecAugment on a batch of `B = 16` rows of 16 s of
+//! Speed of the mel preprocessor and SpectrogramAugmentation on a batch of `B = 16` rows of 16 s of
 //! 16 kHz audio (`(B, T) = (16, 256000)`, 256 s of audio in all; rows 1..16 shortened by
 //! 0.25 s each so lengths differ), NeMo's default config, f32, CPU, rayon's default threads.
 //!
 //! * `mel/eval`: [`AudioToMelSpectrogramPreprocessor::forward`] with `train = false`.
 //! * `mel/train`: the same with dither — the definition `scripts/bench_mel_torch.py` times for
 //!   PyTorch (`torch.stft` + filterbank matmul + log + masked normalization, 2 threads).
-//! * `mel/spec_augment`: [`SpecAugment::forward`] with the default config on the features.
+//! * `mel/spec_augment`: [`SpectrogramAugmentation::forward`] with the default config on the features.
 //!
 //! Real-time factor = time / 256 s. Run: `cargo bench -p nemo-asr --bench mel`.
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use criterion::Criterion;
 use nemo_asr::preprocessing::{
-    AudioToMelSpectrogramPreprocessorConfig, SpecAugment, SpecAugmentConfig,
+    AudioToMelSpectrogramPreprocessorConfig, SpectrogramAugmentationConfig,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,7 +39,7 @@ fn main() -> BenchResult<()> {
     let signal = Tensor::from_vec(audio, (B, T), &Device::Cpu)?;
     let lengths: Vec<usize> = (0..B).map(|b| T - b * SAMPLE_RATE / 4).collect();
     let pre = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
-    let aug = SpecAugment::new(SpecAugmentConfig::default())?;
+    let aug = SpectrogramAugmentationConfig::default().init()?;
     let (features, frames) = pre.featurize(&signal, &lengths, false, &mut rng)?;
 
     let mut c = Criterion::default()
@@ -54,7 +54,7 @@ fn main() -> BenchResult<()> {
         bench.iter(|| black_box(pre.featurize(&signal, &lengths, true, &mut rng)).ok())
     });
     group.bench_function("spec_augment", |bench| {
-        bench.iter(|| black_box(aug.forward(&features, &frames, &mut rng)).ok())
+        bench.iter(|| black_box(aug.augment(&features, &frames, &mut rng)).ok())
     });
     group.finish();
     c.final_summary();

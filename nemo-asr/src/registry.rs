@@ -1,13 +1,13 @@
 //! The ASR modules by NeMo type name, for models written as YAML graphs
 //! ([`nemo_core::config::ModelConfig`]); each takes NeMo's config keys.
 //!
-//! | type (aliases)                                                     | config                                     |
-//! |--------------------------------------------------------------------|--------------------------------------------|
-//! | `AudioToMelSpectrogramPreprocessor` (`AudioToMelSpectrogramPreprocessor`)          | [`AudioToMelSpectrogramPreprocessorConfig`] |
-//! | `SpectrogramAugmentation` (`SpecAugment`)                          | [`SpecAugmentConfig`]                      |
-//! | `ConvASREncoder` (`JasperEncoder`)                                 | [`ConvASREncoderConfig`]                   |
-//! | `ConvASRDecoder` (`JasperDecoderForCTC`)                           | [`ConvASRDecoderConfig`]                   |
-//! | `CTCLossNM` (`CTCLoss`)                                            | [`CTCLossNMConfig`]                        |
+//! | type (NeMo's spellings, also accepted)                         | config                                      |
+//! |----------------------------------------------------------------|---------------------------------------------|
+//! | `AudioToMelSpectrogramPreprocessor` (`AudioPreprocessor`)      | [`AudioToMelSpectrogramPreprocessorConfig`] |
+//! | `SpectrogramAugmentation` (`SpecAugment`)                      | [`SpectrogramAugmentationConfig`]           |
+//! | `ConvAsrEncoder` (`ConvASREncoder`, `JasperEncoder`)           | [`ConvAsrEncoderConfig`]                    |
+//! | `ConvAsrDecoder` (`ConvASRDecoder`, `JasperDecoderForCTC`)     | [`ConvAsrDecoderConfig`]                    |
+//! | `CtcLoss` (`CTCLoss`, `CTCLossNM`)                             | [`CtcLossConfig`]                           |
 //!
 //! A module's weights go under its node name (`encoder.blocks.0.conv.weight`); whether a call
 //! trains, and its random draws (dither, SpecAugment masks), come with the call
@@ -19,22 +19,20 @@
 
 use nemo_core::register_module;
 use nemo_core::registry::BuildContext;
-use serde::{Deserialize, Serialize};
 
-use crate::losses::{CtcLossConfig, CtcReduction};
-use crate::modules::{
-    CTCLossNM, ConvASRDecoder, ConvASRDecoderConfig, ConvASREncoder, ConvASREncoderConfig,
-    SpectrogramAugmentation,
+use crate::losses::CtcLossConfig;
+use crate::modules::{ConvAsrDecoderConfig, ConvAsrEncoderConfig};
+use crate::preprocessing::{
+    AudioToMelSpectrogramPreprocessorConfig, SpectrogramAugmentationConfig,
 };
-use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
 
 /// The type names this crate registers.
 pub const MODULE_TYPES: &[&str] = &[
     "AudioToMelSpectrogramPreprocessor",
     "SpectrogramAugmentation",
-    "ConvASREncoder",
-    "ConvASRDecoder",
-    "CTCLossNM",
+    "ConvAsrEncoder",
+    "ConvAsrDecoder",
+    "CtcLoss",
 ];
 
 /// Makes sure this crate — and so its module registrations — is linked into the binary. Calling
@@ -42,20 +40,6 @@ pub const MODULE_TYPES: &[&str] = &[
 #[inline(never)]
 pub fn ensure_registered() -> &'static [&'static str] {
     std::hint::black_box(MODULE_TYPES)
-}
-
-/// The config of `CTCLossNM`, NeMo's `CTCLoss` keys.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CTCLossNMConfig {
-    /// Labels, not counting the blank (the blank is class `num_classes`, the last).
-    pub num_classes: usize,
-    /// How per-sample losses are combined; default `mean_batch`.
-    #[serde(default)]
-    pub reduction: CtcReduction,
-    /// Replace infinite losses by zero; default false.
-    #[serde(default)]
-    pub zero_infinity: bool,
 }
 
 /// Maps a collection config error (`encoder.jasper[2].kernel`) to the model config's key path.
@@ -73,7 +57,7 @@ fn relocate(ctx: &BuildContext<'_>, section: &str, e: crate::Error) -> nemo_core
 }
 
 register_module!(
-    "AudioToMelSpectrogramPreprocessor" | "AudioToMelSpectrogramPreprocessor",
+    "AudioToMelSpectrogramPreprocessor" | "AudioPreprocessor",
     |config: AudioToMelSpectrogramPreprocessorConfig, ctx| {
         config.init().map_err(|e| relocate(ctx, "preprocessor", e))
     }
@@ -81,43 +65,40 @@ register_module!(
 
 register_module!(
     "SpectrogramAugmentation" | "SpecAugment",
-    |config: SpecAugmentConfig, ctx| {
-        SpectrogramAugmentation::new(config).map_err(|e| relocate(ctx, "spec_augment", e))
+    |config: SpectrogramAugmentationConfig, ctx| {
+        config.init().map_err(|e| relocate(ctx, "spec_augment", e))
     }
 );
 
 register_module!(
-    "ConvASREncoder" | "JasperEncoder",
-    |config: ConvASREncoderConfig, ctx| {
+    "ConvAsrEncoder" | "ConvASREncoder" | "JasperEncoder",
+    |config: ConvAsrEncoderConfig, ctx| {
         config.validate().map_err(|e| relocate(ctx, "encoder", e))?;
-        ConvASREncoder::new(config, ctx.vb()).map_err(|e| relocate(ctx, "encoder", e))
+        config
+            .init(ctx.vb())
+            .map_err(|e| relocate(ctx, "encoder", e))
     }
 );
 
 register_module!(
-    "ConvASRDecoder" | "JasperDecoderForCTC",
-    |config: ConvASRDecoderConfig, ctx| {
+    "ConvAsrDecoder" | "ConvASRDecoder" | "JasperDecoderForCTC",
+    |config: ConvAsrDecoderConfig, ctx| {
         if config.feat_in == 0 {
             return Err(ctx.invalid("feat_in", 0, "a positive number of channels"));
         }
         if config.num_classes == 0 {
             return Err(ctx.invalid("num_classes", 0, "a positive number of labels"));
         }
-        ConvASRDecoder::new(&config, ctx.vb()).map_err(|e| relocate(ctx, "decoder", e))
+        config
+            .init(ctx.vb())
+            .map_err(|e| relocate(ctx, "decoder", e))
     }
 );
 
-register_module!("CTCLossNM" | "CTCLoss", |config: CTCLossNMConfig, ctx| {
-    if config.num_classes == 0 {
-        return Err(ctx.invalid("num_classes", 0, "a positive number of labels"));
-    }
-    let loss = CtcLossConfig {
-        blank: None,
-        reduction: config.reduction,
-        zero_infinity: config.zero_infinity,
-    };
-    Ok::<_, nemo_core::Error>(CTCLossNM::new(config.num_classes + 1, loss))
-});
+register_module!(
+    "CtcLoss" | "CTCLoss" | "CTCLossNM",
+    |config: CtcLossConfig, ctx| config.init().map_err(|e| relocate(ctx, "loss", e))
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! Training and evaluating an [`EncDecCTCModel`] on manifests: the task the core [`Trainer`]
+//! Training and evaluating an [`EncDecCtcModel`] on manifests: the task the core [`Trainer`]
 //! runs, WER evaluation, and the YAML config of a whole run.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig, OnBadSample};
 use crate::decoding::CtcBeamSearch;
 use crate::metrics::WordErrorRate;
-use crate::models::{EncDecCTCModel, EncDecCTCModelConfig};
+use crate::models::{EncDecCtcModel, EncDecCtcModelConfig};
 use crate::{Error, Result};
 
 fn default_batch() -> usize {
@@ -56,7 +56,7 @@ pub struct TrainSection {
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// The model.
-    pub model: EncDecCTCModelConfig,
+    pub model: EncDecCtcModelConfig,
     /// The training settings.
     pub train: TrainSection,
 }
@@ -114,7 +114,7 @@ pub fn layer_config(
 /// A data layer over `manifest` for `model`, shuffled (training) or, for evaluation, sorted by
 /// duration so batches carry little padding.
 pub fn data_layer(
-    model: &EncDecCTCModelConfig,
+    model: &EncDecCtcModelConfig,
     manifest: &Path,
     batch_size: usize,
     shuffle: bool,
@@ -133,7 +133,7 @@ pub fn data_layer(
 /// `on_bad_sample`, without utterances `model` cannot align (see
 /// [`AudioToTextDataset::retain_alignable`](crate::data::AudioToTextDataset::retain_alignable)).
 pub fn train_data_layer(
-    model: &EncDecCTCModel,
+    model: &EncDecCtcModel,
     manifest: &Path,
     train: &TrainSection,
 ) -> Result<AudioToTextDataLayer> {
@@ -155,14 +155,14 @@ pub fn train_data_layer(
 }
 
 /// Greedy-decoding WER and CER of `model` over every utterance of `layer`.
-pub fn evaluate(model: &EncDecCTCModel, layer: &AudioToTextDataLayer) -> Result<WordErrorRate> {
+pub fn evaluate(model: &EncDecCtcModel, layer: &AudioToTextDataLayer) -> Result<WordErrorRate> {
     evaluate_with(model, layer, None)
 }
 
 /// WER and CER of `model` over every utterance of `layer`, decoded greedily or by `search` (a
 /// CTC beam search, with its language model if it has one), in eval mode.
 pub fn evaluate_with(
-    model: &EncDecCTCModel,
+    model: &EncDecCtcModel,
     layer: &AudioToTextDataLayer,
     search: Option<&CtcBeamSearch>,
 ) -> Result<WordErrorRate> {
@@ -196,7 +196,7 @@ pub fn evaluate_with(
 
 /// The CTC training task: micro-batches in a seeded order, epoch after epoch.
 pub struct CtcTrainTask<'a> {
-    model: &'a EncDecCTCModel,
+    model: &'a EncDecCtcModel,
     train: BatchCursor<'a>,
     val: Option<&'a AudioToTextDataLayer>,
     batches_per_step: usize,
@@ -257,7 +257,7 @@ impl<'a> BatchCursor<'a> {
 impl<'a> CtcTrainTask<'a> {
     /// A task training `model` on `train`, evaluating WER on `val`.
     pub fn new(
-        model: &'a EncDecCTCModel,
+        model: &'a EncDecCtcModel,
         train: &'a AudioToTextDataLayer,
         val: Option<&'a AudioToTextDataLayer>,
         batches_per_step: usize,

@@ -1,4 +1,4 @@
-//! The attention model of the paper's §4.1.2: `JasperRNNConnector`, `DecoderRNN` (GRU/LSTM,
+//! The attention model of the paper's §4.1.2: `JasperRnnConnector`, `DecoderRnn` (GRU/LSTM,
 //! general/dot/Bahdanau attention), `SequenceLoss`, greedy and beam search, and
 //! `EncDecAttentionModel` trained on the committed WAV fixtures.
 
@@ -81,16 +81,16 @@ fn decoder(
     dtype: DType,
     voc: usize,
     hidden: usize,
-) -> Res<(DecoderRNN, Parameters)> {
+) -> Res<(DecoderRnn, Parameters)> {
     let params = Parameters::new();
     let vb = params.var_builder(dtype, &Device::Cpu);
-    let mut cfg = DecoderRNNConfig::new(voc, 0, hidden);
+    let mut cfg = DecoderRnnConfig::new(voc, 0, hidden);
     cfg.rnn_type = rnn;
     cfg.attention_method = method;
     cfg.in_dropout = 0.0;
     cfg.gru_dropout = 0.0;
     cfg.input_feeding = feeding;
-    let dec = DecoderRNN::new(cfg, vb.pp("decoder"))?;
+    let dec = cfg.init(vb.pp("decoder"))?;
     Ok((dec, params))
 }
 
@@ -143,18 +143,18 @@ fn connector_is_a_1x1_conv_and_a_transpose() -> TestResult {
     let dev = Device::Cpu;
     let params = Parameters::new();
     let vb = params.var_builder(DType::F32, &dev);
-    let cfg = JasperRNNConnectorConfig {
+    let cfg = JasperRnnConnectorConfig {
         in_channels: 3,
         out_channels: 2,
     };
-    let con = JasperRNNConnector::new(&cfg, vb.pp("connector"))?;
+    let con = cfg.init(vb.pp("connector"))?;
     let types = con.output_types().to_string();
     assert!(types.contains("EncodedRepresentation"), "{types}");
     let x = Tensor::arange(0f32, 24.0, &dev)?
         .reshape((2, 3, 4))?
         .affine(0.1, -1.0)?;
     let typed: NTensor<(B, D, T), AcousticEncodedRepresentation> = NTensor::new(x.clone())?;
-    let out = con.forward(JasperRNNConnectorInputs { tensor: &typed })?;
+    let out = con.forward(JasperRnnConnectorInputs { tensor: &typed })?;
     assert_eq!(out.tensor.dims(), &[2, 4, 2]);
     let w: Vec<Vec<f32>> = params
         .varmap()
@@ -191,7 +191,7 @@ fn connector_is_a_1x1_conv_and_a_transpose() -> TestResult {
     let wrong: NTensor<(B, D, T), AcousticEncodedRepresentation> =
         NTensor::new(Tensor::zeros((2, 5, 4), DType::F32, &dev)?)?;
     let err = con
-        .forward(JasperRNNConnectorInputs { tensor: &wrong })
+        .forward(JasperRnnConnectorInputs { tensor: &wrong })
         .err()
         .ok_or("5 channels accepted")?;
     assert!(err.to_string().contains("tensor"), "{err}");
@@ -217,7 +217,7 @@ fn decoder_ports_shapes_and_masked_attention() -> TestResult {
         let (dec, _params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
         let (enc, lens, targets) = enc_batch(DType::F32, 6)?;
         let run = |enc: &Tensor| -> Res<(Tensor, Tensor)> {
-            let out = dec.forward(DecoderRNNInputs {
+            let out = dec.forward(DecoderRnnInputs {
                 targets: &NTensor::<(B, T), Labels>::new(targets.clone())?,
                 encoder_outputs: &NTensor::<(B, T, D), EncodedRepresentation>::new(enc.clone())?,
                 encoder_lengths: Some(NTensor::new(lens.clone())?),
@@ -269,7 +269,7 @@ fn decoder_ports_shapes_and_masked_attention() -> TestResult {
     let (_, lens, targets) = enc_batch(DType::F32, 6)?;
     let wrong = Tensor::zeros((2, 5, 4), DType::F32, &dev)?;
     let err = dec
-        .forward(DecoderRNNInputs {
+        .forward(DecoderRnnInputs {
             targets: &NTensor::<(B, T), Labels>::new(targets)?,
             encoder_outputs: &NTensor::<(B, T, D), EncodedRepresentation>::new(wrong)?,
             encoder_lengths: Some(NTensor::new(lens)?),
@@ -306,7 +306,7 @@ fn sequence_loss_matches_a_hand_computation_and_ignores_padding() -> TestResult 
     let valid = [(0, 0, 2), (0, 1, 0), (0, 2, 1), (1, 0, 1)];
     let mean = |b: usize, t: usize| lp[b][t].iter().sum::<f64>() / 4.0;
     let loss = |cfg: SequenceLossConfig| -> Res<f64> {
-        let l = SequenceLoss::new(cfg)?;
+        let l = cfg.init()?;
         let out = l.forward(SequenceLossInputs {
             log_probs: &NTensor::<(B, T, D), Logprobs>::new(logp.clone())?,
             targets: &NTensor::<(B, T), Labels>::new(targets.clone())?,
@@ -342,7 +342,7 @@ fn sequence_loss_matches_a_hand_computation_and_ignores_padding() -> TestResult 
 
     // Changing the log-probabilities at padded steps changes nothing, nor does their gradient.
     let var = Var::from_tensor(&logp)?;
-    let l = SequenceLoss::new(cfg)?;
+    let l = cfg.init()?;
     let value = l.compute(var.as_tensor(), &targets)?;
     let grads = value.backward()?;
     let g: Vec<Vec<Vec<f64>>> = grads.get(var.as_tensor()).ok_or("no grad")?.to_vec3()?;
@@ -370,11 +370,12 @@ fn sequence_loss_matches_a_hand_computation_and_ignores_padding() -> TestResult 
 fn decoder_gradients_match_finite_differences() -> TestResult {
     for (rnn, method, feeding) in ALL {
         let (dec, params) = decoder((rnn, method, feeding), DType::F64, 5, 3)?;
-        let loss_fn = SequenceLoss::new(SequenceLossConfig {
+        let loss_fn = (SequenceLossConfig {
             pad_id: 4,
             smoothing_coef: 0.1,
             sample_wise: false,
-        })?;
+        })
+        .init()?;
         let dev = Device::Cpu;
         let enc = Var::from_tensor(
             &Tensor::arange(0f64, 24.0, &dev)?
@@ -470,12 +471,12 @@ fn gru_dropout_acts_between_layers_in_both_training_passes() -> TestResult {
         for layers in [1usize, 2] {
             let params = Parameters::new();
             let vb = params.var_builder(DType::F64, &Device::Cpu);
-            let mut cfg = DecoderRNNConfig::new(7, 0, 6);
+            let mut cfg = DecoderRnnConfig::new(7, 0, 6);
             cfg.in_dropout = 0.0;
             cfg.gru_dropout = 0.5;
             cfg.n_layers = layers;
             cfg.input_feeding = feeding;
-            let dec = DecoderRNN::new(cfg, vb.pp("decoder"))?;
+            let dec = cfg.init(vb.pp("decoder"))?;
             let (enc, lens, targets) = enc_batch(DType::F64, 6)?;
             let lens = usize_lens(&lens)?;
             let (train, _) = dec.decode(&targets, &enc, Some(&lens), &ForwardCtx::train(3))?;
@@ -521,6 +522,45 @@ fn teacher_forced_decode_equals_chained_steps() -> TestResult {
     Ok(())
 }
 
+/// The core's searches over `dec` on encoder outputs `enc` with valid `lens`, limited per row
+/// by `cfg` (from BOS, up to EOS).
+fn run_beam(
+    dec: &DecoderRnn,
+    enc: &Tensor,
+    lens: &[usize],
+    eos: u32,
+    cfg: &BeamSearchConfig,
+) -> Res<Vec<Vec<u32>>> {
+    let limits: Vec<usize> = lens.iter().map(|&l| cfg.limit(l)).collect();
+    let state = dec.search_state(enc, lens)?;
+    Ok(beam_search(
+        dec,
+        state,
+        dec.config().bos_id,
+        eos,
+        &limits,
+        cfg,
+    )?)
+}
+
+fn run_greedy(
+    dec: &DecoderRnn,
+    enc: &Tensor,
+    lens: &[usize],
+    eos: u32,
+    cfg: &BeamSearchConfig,
+) -> Res<Vec<Vec<u32>>> {
+    let limits: Vec<usize> = lens.iter().map(|&l| cfg.limit(l)).collect();
+    let state = dec.search_state(enc, lens)?;
+    Ok(greedy_search(
+        dec,
+        state,
+        dec.config().bos_id,
+        eos,
+        &limits,
+    )?)
+}
+
 #[test]
 fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
     for (rnn, method, feeding) in ALL {
@@ -532,8 +572,8 @@ fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
             max_len: 12,
             ..Default::default()
         };
-        let greedy = greedy_search(&dec, &enc, &lens, eos, &limit)?;
-        let beam1 = beam_search(
+        let greedy = run_greedy(&dec, &enc, &lens, eos, &limit)?;
+        let beam1 = run_beam(
             &dec,
             &enc,
             &lens,
@@ -546,7 +586,7 @@ fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
             },
         )?;
         assert_eq!(greedy, beam1, "{rnn:?} {method:?} feeding {feeding}");
-        let beam3 = beam_search(
+        let beam3 = run_beam(
             &dec,
             &enc,
             &lens,
@@ -568,7 +608,7 @@ fn beam_search_with_beam_1_is_greedy_search() -> TestResult {
 /// `log p / lp(len) + β × coverage`, where `len` counts EOS unless the limit ended it. Returns the
 /// best-scoring token sequence (no EOS).
 fn exhaustive_best(
-    dec: &DecoderRNN,
+    dec: &DecoderRnn,
     ctx: &AttentionContext,
     voc: u32,
     eos: u32,
@@ -586,7 +626,7 @@ fn exhaustive_best(
             .count() as f64
     };
     let score = |logp: f64, len: usize, a: &[f32]| {
-        logp / nemo_asr::decoding::length_penalty(len, cfg.length_penalty)
+        logp / cfg.length_penalty_kind.value(len, cfg.length_penalty)
             + cfg.coverage_penalty * covered(a)
     };
     let mut best: Option<(f64, Vec<u32>)> = None;
@@ -654,7 +694,7 @@ fn a_beam_wide_enough_finds_the_best_hypothesis_under_length_and_coverage_terms(
                 ..Default::default()
             };
             let lens = [5usize, 3];
-            let found = beam_search(&dec, &enc, &lens, eos, &cfg)?;
+            let found = run_beam(&dec, &enc, &lens, eos, &cfg)?;
             for (i, &len) in lens.iter().enumerate() {
                 let ctx = dec.prepare(&enc.narrow(0, i, 1)?.narrow(1, 0, len)?, None)?;
                 let want = exhaustive_best(&dec, &ctx, voc, eos, &cfg)?;

@@ -9,8 +9,9 @@ use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
 use nemo_asr::Error;
 use nemo_asr::data::ctc_min_steps;
 use nemo_asr::decoding::{GreedyCtcDecoder, ctc_greedy_decode, ids_to_text};
-use nemo_asr::losses::{CtcLoss, CtcLossConfig, CtcReduction, ctc_loss};
+use nemo_asr::losses::{CtcLossConfig, CtcOptions, CtcReduction, ctc_loss};
 use nemo_asr::metrics::{WordErrorRate, char_error_rate, edit_distance, word_error_rate};
+use nemo_core::NeuralModule;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -86,7 +87,7 @@ struct Fixture {
     targets: Tensor,
     input_lengths: Tensor,
     target_lengths: Tensor,
-    config: CtcLossConfig,
+    config: CtcOptions,
 }
 
 fn load(name: &str) -> TestResult<Fixture> {
@@ -106,7 +107,7 @@ fn load(name: &str) -> TestResult<Fixture> {
     let targets = Tensor::from_vec(ints("targets")?, tdims, &dev)?;
     let input_lengths = Tensor::new(ints("input_lengths")?, &dev)?;
     let target_lengths = Tensor::new(ints("target_lengths")?, &dev)?;
-    let config = CtcLossConfig {
+    let config = CtcOptions {
         blank: json["blank"].as_u64().map(|b| b as usize),
         reduction: CtcReduction::None,
         zero_infinity: json["zero_infinity"].as_bool().unwrap_or(false),
@@ -147,7 +148,7 @@ fn check_fixture(name: &str, dtype: DType, rtol: f64, atol: f64) -> TestResult {
     let fx = load(name)?;
     for (key, reduction) in REDUCTIONS {
         let entry = &fx.json["reductions"][key];
-        let config = CtcLossConfig {
+        let config = CtcOptions {
             reduction,
             ..fx.config
         };
@@ -156,11 +157,12 @@ fn check_fixture(name: &str, dtype: DType, rtol: f64, atol: f64) -> TestResult {
                 .to_dtype(dtype)?,
         )?;
         let log_probs = candle_nn::ops::log_softmax(logits.as_tensor(), D::Minus1)?;
-        let loss = CtcLoss::new(config).forward(
+        let loss = ctc_loss(
             &log_probs,
             &fx.targets,
             &fx.input_lengths,
             &fx.target_lengths,
+            &config,
         )?;
         assert_eq!(loss.dtype(), dtype);
         let what = format!("{name}/{key}/{dtype:?}");
@@ -263,7 +265,7 @@ fn log_prob_gradient_matches_finite_differences() -> TestResult {
         CtcReduction::Mean,
         CtcReduction::MeanBatch,
     ] {
-        let config = CtcLossConfig::from(reduction);
+        let config = CtcOptions::from(reduction);
         let var = Var::from_vec(lp.clone(), (b, t, d), &dev)?;
         let loss = ctc_loss(
             var.as_tensor(),
@@ -307,7 +309,7 @@ fn empty_input_and_empty_target_has_zero_loss() -> TestResult {
         &Tensor::new(&[[0u32], [1]], &dev)?,
         &Tensor::new(&[0u32, 3], &dev)?,
         &Tensor::new(&[0u32, 1], &dev)?,
-        &CtcLossConfig::from(CtcReduction::None),
+        &CtcOptions::from(CtcReduction::None),
     )?;
     let v = loss.to_vec1::<f32>()?;
     assert_eq!(v[0], 0.0);
@@ -321,7 +323,7 @@ fn empty_input_and_empty_target_has_zero_loss() -> TestResult {
         &Tensor::new(&[[0u32], [1]], &dev)?,
         &Tensor::new(&[0u32, 3], &dev)?,
         &Tensor::new(&[1u32, 1], &dev)?,
-        &CtcLossConfig::from(CtcReduction::None),
+        &CtcOptions::from(CtcReduction::None),
     )?;
     assert_eq!(loss.to_vec1::<f32>()?[0], f32::INFINITY);
     Ok(())
@@ -331,7 +333,7 @@ fn empty_input_and_empty_target_has_zero_loss() -> TestResult {
 fn zero_infinity_zeroes_loss_and_gradient() -> TestResult {
     let dev = Device::Cpu;
     let var = Var::from_tensor(&Tensor::full(-1.0f64, (2, 3, 3), &dev)?)?;
-    let config = CtcLossConfig {
+    let config = CtcOptions {
         reduction: CtcReduction::Sum,
         zero_infinity: true,
         blank: None,
@@ -354,13 +356,22 @@ fn zero_infinity_zeroes_loss_and_gradient() -> TestResult {
 
 #[test]
 fn config_defaults_and_serde() -> TestResult {
-    let c = CtcLossConfig::default();
+    let c = CtcOptions::default();
     assert_eq!(c.blank, None);
     assert_eq!(c.reduction, CtcReduction::MeanBatch);
     assert!(!c.zero_infinity);
-    let c: CtcLossConfig = serde_json::from_str(r#"{"reduction": "mean_volume"}"#)?;
+    // The module's config takes NeMo's keys; the blank is the last class.
+    let c: CtcLossConfig =
+        serde_json::from_str(r#"{"num_classes": 28, "reduction": "mean_volume"}"#)?;
     assert_eq!(c.reduction, CtcReduction::MeanVolume);
-    assert_eq!(CtcLoss::default().config(), &CtcLossConfig::default());
+    let loss = c.init()?;
+    assert_eq!(
+        loss.input_types().to_string(),
+        "log_probs: (B, T, D:29) Logprobs, targets: (B, T) Labels, input_length: (B) Lengths, target_length: (B) Lengths"
+    );
+    assert!(CtcLossConfig::new(0).init().is_err());
+    let bad: Result<CtcLossConfig, _> = serde_json::from_str(r#"{"num_classes": 3, "blank": 0}"#);
+    assert!(bad.is_err(), "unknown keys are refused");
     Ok(())
 }
 
@@ -385,8 +396,8 @@ fn invalid_inputs_are_rejected_with_context() -> TestResult {
     let tg = Tensor::new(&[[0u32, 1], [1, 1]], &dev)?;
     let il = Tensor::new(&[4u32, 4], &dev)?;
     let tl = Tensor::new(&[2u32, 1], &dev)?;
-    let cfg = CtcLossConfig::default();
-    let run = |lp: &Tensor, tg: &Tensor, il: &Tensor, tl: &Tensor, cfg: &CtcLossConfig| {
+    let cfg = CtcOptions::default();
+    let run = |lp: &Tensor, tg: &Tensor, il: &Tensor, tl: &Tensor, cfg: &CtcOptions| {
         ctc_loss(lp, tg, il, tl, cfg)
     };
     assert!(run(&lp, &tg, &il, &tl, &cfg).is_ok());
@@ -433,7 +444,7 @@ fn invalid_inputs_are_rejected_with_context() -> TestResult {
     let bad = Tensor::new(&[4u32, 4, 4], &dev)?;
     expect_shape_error(run(&lp, &tg, &bad, &tl, &cfg), "(B)");
     // Blank out of range.
-    let cfg_bad = CtcLossConfig {
+    let cfg_bad = CtcOptions {
         blank: Some(3),
         ..cfg
     };
@@ -516,7 +527,7 @@ proptest! {
             &Tensor::from_vec(padded, (1, s), &dev).map_err(|e| TestCaseError::fail(e.to_string()))?,
             &Tensor::new(&[t as u32], &dev).map_err(|e| TestCaseError::fail(e.to_string()))?,
             &Tensor::new(&[target.len() as u32], &dev).map_err(|e| TestCaseError::fail(e.to_string()))?,
-            &CtcLossConfig { blank: Some(blank as usize), reduction: CtcReduction::Sum, zero_infinity: false },
+            &CtcOptions { blank: Some(blank as usize), reduction: CtcReduction::Sum, zero_infinity: false },
         ).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let got = loss.to_scalar::<f64>().map_err(|e| TestCaseError::fail(e.to_string()))?;
         if expected.is_infinite() {
@@ -551,9 +562,9 @@ proptest! {
             Tensor::new(il.as_slice(), &dev).map_err(cfail)?,
             Tensor::new(tl.as_slice(), &dev).map_err(cfail)?,
         );
-        let config = CtcLossConfig { zero_infinity: true, ..CtcLossConfig::from(CtcReduction::Sum) };
+        let config = CtcOptions { zero_infinity: true, ..CtcOptions::from(CtcReduction::Sum) };
         let per_sample = ctc_loss(&log_probs, &args.0, &args.1, &args.2,
-            &CtcLossConfig { reduction: CtcReduction::None, ..config }).map_err(fail)?;
+            &CtcOptions { reduction: CtcReduction::None, ..config }).map_err(fail)?;
         let per_sample = per_sample.to_vec1::<f64>().map_err(cfail)?;
         prop_assert!(per_sample.iter().all(|&l| l >= 0.0), "{per_sample:?}");
 
@@ -684,7 +695,7 @@ proptest! {
             &Tensor::from_vec(padded, (1, s), &dev).map_err(fail)?,
             &Tensor::new(&[t as u32], &dev).map_err(fail)?,
             &Tensor::new(&[target.len() as u32], &dev).map_err(fail)?,
-            &CtcLossConfig::from(CtcReduction::Sum),
+            &CtcOptions::from(CtcReduction::Sum),
         ).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let finite = loss.to_scalar::<f32>().map_err(fail)?.is_finite();
         prop_assert_eq!(finite, t >= ctc_min_steps(&target), "T {} target {:?}", t, target);

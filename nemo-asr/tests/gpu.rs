@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use candle_core::{DType, Device, Tensor, Var};
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::kernels::{add_relu, batch_norm_train, depthwise_conv1d, time_mask};
-use nemo_asr::models::{EncDecCTCModel, EncDecCTCModelConfig};
+use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
 use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig};
@@ -269,9 +269,9 @@ fn fixtures_manifest() -> PathBuf {
 /// weights stayed f32 on the GPU.
 fn learns_the_fixtures_on_cuda(mode: &str) -> Res<()> {
     let dev = Device::new_cuda(0)?;
-    let config = EncDecCTCModelConfig::from_yaml(&tiny_model_yaml(""))?;
+    let config = EncDecCtcModelConfig::from_yaml(&tiny_model_yaml(""))?;
     let manifest = fixtures_manifest();
-    let model = EncDecCTCModel::new(config.clone(), 7, &dev)?;
+    let model = EncDecCtcModel::new(config.clone(), 7, &dev)?;
     let train = data_layer(&config, &manifest, 5, true, 7, None)?;
     let mut task = CtcTrainTask::new(&model, &train, Some(&train), 1, 7)?;
     let optimizer: OptimizerConfig =

@@ -1,12 +1,12 @@
 //! Mel preprocessor parity with the independent numpy reference (`scripts/mel_reference.py`,
 //! cross-checked there against NeMo's torch code path), its contracts (lengths, padding
-//! invariance, seeded dither, config validation), and SpecAugment's mask bounds.
+//! invariance, seeded dither, config validation), and SpectrogramAugmentation's mask bounds.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use nemo_asr::preprocessing::{
-    AudioToMelSpectrogramPreprocessorConfig, SpecAugment, SpecAugmentConfig, TimeWidth,
+    AudioToMelSpectrogramPreprocessorConfig, SpectrogramAugmentationConfig, TimeWidth,
 };
 use nemo_asr::{Error, Result};
 use proptest::prelude::*;
@@ -292,22 +292,22 @@ stft_conv: false
     let round_trip: AudioToMelSpectrogramPreprocessorConfig =
         serde_norway::from_str(&serde_norway::to_string(&config)?)?;
     assert_eq!(round_trip, config);
-    let spec: SpecAugmentConfig = serde_norway::from_str(
+    let spec: SpectrogramAugmentationConfig = serde_norway::from_str(
         "_target_: nemo.collections.asr.modules.SpectrogramAugmentation\nrect_freq: 50\nrect_masks: 5\nrect_time: 120\nfreq_masks: 0\ntime_masks: 0\n",
     )?;
     assert_eq!(
-        SpecAugmentConfig {
+        SpectrogramAugmentationConfig {
             target: None,
             ..spec
         },
-        SpecAugmentConfig::quartznet()
+        SpectrogramAugmentationConfig::quartznet()
     );
     Ok(())
 }
 
-// ------------------------------------------------------------------------------ SpecAugment
+// ------------------------------------------------------------------------------ SpectrogramAugmentation
 
-fn spec_config() -> impl Strategy<Value = SpecAugmentConfig> {
+fn spec_config() -> impl Strategy<Value = SpectrogramAugmentationConfig> {
     (
         0usize..4,
         0usize..4,
@@ -322,7 +322,7 @@ fn spec_config() -> impl Strategy<Value = SpecAugmentConfig> {
     )
         .prop_map(
             |(freq_masks, time_masks, freq_width, time_width, rect_masks, rect_time, rect_freq)| {
-                SpecAugmentConfig {
+                SpectrogramAugmentationConfig {
                     freq_masks,
                     time_masks,
                     freq_width,
@@ -351,7 +351,7 @@ proptest! {
         lengths in prop::collection::vec(0usize..200, 1..5),
         seed in any::<u64>(),
     ) {
-        let aug = SpecAugment::new(config.clone())?;
+        let aug = config.clone().init()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let masks = aug.sample(n_freq, &lengths, &mut rng);
         prop_assert_eq!(masks.len(), lengths.len());
@@ -389,12 +389,12 @@ proptest! {
         lengths in prop::collection::vec(0usize..60, 1..4),
         seed in any::<u64>(),
     ) {
-        let aug = SpecAugment::new(config)?;
+        let aug = config.init()?;
         let (b, t) = (lengths.len(), 64usize);
         let data: Vec<f32> = (0..b * n_freq * t).map(|i| i as f32).collect();
         let spec = Tensor::from_vec(data.clone(), (b, n_freq, t), &Device::Cpu)?;
-        let out = aug.forward(&spec, &lengths, &mut ChaCha8Rng::seed_from_u64(seed))?;
-        let again = aug.forward(&spec, &lengths, &mut ChaCha8Rng::seed_from_u64(seed))?;
+        let out = aug.augment(&spec, &lengths, &mut ChaCha8Rng::seed_from_u64(seed))?;
+        let again = aug.augment(&spec, &lengths, &mut ChaCha8Rng::seed_from_u64(seed))?;
         let out = out.flatten_all()?.to_vec1::<f32>()?;
         prop_assert_eq!(&out, &again.flatten_all()?.to_vec1::<f32>()?);
         let masks = aug.sample(n_freq, &lengths, &mut ChaCha8Rng::seed_from_u64(seed));
@@ -413,20 +413,20 @@ proptest! {
 
 #[test]
 fn spec_augment_rejects_bad_shapes() -> TestResult {
-    let aug = SpecAugment::new(SpecAugmentConfig::default())?;
+    let aug = SpectrogramAugmentationConfig::default().init()?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let spec = Tensor::zeros((2, 8, 10), DType::F32, &Device::Cpu)?;
     assert!(matches!(
-        aug.forward(&spec, &[10, 11], &mut rng),
+        aug.augment(&spec, &[10, 11], &mut rng),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        aug.forward(&spec, &[10], &mut rng),
+        aug.augment(&spec, &[10], &mut rng),
         Err(Error::Shape { .. })
     ));
     let flat = Tensor::zeros((2, 8), DType::F32, &Device::Cpu)?;
     assert!(matches!(
-        aug.forward(&flat, &[1, 1], &mut rng),
+        aug.augment(&flat, &[1, 1], &mut rng),
         Err(Error::Shape { .. })
     ));
     Ok(())

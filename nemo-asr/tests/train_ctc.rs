@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use nemo_asr::data::ENGLISH_LABELS;
-use nemo_asr::models::{EncDecCTCModel, EncDecCTCModelConfig};
+use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
 use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
 use nemo_core::ForwardCtx;
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
@@ -18,7 +18,7 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-fn tiny_config() -> Result<EncDecCTCModelConfig, Box<dyn std::error::Error>> {
+fn tiny_config() -> Result<EncDecCtcModelConfig, Box<dyn std::error::Error>> {
     let labels = ENGLISH_LABELS.map(String::from);
     let yaml = format!(
         r#"
@@ -35,7 +35,7 @@ encoder:
 decoder: {{feat_in: 128, num_classes: 28}}
 "#
     );
-    Ok(EncDecCTCModelConfig::from_yaml(&yaml)?)
+    Ok(EncDecCtcModelConfig::from_yaml(&yaml)?)
 }
 
 fn optimizer() -> Result<OptimizerConfig, Box<dyn std::error::Error>> {
@@ -56,7 +56,7 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     tcfg.checkpoint_every = Some(80);
 
     // The full run.
-    let model = EncDecCTCModel::new(config.clone(), 7, &dev)?;
+    let model = EncDecCtcModel::new(config.clone(), 7, &dev)?;
     let train = data_layer(&config, &manifest, 5, true, 7, None)?;
     let mut task = CtcTrainTask::new(&model, &train, Some(&train), 1)?;
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
@@ -75,12 +75,12 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     // The saved model directory transcribes the same way.
     let dir = run.path().join("model");
     model.save(&dir)?;
-    let loaded = EncDecCTCModel::load(&dir, &dev)?;
+    let loaded = EncDecCtcModel::load(&dir, &dev)?;
     assert_eq!(evaluate(&loaded, &train)?.wer(), wer.wer());
 
     // A fresh model (another seed) resumed from the run's step-80 checkpoint continues exactly as
     // the uninterrupted run did: same weights, optimizer state, data order and augmentation.
-    let model3 = EncDecCTCModel::new(config, 99, &dev)?;
+    let model3 = EncDecCtcModel::new(config, 99, &dev)?;
     let mut task3 = CtcTrainTask::new(&model3, &train, Some(&train), 1)?;
     let mut opt3 = optimizer()?.build(model3.params().trainable_vars())?;
     let resumed_trainer = Trainer::new(tcfg, run.path().join("resumed"))?;
@@ -105,7 +105,7 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
 fn a_corrupt_checkpoint_is_refused_and_the_model_is_untouched() -> TestResult {
     let dev = Device::Cpu;
     let config = tiny_config()?;
-    let model = EncDecCTCModel::new(config, 3, &dev)?;
+    let model = EncDecCtcModel::new(config, 3, &dev)?;
     let run = tempfile::tempdir()?;
     let manifest = fixtures().join("manifests/small.json");
     let train = data_layer(model.config(), &manifest, 5, true, 3, None)?;
@@ -143,7 +143,7 @@ fn encoded_length_is_what_the_forward_reports() -> TestResult {
     let mut config = tiny_config()?;
     // A second strided block, so lengths go through two strides.
     config.encoder.jasper[2].stride = 2;
-    let model = EncDecCTCModel::new(config, 3, &Device::Cpu)?;
+    let model = EncDecCtcModel::new(config, 3, &Device::Cpu)?;
     let lens = [16_000usize, 12_345, 999, 161];
     let t = lens[0];
     let mut audio = vec![0f32; lens.len() * t];
@@ -180,7 +180,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResult {
     let config = tiny_config()?;
-    let model = EncDecCTCModel::new(config.clone(), 5, &Device::Cpu)?;
+    let model = EncDecCtcModel::new(config.clone(), 5, &Device::Cpu)?;
     // Evaluation mode: no dropout, BatchNorm from running statistics, so both passes see the same
     // function and differ only by rounding.
     let layer = data_layer(
@@ -243,7 +243,7 @@ fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResul
 #[test]
 fn the_trainer_runs_the_ctc_task_in_bf16() -> TestResult {
     let config = tiny_config()?;
-    let model = EncDecCTCModel::new(config.clone(), 7, &Device::Cpu)?;
+    let model = EncDecCtcModel::new(config.clone(), 7, &Device::Cpu)?;
     let train = data_layer(
         &config,
         &fixtures().join("manifests/small.json"),

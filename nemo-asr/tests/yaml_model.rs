@@ -1,6 +1,6 @@
 //! The shipped graph config `configs/graphs/jasper_ctc_graph.yaml` — the small AN4 Jasper CTC
 //! model written as modules and connections — builds through the registry into the one graph,
-//! runs on the committed WAV fixtures, and with the typed `EncDecCTCModel`'s weights gives the
+//! runs on the committed WAV fixtures, and with the typed `EncDecCtcModel`'s weights gives the
 //! same CTC loss and log-probabilities under the same `ForwardCtx`, in eval and in training mode
 //! (dither, SpecAugment, batch statistics); bound to a data layer it trains, evaluates and infers
 //! through the graph's actions. Miswired variants fail at build time with readable errors.
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use nemo_asr::data::AudioToTextBatch;
-use nemo_asr::models::{EncDecCTCModel, EncDecCTCModelConfig};
+use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
 use nemo_asr::train::data_layer;
 use nemo_core::ForwardCtx;
 use nemo_core::config::{BuiltModel, ModelConfig};
@@ -27,10 +27,10 @@ fn graph_path() -> PathBuf {
 }
 
 /// The typed model of `configs/an4_small.yaml` with seed 7 and the first fixture batch.
-fn typed_model_and_batch() -> Result<(EncDecCTCModel, AudioToTextBatch), Box<dyn std::error::Error>>
+fn typed_model_and_batch() -> Result<(EncDecCtcModel, AudioToTextBatch), Box<dyn std::error::Error>>
 {
-    let config = EncDecCTCModelConfig::from_yaml_file(&repo().join("configs/an4_small.yaml"))?;
-    let model = EncDecCTCModel::new(config, 7, &Device::Cpu)?;
+    let config = EncDecCtcModelConfig::from_yaml_file(&repo().join("configs/an4_small.yaml"))?;
+    let model = EncDecCtcModel::new(config, 7, &Device::Cpu)?;
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/small.json");
     let layer = data_layer(model.config(), &manifest, 5, false, 7, None)?;
@@ -50,7 +50,7 @@ fn graph_inputs(batch: &AudioToTextBatch) -> HashMap<String, Tensor> {
 /// The graph model with the typed model's weights (through a safetensors file). Its nodes have
 /// the typed model's module names, so a `ForwardCtx` gives both the same random draws.
 fn graph_like(
-    typed: &EncDecCTCModel,
+    typed: &EncDecCtcModel,
 ) -> Result<(BuiltModel, Parameters), Box<dyn std::error::Error>> {
     nemo_asr::registry::ensure_registered();
     let config = ModelConfig::from_yaml_file(graph_path())?;
@@ -224,7 +224,7 @@ fn a_yaml_model_trains_evaluates_and_infers_through_the_graph_actions() -> TestR
     use nemo_core::train::TrainerConfig;
 
     nemo_asr::registry::ensure_registered();
-    let config = EncDecCTCModelConfig::from_yaml_file(&repo().join("configs/an4_small.yaml"))?;
+    let config = EncDecCtcModelConfig::from_yaml_file(&repo().join("configs/an4_small.yaml"))?;
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/small.json");
     let data = Arc::new(data_layer(&config, &manifest, 5, false, 7, None)?);

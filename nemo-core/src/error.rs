@@ -25,6 +25,14 @@ pub enum Error {
         /// What failed.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Tensors given to an op have shapes or values it cannot take.
+    #[error("{op}: {msg}")]
+    Shape {
+        /// The op, e.g. `DecoderRnn`.
+        op: &'static str,
+        /// What is wrong, with the shapes involved.
+        msg: String,
+    },
     /// A configuration value is missing, out of range or inconsistent.
     #[error("config `{key}`: {msg}")]
     Config {

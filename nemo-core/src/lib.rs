@@ -24,6 +24,7 @@ extern crate self as nemo_core;
 pub mod check;
 pub mod config;
 pub mod dag;
+pub mod decoding;
 pub mod error;
 pub mod forward_ctx;
 pub mod host;

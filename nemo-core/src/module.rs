@@ -11,15 +11,15 @@
 //!         encoded_lengths: (B) Lengths,
 //!     ),
 //! )]
-//! pub struct ConvASREncoder { feat_in: usize, feat_out: usize, /* ... */ }
+//! pub struct ConvAsrEncoder { feat_in: usize, feat_out: usize, /* ... */ }
 //!
-//! impl Forward for ConvASREncoder {
-//!     fn forward_tensors(&self, x: ConvASREncoderInputTensors, ctx: &ForwardCtx) -> Result<ConvASREncoderOutputTensors> {
+//! impl Forward for ConvAsrEncoder {
+//!     fn forward_tensors(&self, x: ConvAsrEncoderInputTensors, ctx: &ForwardCtx) -> Result<ConvAsrEncoderOutputTensors> {
 //!         /* plain candle code */
 //!     }
 //! }
 //!
-//! let out = encoder.forward(ConvASREncoderInputs { audio_signal: &mel, length: &len })?;
+//! let out = encoder.forward(ConvAsrEncoderInputs { audio_signal: &mel, length: &len })?;
 //! out.outputs // NTensor<(B, D, T), AcousticEncodedRepresentation>
 //! ```
 //!

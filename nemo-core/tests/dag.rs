@@ -1,5 +1,5 @@
 //! The lazy DAG end to end (NeMo 0.x's application model): a real-function data layer, a
-//! `TaylorNet` and an `MSELoss` called on symbolic handles, trained, evaluated and inferred
+//! `TaylorNet` and an `MseLoss` called on symbolic handles, trained, evaluated and inferred
 //! through the graph's actions; wiring-time errors; mixed typed and dynamic nodes; exact resume.
 
 use std::sync::Arc;
@@ -35,13 +35,13 @@ fn data(n: usize, seed: u64) -> Result<Arc<RealFunctionDataLayer>> {
     )?))
 }
 
-/// The tutorial graph: data → TaylorNet(dim 4) → MSELoss.
+/// The tutorial graph: data → TaylorNet(dim 4) → MseLoss.
 struct Tutorial {
     graph: Graph,
     net: Arc<TaylorNet>,
     data: RealFunctionDataLayerHandles,
     pred: TaylorNetHandles,
-    loss: MSELossHandles,
+    loss: MseLossHandles,
 }
 
 fn tutorial() -> Result<Tutorial> {
@@ -50,7 +50,7 @@ fn tutorial() -> Result<Tutorial> {
     let net = Arc::new(TaylorNetConfig { dim: 4 }.init(vb.pp("taylor_net"))?);
     let d = data(512, 1)?.call(&graph)?;
     let pred = net.call(TaylorNetInputs { x: &d.x })?;
-    let loss = Arc::new(MSELoss).call(MSELossInputs {
+    let loss = Arc::new(MseLoss).call(MseLossInputs {
         predictions: &pred.y_pred,
         target: &d.y,
     })?;
@@ -90,7 +90,7 @@ fn taylor_net_learns_sin_through_the_train_action() -> Result<()> {
     // The eval loss on other samples through the same net: a second call of the same module.
     let eval_data = data(256, 99)?.call(&t.graph)?;
     let eval_pred = t.net.call(TaylorNetInputs { x: &eval_data.x })?;
-    let eval_loss = Arc::new(MSELoss).call(MSELossInputs {
+    let eval_loss = Arc::new(MseLoss).call(MseLossInputs {
         predictions: &eval_pred.y_pred,
         target: &eval_data.y,
     })?;
@@ -99,10 +99,10 @@ fn taylor_net_learns_sin_through_the_train_action() -> Result<()> {
         [
             "RealFunctionDataLayer",
             "TaylorNet",
-            "MSELoss",
+            "MseLoss",
             "RealFunctionDataLayer_1",
             "TaylorNet_1",
-            "MSELoss_1"
+            "MseLoss_1"
         ]
     );
     let mut mean = BatchMean::new("eval_loss", 0);
@@ -239,8 +239,8 @@ fn a_dynamic_miswire_is_refused_when_connected_naming_port_and_types() -> Result
 fn handles_of_another_graph_are_refused() -> Result<()> {
     let a = tutorial()?;
     let b = tutorial()?;
-    let err = Arc::new(MSELoss)
-        .call(MSELossInputs {
+    let err = Arc::new(MseLoss)
+        .call(MseLossInputs {
             predictions: &a.pred.y_pred,
             target: &b.data.y,
         })
@@ -248,7 +248,7 @@ fn handles_of_another_graph_are_refused() -> Result<()> {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("belongs to another graph"), "{err}");
-    assert!(err.contains("MSELoss.target"), "{err}");
+    assert!(err.contains("MseLoss.target"), "{err}");
     assert!(a.graph.infer(&[b.pred.y_pred.clone().into_dyn()]).is_err());
     Ok(())
 }
@@ -328,7 +328,7 @@ fn a_graph_mixes_typed_and_dynamic_nodes() -> Result<()> {
     let y: DynHandle = scaled.get("y")?;
     // Back to the typed world, checked at run time.
     let typed = y.typed::<(B, D), Channel>()?;
-    let loss = Arc::new(MSELoss).call(MSELossInputs {
+    let loss = Arc::new(MseLoss).call(MseLossInputs {
         predictions: &typed,
         target: &t.data.y,
     })?;
@@ -475,7 +475,7 @@ fn actions_pass_each_node_the_mode_it_runs_in() -> Result<()> {
         )?
         .get("y")?
         .typed::<(B, D), Channel>()?;
-    let loss = Arc::new(MSELoss).call(MSELossInputs {
+    let loss = Arc::new(MseLoss).call(MseLossInputs {
         predictions: &probed,
         target: &t.data.y,
     })?;

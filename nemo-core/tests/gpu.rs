@@ -40,7 +40,7 @@ fn dag_tutorial_trains_on_cuda() -> Res<()> {
     )?);
     let d = data.call(&graph)?;
     let pred = net.call(TaylorNetInputs { x: &d.x })?;
-    let loss = Arc::new(MSELoss).call(MSELossInputs {
+    let loss = Arc::new(MseLoss).call(MseLossInputs {
         predictions: &pred.y_pred,
         target: &d.y,
     })?;

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use nemo_asr::losses::{CtcLossConfig, ctc_loss};
-use nemo_asr::modules::{ConvASRDecoder, ConvASREncoder};
+use nemo_asr::losses::{CtcOptions, ctc_loss};
+use nemo_asr::modules::{ConvAsrDecoder, ConvAsrEncoder};
 use nemo_asr::train::RunConfig;
 use nemo_core::optim::{Optimizer, OptimizerConfig};
 use nemo_core::params::Parameters;
@@ -24,8 +24,8 @@ pub fn an4_small_config() -> PathBuf {
 /// The model, its parameters and one batch, on one device.
 pub struct An4SmallBatch {
     pub params: Parameters,
-    pub encoder: ConvASREncoder,
-    pub decoder: ConvASRDecoder,
+    pub encoder: ConvAsrEncoder,
+    pub decoder: ConvAsrDecoder,
     /// `(B, D=64, T)` features.
     pub features: Tensor,
     pub lengths: Vec<usize>,
@@ -43,8 +43,8 @@ impl An4SmallBatch {
         let cfg = RunConfig::from_yaml_file(config)?;
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, dev);
-        let encoder = ConvASREncoder::new(cfg.model.encoder.clone(), vb.pp("encoder"))?;
-        let decoder = ConvASRDecoder::new(&cfg.model.decoder, vb.pp("decoder"))?;
+        let encoder = cfg.model.encoder.init(vb.pp("encoder"))?;
+        let decoder = cfg.model.decoder.init(vb.pp("decoder"))?;
         let (b, t) = (BATCH, FRAMES);
         let labels = (0..b * TARGET_LEN)
             .map(|i| (i % 28) as i64)
@@ -88,7 +88,7 @@ impl An4SmallBatch {
             &self.targets,
             &self.encoded_lengths,
             &self.target_lengths,
-            &CtcLossConfig::default(),
+            &CtcOptions::default(),
         )
     }
 

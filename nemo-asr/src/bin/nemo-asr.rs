@@ -22,7 +22,7 @@ use nemo_asr::data::{
     AudioSegment, AudioToTextDataLayer, Manifest, Vocabulary, normalize_transcript,
 };
 use nemo_asr::decoding::{CtcBeamSearch, CtcBeamSearchConfig, NgramLm};
-use nemo_asr::models::{AsrModel, EncDecAttentionModel, EncDecCTCModel, ModelKind};
+use nemo_asr::models::{AsrModel, EncDecAttentionModel, EncDecCtcModel, ModelKind};
 use nemo_asr::train::{CtcTrainTask, RunConfig, TrainSection, data_layer, train_data_layer};
 use nemo_asr::train_attention::{
     AttentionRunConfig, AttentionTrainTask, attention_data_layer, attention_train_data_layer,
@@ -496,7 +496,7 @@ impl Run {
 fn train_ctc(mut cfg: RunConfig, run: &Run, device: &Device) -> Result<()> {
     run.apply(&mut cfg.train);
     let t = &cfg.train;
-    let model = EncDecCTCModel::new(cfg.model.clone(), t.seed, device)?;
+    let model = EncDecCtcModel::new(cfg.model.clone(), t.seed, device)?;
     run.prepare(&cfg.model.name, model.params(), |dir| {
         model.load_pretrained_encoder(dir)
     })?;

@@ -29,7 +29,7 @@
 
 use candle_core::{D, Tensor};
 
-use crate::losses::ctc::int_values;
+use crate::kernels::ctc::int_values;
 use crate::{Error, Result};
 
 const OP: &str = "ctc_greedy_decode";

@@ -24,6 +24,7 @@
 pub mod add_relu;
 pub mod batch_norm;
 mod cpu_args;
+pub(crate) mod ctc;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod depthwise_conv1d;

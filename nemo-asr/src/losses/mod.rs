@@ -5,4 +5,6 @@
 
 pub mod ctc;
 
-pub use ctc::{CtcLoss, CtcLossConfig, CtcReduction, ctc_loss};
+pub use ctc::{
+    CtcLoss, CtcLossConfig, CtcLossInputs, CtcLossOutputs, CtcOptions, CtcReduction, ctc_loss,
+};

@@ -14,12 +14,12 @@ use crate::train::{data_layer, evaluate_with, read_yaml_file};
 use crate::train_attention::{attention_data_layer, evaluate_attention};
 use crate::{Error, Result};
 
-use super::{EncDecAttentionModel, EncDecCTCModel};
+use super::{EncDecAttentionModel, EncDecCtcModel};
 
 /// Which decoder a model has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
-    /// Jasper/QuartzNet encoder + CTC decoder ([`EncDecCTCModel`]).
+    /// Jasper/QuartzNet encoder + CTC decoder ([`EncDecCtcModel`]).
     Ctc,
     /// The same encoder + connector + attention RNN decoder ([`EncDecAttentionModel`]).
     Attention,
@@ -64,7 +64,7 @@ impl ModelKind {
 #[derive(Debug)]
 pub enum AsrModel {
     /// A CTC model.
-    Ctc(Box<EncDecCTCModel>),
+    Ctc(Box<EncDecCtcModel>),
     /// An attention model.
     Attention(Box<EncDecAttentionModel>),
 }
@@ -73,7 +73,7 @@ impl AsrModel {
     /// Loads a model directory written by either model's `save`.
     pub fn load(dir: &Path, device: &Device) -> Result<AsrModel> {
         Ok(match ModelKind::of_model_dir(dir)? {
-            ModelKind::Ctc => AsrModel::Ctc(Box::new(EncDecCTCModel::load(dir, device)?)),
+            ModelKind::Ctc => AsrModel::Ctc(Box::new(EncDecCtcModel::load(dir, device)?)),
             ModelKind::Attention => {
                 AsrModel::Attention(Box::new(EncDecAttentionModel::load(dir, device)?))
             }

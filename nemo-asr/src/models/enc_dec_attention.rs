@@ -1,6 +1,6 @@
 //! `EncDecAttentionModel`: the paper's §4.1.2 pipeline — the *same* mel preprocessor,
-//! SpecAugment and Jasper/QuartzNet [`ConvASREncoder`] as [`EncDecCTCModel`](super::EncDecCTCModel),
-//! followed by a [`JasperRNNConnector`], an attention [`DecoderRNN`] and a [`SequenceLoss`], wired
+//! SpecAugment and Jasper/QuartzNet [`ConvAsrEncoder`] as [`EncDecCtcModel`](super::EncDecCtcModel),
+//! followed by a [`JasperRnnConnector`], an attention [`DecoderRnn`] and a [`SequenceLoss`], wired
 //! through typed ports, with its configuration, weights and labels in a self-contained model
 //! directory (`model.yaml`, `weights.safetensors`, `labels.txt`).
 //!
@@ -19,7 +19,9 @@ use crate::data::Vocabulary;
 use crate::decoding::{BeamSearchConfig, beam_search, greedy_search};
 use crate::modules::jasper_block::lengths_to_vec;
 use crate::modules::*;
-use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
+use crate::preprocessing::{
+    AudioToMelSpectrogramPreprocessorConfig, SpectrogramAugmentationConfig,
+};
 use crate::{Error, Result};
 
 use super::speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};
@@ -38,13 +40,13 @@ pub struct EncDecAttentionModelConfig {
     pub preprocessor: AudioToMelSpectrogramPreprocessorConfig,
     /// SpecAugment during training; none if absent.
     #[serde(default)]
-    pub spec_augment: Option<SpecAugmentConfig>,
+    pub spec_augment: Option<SpectrogramAugmentationConfig>,
     /// The encoder (the CTC model's section).
-    pub encoder: ConvASREncoderConfig,
+    pub encoder: ConvAsrEncoderConfig,
     /// Encoder channels to decoder width.
-    pub connector: JasperRNNConnectorConfig,
+    pub connector: JasperRnnConnectorConfig,
     /// The attention decoder.
-    pub decoder: DecoderRNNConfig,
+    pub decoder: DecoderRnnConfig,
     /// The sequence loss; its `pad_id` must be the model's PAD (labels + 2).
     pub loss: SequenceLossConfig,
     /// Greedy (`beam_size: 1`, the default) or beam search for `transcribe`.
@@ -249,8 +251,8 @@ pub struct EncDecAttentionModel {
     params: Parameters,
     device: Device,
     front: SpeechEncoder,
-    connector: JasperRNNConnector,
-    decoder: DecoderRNN,
+    connector: JasperRnnConnector,
+    decoder: DecoderRnn,
     loss: SequenceLoss,
 }
 
@@ -279,9 +281,9 @@ impl EncDecAttentionModel {
             &params,
             &vb,
         )?;
-        let connector = JasperRNNConnector::new(&config.connector, vb.pp("connector"))?;
-        let decoder = DecoderRNN::new(config.decoder.clone(), vb.pp("decoder"))?;
-        let loss = SequenceLoss::new(config.loss.clone())?;
+        let connector = config.connector.init(vb.pp("connector"))?;
+        let decoder = config.decoder.init(vb.pp("decoder"))?;
+        let loss = config.loss.init()?;
         seeded_init(&params, seed)?;
         Ok(EncDecAttentionModel {
             config,
@@ -316,12 +318,12 @@ impl EncDecAttentionModel {
     }
 
     /// The encoder (shared with the CTC model's definition).
-    pub fn encoder(&self) -> &ConvASREncoder {
+    pub fn encoder(&self) -> &ConvAsrEncoder {
         self.front.encoder()
     }
 
     /// The attention decoder.
-    pub fn decoder(&self) -> &DecoderRNN {
+    pub fn decoder(&self) -> &DecoderRnn {
         &self.decoder
     }
 
@@ -340,7 +342,7 @@ impl EncDecAttentionModel {
     ) -> Result<AttentionEncoded> {
         let enc = self.front.encode(audio, length, ctx)?;
         let con = self.connector.forward_t(
-            JasperRNNConnectorInputs {
+            JasperRnnConnectorInputs {
                 tensor: &enc.outputs,
             },
             &ctx.for_module("connector"),
@@ -361,7 +363,7 @@ impl EncDecAttentionModel {
     ) -> Result<AttentionForward> {
         let enc = self.encode(audio, length, ctx)?;
         let dec = self.decoder.forward_t(
-            DecoderRNNInputs {
+            DecoderRnnInputs {
                 targets,
                 encoder_outputs: &enc.encoded,
                 encoder_lengths: Some(enc.encoded_lengths.clone()),
@@ -405,11 +407,23 @@ impl EncDecAttentionModel {
         let (audio, len) = self.typed_audio(audio, lengths)?;
         let enc = self.encode(&audio, &len, &ForwardCtx::eval())?;
         let lens = lengths_to_vec(enc.encoded_lengths.tensor())?;
-        let eos = self.config.eos_id();
+        let (bos, eos) = (self.config.decoder.bos_id, self.config.eos_id());
+        let limits: Vec<usize> = lens
+            .iter()
+            .map(|&l| if l == 0 { 0 } else { decoding.limit(l) })
+            .collect();
+        let state = self.decoder.search_state(enc.encoded.tensor(), &lens)?;
         if decoding.beam_size <= 1 {
-            greedy_search(&self.decoder, enc.encoded.tensor(), &lens, eos, decoding)
+            Ok(greedy_search(&self.decoder, state, bos, eos, &limits)?)
         } else {
-            beam_search(&self.decoder, enc.encoded.tensor(), &lens, eos, decoding)
+            Ok(beam_search(
+                &self.decoder,
+                state,
+                bos,
+                eos,
+                &limits,
+                decoding,
+            )?)
         }
     }
 

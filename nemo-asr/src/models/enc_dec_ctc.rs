@@ -1,4 +1,4 @@
-//! `EncDecCTCModel`: the paper's §4.1.1 pipeline — mel preprocessor, (SpecAugment in training),
+//! `EncDecCtcModel`: the paper's §4.1.1 pipeline — mel preprocessor, (SpecAugment in training),
 //! Jasper/QuartzNet encoder, CTC decoder and CTC loss — wired through typed ports, with its
 //! configuration, weights and labels saved together in a self-contained model directory.
 //!
@@ -17,7 +17,9 @@ use crate::decoding::{CtcBeamSearch, ctc_greedy_decode};
 use crate::losses::CtcLossConfig;
 use crate::modules::jasper_block::lengths_to_vec;
 use crate::modules::*;
-use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
+use crate::preprocessing::{
+    AudioToMelSpectrogramPreprocessorConfig, SpectrogramAugmentationConfig,
+};
 use crate::{Error, Result};
 
 use super::speech_encoder::{SpeechEncoder, save_model_dir};
@@ -25,7 +27,7 @@ use super::speech_encoder::{SpeechEncoder, save_model_dir};
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EncDecCTCModelConfig {
+pub struct EncDecCtcModelConfig {
     /// A name for logs, e.g. `QuartzNet5x5`.
     pub name: String,
     /// The audio sample rate in Hz; the data layer resamples to it.
@@ -36,14 +38,14 @@ pub struct EncDecCTCModelConfig {
     pub preprocessor: AudioToMelSpectrogramPreprocessorConfig,
     /// SpecAugment during training; none if absent.
     #[serde(default)]
-    pub spec_augment: Option<SpecAugmentConfig>,
+    pub spec_augment: Option<SpectrogramAugmentationConfig>,
     /// The encoder.
-    pub encoder: ConvASREncoderConfig,
+    pub encoder: ConvAsrEncoderConfig,
     /// The decoder.
-    pub decoder: ConvASRDecoderConfig,
+    pub decoder: ConvAsrDecoderConfig,
 }
 
-impl EncDecCTCModelConfig {
+impl EncDecCtcModelConfig {
     /// Reads a YAML config; errors name the file and the key.
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -63,7 +65,7 @@ impl EncDecCTCModelConfig {
     pub fn from_yaml(text: &str) -> Result<Self> {
         #[derive(Deserialize)]
         struct Wrapped {
-            model: EncDecCTCModelConfig,
+            model: EncDecCtcModelConfig,
         }
         let value: serde_norway::Value =
             serde_norway::from_str(text).map_err(|e| Error::Config {
@@ -75,7 +77,7 @@ impl EncDecCTCModelConfig {
         let config = if value.get("model").is_some() {
             serde_norway::from_value::<Wrapped>(value).map(|w| w.model)
         } else {
-            serde_norway::from_value::<EncDecCTCModelConfig>(value)
+            serde_norway::from_value::<EncDecCtcModelConfig>(value)
         }
         .map_err(|e| Error::Config {
             key: "model".into(),
@@ -155,19 +157,20 @@ pub struct CtcForward {
 
 /// The Jasper/QuartzNet CTC model.
 #[derive(Debug)]
-pub struct EncDecCTCModel {
-    config: EncDecCTCModelConfig,
+#[doc(alias = "EncDecCTCModel")]
+pub struct EncDecCtcModel {
+    config: EncDecCtcModelConfig,
     labels: Vocabulary,
     params: Parameters,
     device: Device,
     front: SpeechEncoder,
-    decoder: ConvASRDecoder,
-    loss: CTCLossNM,
+    decoder: ConvAsrDecoder,
+    loss: CtcLoss,
 }
 
-impl EncDecCTCModel {
+impl EncDecCtcModel {
     /// Builds the model with freshly initialized weights, drawn from `seed`.
-    pub fn new(config: EncDecCTCModelConfig, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(config: EncDecCtcModelConfig, seed: u64, device: &Device) -> Result<Self> {
         config.validate()?;
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, device);
@@ -180,10 +183,10 @@ impl EncDecCTCModel {
             &params,
             &vb,
         )?;
-        let decoder = ConvASRDecoder::new(&config.decoder, vb.pp("decoder"))?;
-        let loss = CTCLossNM::new(config.decoder.num_classes + 1, CtcLossConfig::default());
+        let decoder = config.decoder.init(vb.pp("decoder"))?;
+        let loss = CtcLossConfig::new(config.decoder.num_classes).init()?;
         seeded_init(&params, seed)?;
-        Ok(EncDecCTCModel {
+        Ok(EncDecCtcModel {
             config,
             labels,
             params,
@@ -195,7 +198,7 @@ impl EncDecCTCModel {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &EncDecCTCModelConfig {
+    pub fn config(&self) -> &EncDecCtcModelConfig {
         &self.config
     }
 
@@ -215,7 +218,7 @@ impl EncDecCTCModel {
     }
 
     /// The encoder.
-    pub fn encoder(&self) -> &ConvASREncoder {
+    pub fn encoder(&self) -> &ConvAsrEncoder {
         self.front.encoder()
     }
 
@@ -251,7 +254,7 @@ impl EncDecCTCModel {
     ) -> Result<CtcForward> {
         let enc = self.front.encode(audio, length, ctx)?;
         let dec = self.decoder.forward_t(
-            ConvASRDecoderInputs {
+            ConvAsrDecoderInputs {
                 encoder_output: &enc.outputs,
             },
             &ctx.for_module("decoder"),
@@ -277,7 +280,7 @@ impl EncDecCTCModel {
         let targets: NTensor<(B, T), Labels> = NTensor::new(transcripts.to_device(&self.device)?)?;
         let target_length: NTensor<(B,), Lengths> =
             NTensor::new(transcript_len.to_device(&self.device)?)?;
-        let loss = self.loss.forward(CTCLossNMInputs {
+        let loss = self.loss.forward(CtcLossInputs {
             log_probs: &out.log_probs,
             targets: &targets,
             input_length: &out.encoded_lengths,
@@ -326,10 +329,10 @@ impl EncDecCTCModel {
         save_model_dir(dir, &self.config, &self.config.labels, &self.params)
     }
 
-    /// Loads a model directory written by [`EncDecCTCModel::save`].
+    /// Loads a model directory written by [`EncDecCtcModel::save`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config = EncDecCTCModelConfig::from_yaml_file(&dir.join("model.yaml"))?;
-        let model = EncDecCTCModel::new(config, 0, device)?;
+        let config = EncDecCtcModelConfig::from_yaml_file(&dir.join("model.yaml"))?;
+        let model = EncDecCtcModel::new(config, 0, device)?;
         model.params.load(&dir.join("weights.safetensors"))?;
         Ok(model)
     }

@@ -7,5 +7,5 @@ pub mod speech_encoder;
 
 pub use asr_model::{AsrModel, ModelKind};
 pub use enc_dec_attention::{EncDecAttentionModel, EncDecAttentionModelConfig};
-pub use enc_dec_ctc::{EncDecCTCModel, EncDecCTCModelConfig};
+pub use enc_dec_ctc::{EncDecCtcModel, EncDecCtcModelConfig};
 pub use speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};

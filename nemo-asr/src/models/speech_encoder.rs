@@ -1,6 +1,6 @@
 //! [`SpeechEncoder`]: what the CTC and the attention model share (paper §4.1: the attention model
 //! re-uses the CTC model's front end) — mel preprocessor, SpecAugment in training, and the
-//! Jasper/QuartzNet [`ConvASREncoder`], typed from `(B, T) AudioSignal` to
+//! Jasper/QuartzNet [`ConvAsrEncoder`], typed from `(B, T) AudioSignal` to
 //! `(B, D, T) AcousticEncodedRepresentation` — plus the model directory both save to.
 
 use std::path::Path;
@@ -13,13 +13,15 @@ use nemo_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::modules::*;
-use crate::preprocessing::{AudioToMelSpectrogramPreprocessorConfig, SpecAugmentConfig};
+use crate::preprocessing::{
+    AudioToMelSpectrogramPreprocessorConfig, SpectrogramAugmentationConfig,
+};
 use crate::{Error, Result};
 
 /// Audio `(B, T)` and its lengths `(B)`, typed as the data layer's ports.
 pub type TypedAudio = (NTensor<(B, T), AudioSignal>, NTensor<(B,), Lengths>);
 
-/// Mel preprocessor → (SpecAugment) → `ConvASREncoder`, with weights under `preprocessor`,
+/// Mel preprocessor → (SpecAugment) → `ConvAsrEncoder`, with weights under `preprocessor`,
 /// `spec_augment` and `encoder`.
 #[derive(Debug)]
 pub struct SpeechEncoder {
@@ -27,7 +29,7 @@ pub struct SpeechEncoder {
     device: Device,
     preprocessor: AudioToMelSpectrogramPreprocessor,
     spec_augment: Option<SpectrogramAugmentation>,
-    encoder: ConvASREncoder,
+    encoder: ConvAsrEncoder,
     params: Parameters,
     /// The dtype the encoder computes in ([`ComputeDType`]'s code): features are cast to it and
     /// every convolution casts its (f32) weights to its input's dtype.
@@ -69,7 +71,7 @@ impl SpeechEncoder {
     pub fn validate_config(
         sample_rate: u32,
         preprocessor: &AudioToMelSpectrogramPreprocessorConfig,
-        encoder: &ConvASREncoderConfig,
+        encoder: &ConvAsrEncoderConfig,
     ) -> Result<()> {
         let bad = |key: &str, msg: String| {
             Err(Error::Config {
@@ -102,17 +104,14 @@ impl SpeechEncoder {
     pub fn new(
         sample_rate: u32,
         preprocessor: &AudioToMelSpectrogramPreprocessorConfig,
-        spec_augment: Option<&SpecAugmentConfig>,
-        encoder: &ConvASREncoderConfig,
+        spec_augment: Option<&SpectrogramAugmentationConfig>,
+        encoder: &ConvAsrEncoderConfig,
         params: &Parameters,
         vb: &VarBuilder,
     ) -> Result<Self> {
         let preprocessor = preprocessor.init()?;
-        let spec_augment = spec_augment
-            .cloned()
-            .map(SpectrogramAugmentation::new)
-            .transpose()?;
-        let encoder = ConvASREncoder::new(encoder.clone(), vb.pp("encoder"))?;
+        let spec_augment = spec_augment.cloned().map(|c| c.init()).transpose()?;
+        let encoder = encoder.init(vb.pp("encoder"))?;
         Ok(SpeechEncoder {
             sample_rate,
             device: vb.device().clone(),
@@ -144,7 +143,7 @@ impl SpeechEncoder {
     }
 
     /// The encoder.
-    pub fn encoder(&self) -> &ConvASREncoder {
+    pub fn encoder(&self) -> &ConvAsrEncoder {
         &self.encoder
     }
 
@@ -201,7 +200,7 @@ impl SpeechEncoder {
         audio: &NTensor<(B, T), AudioSignal>,
         length: &NTensor<(B,), Lengths>,
         ctx: &ForwardCtx,
-    ) -> Result<ConvASREncoderOutputs> {
+    ) -> Result<ConvAsrEncoderOutputs> {
         let mel = self.preprocessor.forward_t(
             AudioToMelSpectrogramPreprocessorInputs {
                 input_signal: audio,
@@ -229,7 +228,7 @@ impl SpeechEncoder {
             spec.to_dtype(dtype)?
         };
         let out = self.encoder.forward_t(
-            ConvASREncoderInputs {
+            ConvAsrEncoderInputs {
                 audio_signal: &spec,
                 length: &mel.processed_length,
             },
@@ -237,7 +236,7 @@ impl SpeechEncoder {
         )?;
         // A wholly frozen encoder (a pretrained one under a new decoder) needs no backward pass.
         if self.params.num_weights("encoder") == 0 {
-            return Ok(ConvASREncoderOutputs {
+            return Ok(ConvAsrEncoderOutputs {
                 outputs: out.outputs.detach(),
                 encoded_lengths: out.encoded_lengths,
             });
@@ -251,7 +250,7 @@ impl SpeechEncoder {
 struct FrontEndSections {
     sample_rate: u32,
     preprocessor: AudioToMelSpectrogramPreprocessorConfig,
-    encoder: ConvASREncoderConfig,
+    encoder: ConvAsrEncoderConfig,
 }
 
 /// Writes a self-contained model directory — `model.yaml` (`config`), `labels.txt` (one label

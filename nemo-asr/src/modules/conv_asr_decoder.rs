@@ -1,10 +1,10 @@
-//! `ConvASRDecoder` (NeMo's `JasperDecoderForCTC`): a 1×1 conv to `num_classes + 1` outputs (the
+//! `ConvAsrDecoder` (NeMo's `ConvASRDecoder`, `JasperDecoderForCTC` in 0.x): a 1×1 conv to `num_classes + 1` outputs (the
 //! CTC blank last) and a log-softmax over classes.
 //!
 //! Ports: `encoder_output (B, D = feat_in, T) AcousticEncodedRepresentation` →
 //! `logprobs (B, T, D = num_outputs) Logprobs` (batch-first, time before classes, as NeMo).
 
-use candle_core::{D, DType, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use crate::modules::jasper_block::cast_like;
 /// The decoder's configuration, NeMo's `decoder:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConvASRDecoderConfig {
+pub struct ConvAsrDecoderConfig {
     /// Input channels (the encoder's output channels).
     pub feat_in: usize,
     /// Labels, not counting the blank.
@@ -29,23 +29,31 @@ pub struct ConvASRDecoderConfig {
     outputs(logprobs: (B, T as frames, D = num_outputs) Logprobs),
 )]
 #[derive(Debug, Clone)]
-pub struct ConvASRDecoder {
+#[doc(alias = "ConvASRDecoder", alias = "JasperDecoderForCTC")]
+pub struct ConvAsrDecoder {
     feat_in: usize,
     num_outputs: usize,
     weight: Tensor,
     bias: Tensor,
 }
 
-impl ConvASRDecoder {
+impl ConvAsrDecoderConfig {
+    /// Builds the decoder with its weights from `vb` (`weight`, `bias`).
+    pub fn init(&self, vb: VarBuilder) -> Result<ConvAsrDecoder> {
+        ConvAsrDecoder::new(self, vb)
+    }
+}
+
+impl ConvAsrDecoder {
     /// Builds the decoder, weights `weight` `(num_classes + 1, feat_in, 1)` and `bias` from `vb`.
-    pub fn new(config: &ConvASRDecoderConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(config: &ConvAsrDecoderConfig, vb: VarBuilder) -> Result<Self> {
         let out = config.num_classes + 1;
         let bound = 1.0 / (config.feat_in as f64).sqrt();
         let init = candle_nn::Init::Uniform {
             lo: -bound,
             up: bound,
         };
-        Ok(ConvASRDecoder {
+        Ok(ConvAsrDecoder {
             feat_in: config.feat_in,
             num_outputs: out,
             weight: vb.get_with_hints((out, config.feat_in, 1), "weight", init)?,
@@ -63,26 +71,17 @@ impl ConvASRDecoder {
             DType::F16 | DType::BF16 => logits.to_dtype(DType::F32)?,
             _ => logits,
         };
-        log_softmax(&logits.transpose(1, 2)?)
+        Ok(nemo_core::nn::log_softmax(&logits.transpose(1, 2)?)?)
     }
 }
 
-/// A log-softmax over the last axis written with differentiable ops (candle's fused softmax
-/// records no backward).
-pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let shifted = x.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    Ok(shifted.broadcast_sub(&lse)?)
-}
-
-impl Forward for ConvASRDecoder {
+impl Forward for ConvAsrDecoder {
     fn forward_tensors(
         &self,
-        x: ConvASRDecoderInputTensors,
+        x: ConvAsrDecoderInputTensors,
         _ctx: &ForwardCtx,
-    ) -> nemo_core::Result<ConvASRDecoderOutputTensors> {
-        Ok(ConvASRDecoderOutputTensors {
+    ) -> nemo_core::Result<ConvAsrDecoderOutputTensors> {
+        Ok(ConvAsrDecoderOutputTensors {
             logprobs: self.decode(&x.encoder_output)?,
         })
     }

@@ -1,4 +1,4 @@
-//! `ConvASREncoder`: the Jasper/QuartzNet encoder, a stack of [`JasperBlock`]s built from NeMo's
+//! `ConvAsrEncoder` (NeMo's `ConvASREncoder`, `JasperEncoder` in 0.x): the Jasper/QuartzNet encoder, a stack of [`JasperBlock`]s built from NeMo's
 //! YAML block list.
 //!
 //! Ports: `audio_signal (B, D = feat_in, T) MelSpectrogram`, `length (B) Lengths` →
@@ -16,7 +16,7 @@ use crate::{Error, Result};
 /// The encoder's configuration, NeMo's `encoder:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConvASREncoderConfig {
+pub struct ConvAsrEncoderConfig {
     /// Input features (mel bands).
     pub feat_in: usize,
     /// Activation; only `relu` (NeMo's QuartzNet default) is supported.
@@ -30,7 +30,7 @@ fn relu() -> String {
     "relu".into()
 }
 
-impl ConvASREncoderConfig {
+impl ConvAsrEncoderConfig {
     /// Checks every block; errors name the key path (`encoder.jasper[2].kernel`).
     pub fn validate(&self) -> Result<()> {
         if self.feat_in == 0 {
@@ -80,28 +80,32 @@ impl ConvASREncoderConfig {
     ),
 )]
 #[derive(Debug, Clone)]
-pub struct ConvASREncoder {
+#[doc(alias = "ConvASREncoder", alias = "JasperEncoder")]
+pub struct ConvAsrEncoder {
     feat_in: usize,
     feat_out: usize,
-    config: ConvASREncoderConfig,
+    config: ConvAsrEncoderConfig,
     blocks: Vec<JasperBlock>,
 }
 
-impl ConvASREncoder {
+impl ConvAsrEncoderConfig {
     /// Builds the encoder with its weights from `vb` (`blocks.{i}.*`).
-    pub fn new(config: ConvASREncoderConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn init(&self, vb: VarBuilder) -> Result<ConvAsrEncoder> {
+        ConvAsrEncoder::new(self.clone(), vb)
+    }
+}
+
+impl ConvAsrEncoder {
+    /// Builds the encoder with its weights from `vb` (`blocks.{i}.*`).
+    fn new(config: ConvAsrEncoderConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
         let mut blocks = Vec::with_capacity(config.jasper.len());
         let mut c_in = config.feat_in;
         for (i, b) in config.jasper.iter().enumerate() {
-            blocks.push(JasperBlock::new(
-                c_in,
-                b.clone(),
-                vb.pp(format!("blocks.{i}")),
-            )?);
+            blocks.push(b.init(c_in, vb.pp(format!("blocks.{i}")))?);
             c_in = b.filters;
         }
-        Ok(ConvASREncoder {
+        Ok(ConvAsrEncoder {
             feat_in: config.feat_in,
             feat_out: config.feat_out(),
             config,
@@ -110,7 +114,7 @@ impl ConvASREncoder {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &ConvASREncoderConfig {
+    pub fn config(&self) -> &ConvAsrEncoderConfig {
         &self.config
     }
 
@@ -130,17 +134,17 @@ impl ConvASREncoder {
     }
 }
 
-impl Forward for ConvASREncoder {
+impl Forward for ConvAsrEncoder {
     fn forward_tensors(
         &self,
-        x: ConvASREncoderInputTensors,
+        x: ConvAsrEncoderInputTensors,
         ctx: &ForwardCtx,
-    ) -> nemo_core::Result<ConvASREncoderOutputTensors> {
+    ) -> nemo_core::Result<ConvAsrEncoderOutputTensors> {
         let lens = lengths_to_vec(&x.length)?;
         let (outputs, lens) = self.encode(&x.audio_signal, &lens, ctx)?;
         let lens: Vec<i64> = lens.into_iter().map(|l| l as i64).collect();
         let encoded_lengths = Tensor::new(lens, x.length.device())?.to_dtype(x.length.dtype())?;
-        Ok(ConvASREncoderOutputTensors {
+        Ok(ConvAsrEncoderOutputTensors {
             outputs,
             encoded_lengths,
         })

@@ -9,7 +9,7 @@
 //! # Shapes
 //! `(B, C_in, T)` and lengths `(B)` → `(B, filters, T / stride)` and the new lengths.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use nemo_core::ForwardCtx;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -165,10 +165,17 @@ fn conv_init(fan_in: usize) -> candle_nn::Init {
     }
 }
 
+impl JasperBlockConfig {
+    /// Builds the block on `in_channels` input channels with its weights from `vb`.
+    pub fn init(&self, in_channels: usize, vb: VarBuilder) -> Result<JasperBlock> {
+        JasperBlock::new(in_channels, self.clone(), vb)
+    }
+}
+
 impl JasperBlock {
     /// Builds the block from `in_channels`, taking weights from `vb` (`conv.{i}.depthwise.weight`,
     /// `conv.{i}.pointwise.weight` or `conv.{i}.weight`, `bn.{i}.*`, `res.conv.weight`, `res.bn.*`).
-    pub fn new(in_channels: usize, config: JasperBlockConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(in_channels: usize, config: JasperBlockConfig, vb: VarBuilder) -> Result<Self> {
         let mut subs = Vec::with_capacity(config.repeat);
         let mut c_in = in_channels;
         for i in 0..config.repeat {
@@ -313,26 +320,11 @@ fn dropout(x: &Tensor, p: f64, train: bool, rng: &mut impl rand::Rng) -> Result<
     }
 }
 
-/// Reads lengths `(B)` of any integer or float dtype into a vector.
-pub fn lengths_to_vec(lengths: &Tensor) -> Result<Vec<usize>> {
-    let v = lengths.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    v.into_iter()
-        .map(|x| {
-            if x >= 0.0 && x.fract() == 0.0 {
-                Ok(x as usize)
-            } else {
-                Err(Error::Shape {
-                    op: "lengths",
-                    msg: format!("length {x} is not a non-negative integer"),
-                })
-            }
-        })
-        .collect()
-}
+pub use nemo_core::nn::lengths_to_vec;
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
     use candle_nn::{ModuleT, VarMap};
 
     use super::*;
@@ -408,7 +400,7 @@ mod tests {
             let dev = Device::Cpu;
             let varmap = VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-            let block = JasperBlock::new(4, config(residual), vb)?;
+            let block = config(residual).init(4, vb)?;
             // Non-trivial affine parameters.
             for (name, var) in varmap.data().lock().map_err(|e| e.to_string())?.iter() {
                 if (name.ends_with(".weight") && name.contains("bn")) || name.ends_with(".bias") {

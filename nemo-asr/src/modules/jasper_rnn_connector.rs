@@ -1,4 +1,4 @@
-//! `JasperRNNConnector` (NeMo 0.x's name): connects a Jasper/QuartzNet encoder to an RNN
+//! `JasperRnnConnector` (NeMo 0.x's `JasperRNNConnector`): connects a Jasper/QuartzNet encoder to an RNN
 //! decoder — a 1×1 conv from the encoder's channels to the decoder's hidden size, then a transpose
 //! to batch-first, time-major order.
 //!
@@ -17,14 +17,14 @@ use crate::{Error, Result};
 /// The connector's configuration, NeMo's `connector:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JasperRNNConnectorConfig {
+pub struct JasperRnnConnectorConfig {
     /// Input channels: the encoder's last `filters`.
     pub in_channels: usize,
     /// Output channels: the decoder's `hidden_size`.
     pub out_channels: usize,
 }
 
-impl JasperRNNConnectorConfig {
+impl JasperRnnConnectorConfig {
     /// Checks that both sizes are positive.
     pub fn validate(&self) -> Result<()> {
         if self.in_channels == 0 || self.out_channels == 0 {
@@ -46,17 +46,25 @@ impl JasperRNNConnectorConfig {
     outputs(tensor: (B, T as frames, D = out_channels) EncodedRepresentation),
 )]
 #[derive(Debug, Clone)]
-pub struct JasperRNNConnector {
+#[doc(alias = "JasperRNNConnector")]
+pub struct JasperRnnConnector {
     in_channels: usize,
     out_channels: usize,
     weight: Tensor,
     bias: Tensor,
 }
 
-impl JasperRNNConnector {
+impl JasperRnnConnectorConfig {
+    /// Builds the connector with its weights from `vb` (`weight`, `bias`).
+    pub fn init(&self, vb: VarBuilder) -> Result<JasperRnnConnector> {
+        JasperRnnConnector::new(self, vb)
+    }
+}
+
+impl JasperRnnConnector {
     /// Builds the connector: `icnn.weight` `(out, in, 1)` and `icnn.bias` `(out)` from `vb`,
     /// `U(±1/sqrt(in))` as PyTorch's `Conv1d`.
-    pub fn new(config: &JasperRNNConnectorConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(config: &JasperRnnConnectorConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
         let bound = 1.0 / (config.in_channels as f64).sqrt();
         let init = candle_nn::Init::Uniform {
@@ -64,7 +72,7 @@ impl JasperRNNConnector {
             up: bound,
         };
         let vb = vb.pp("icnn");
-        Ok(JasperRNNConnector {
+        Ok(JasperRnnConnector {
             in_channels: config.in_channels,
             out_channels: config.out_channels,
             weight: vb.get_with_hints(
@@ -84,13 +92,13 @@ impl JasperRNNConnector {
     }
 }
 
-impl Forward for JasperRNNConnector {
+impl Forward for JasperRnnConnector {
     fn forward_tensors(
         &self,
-        x: JasperRNNConnectorInputTensors,
+        x: JasperRnnConnectorInputTensors,
         _ctx: &ForwardCtx,
-    ) -> nemo_core::Result<JasperRNNConnectorOutputTensors> {
-        Ok(JasperRNNConnectorOutputTensors {
+    ) -> nemo_core::Result<JasperRnnConnectorOutputTensors> {
+        Ok(JasperRnnConnectorOutputTensors {
             tensor: self.connect(&x.tensor)?,
         })
     }

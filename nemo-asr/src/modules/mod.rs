@@ -1,40 +1,34 @@
-//! The collection's neural modules, each with typed ports (`#[neural_module]`).
+//! The collection's neural modules, each with typed ports (`#[neural_module]`): the Jasper/
+//! QuartzNet encoder and its CTC decoder, the connector to an attention decoder, and — re-exported
+//! so a speech model is wired from one place — the front end (`preprocessing`), the CTC loss
+//! (`losses`) and the sequence parts shared with other collections (`nemo_core::nn`).
 
-pub mod attention;
 pub mod conv_asr_decoder;
 pub mod conv_asr_encoder;
-pub mod ctc_loss;
-pub mod decoder_rnn;
 pub mod jasper_block;
 pub mod jasper_rnn_connector;
-pub mod rnn;
-pub mod sequence_loss;
-pub mod spectrogram_augmentation;
 
-pub use crate::preprocessing::{
-    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig,
-    AudioToMelSpectrogramPreprocessorInputs, AudioToMelSpectrogramPreprocessorOutputs,
-};
-pub use attention::{Attention, AttentionContext, AttentionMethod};
 pub use conv_asr_decoder::{
-    ConvASRDecoder, ConvASRDecoderConfig, ConvASRDecoderInputs, ConvASRDecoderOutputs,
+    ConvAsrDecoder, ConvAsrDecoderConfig, ConvAsrDecoderInputs, ConvAsrDecoderOutputs,
 };
 pub use conv_asr_encoder::{
-    ConvASREncoder, ConvASREncoderConfig, ConvASREncoderInputs, ConvASREncoderOutputs,
-};
-pub use ctc_loss::{CTCLossNM, CTCLossNMInputs, CTCLossNMOutputs};
-pub use decoder_rnn::{
-    DecoderRNN, DecoderRNNConfig, DecoderRNNInputs, DecoderRNNOutputs, DecoderState, DecoderStep,
+    ConvAsrEncoder, ConvAsrEncoderConfig, ConvAsrEncoderInputs, ConvAsrEncoderOutputs,
 };
 pub use jasper_block::{JasperBlock, JasperBlockConfig};
 pub use jasper_rnn_connector::{
-    JasperRNNConnector, JasperRNNConnectorConfig, JasperRNNConnectorInputs,
-    JasperRNNConnectorOutputs,
+    JasperRnnConnector, JasperRnnConnectorConfig, JasperRnnConnectorInputs,
+    JasperRnnConnectorOutputs,
 };
-pub use rnn::{Rnn, RnnState, RnnType};
-pub use sequence_loss::{
-    SequenceLoss, SequenceLossConfig, SequenceLossInputs, SequenceLossOutputs,
+pub use nemo_core::nn::{
+    Attention, AttentionContext, AttentionMethod, DecoderRnn, DecoderRnnConfig, DecoderRnnInputs,
+    DecoderRnnOutputs, DecoderState, DecoderStep, Rnn, RnnState, RnnType, SequenceLoss,
+    SequenceLossConfig, SequenceLossInputs, SequenceLossOutputs,
 };
-pub use spectrogram_augmentation::{
-    SpectrogramAugmentation, SpectrogramAugmentationInputs, SpectrogramAugmentationOutputs,
+
+pub use crate::losses::{CtcLoss, CtcLossConfig, CtcLossInputs, CtcLossOutputs};
+pub use crate::preprocessing::{
+    AudioToMelSpectrogramPreprocessor, AudioToMelSpectrogramPreprocessorConfig,
+    AudioToMelSpectrogramPreprocessorInputs, AudioToMelSpectrogramPreprocessorOutputs,
+    SpectrogramAugmentation, SpectrogramAugmentationConfig, SpectrogramAugmentationInputs,
+    SpectrogramAugmentationOutputs,
 };

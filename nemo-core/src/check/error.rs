@@ -109,7 +109,7 @@ pub enum Problem {
 /// A failed runtime type check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TypeError {
-    /// The module, e.g. `ConvASREncoder` (or the graph node's name).
+    /// The module, e.g. `ConvAsrEncoder` (or the graph node's name).
     pub module: String,
     /// Input, output, or a free value.
     pub direction: Direction,

@@ -148,7 +148,7 @@ mod tests {
     const TEXT: &str = "\
 modules:
   encoder:
-    type: ConvASREncoder
+    type: ConvAsrEncoder
     config:
       feat_in: 64
       jasper:

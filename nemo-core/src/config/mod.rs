@@ -11,7 +11,7 @@
 //!   audio_signal: "(B, T) AudioSignal{freq=16000}"
 //!   a_sig_length: "(B) Lengths"
 //! modules:                         # node name -> {type, config, seed?}; any order
-//!   encoder: {type: ConvASREncoder, config: {feat_in: 64, jasper: [...]}}
+//!   encoder: {type: ConvAsrEncoder, config: {feat_in: 64, jasper: [...]}}
 //!   preprocessor: {type: AudioToMelSpectrogramPreprocessor, config: {features: 64}}
 //! connections:                     # producer -> consumer; producer: an input or `node.port`
 //!   - audio_signal -> preprocessor.input_signal
@@ -131,7 +131,7 @@ impl fmt::Display for Connection {
 pub struct ModuleEntry {
     /// The node's name: its key under `modules`, its parameter prefix.
     pub name: String,
-    /// The registered type name, e.g. `ConvASREncoder`.
+    /// The registered type name, e.g. `ConvAsrEncoder`.
     pub type_name: String,
     /// The module's own config section, given to its factory (null: all defaults).
     pub config: serde_norway::Value,

@@ -32,12 +32,12 @@
 //! let data = Arc::new(RealFunctionDataLayer::new(RealFunctionDataLayerConfig {
 //!     n: 256, batch_size: 64, ..Default::default() }, &Device::Cpu)?);
 //! let net = Arc::new(TaylorNetConfig { dim: 4 }.init(vb.pp("taylor_net"))?);
-//! let loss = Arc::new(MSELoss);
+//! let loss = Arc::new(MseLoss);
 //!
 //! // The DAG: symbolic handles, checked as they are connected.
 //! let d = data.call(&graph)?;
 //! let p = net.call(TaylorNetInputs { x: &d.x })?;
-//! let l = loss.call(MSELossInputs { predictions: &p.y_pred, target: &d.y })?;
+//! let l = loss.call(MseLossInputs { predictions: &p.y_pred, target: &d.y })?;
 //!
 //! // An action.
 //! let mut opt = AdamW::new(graph.params().trainable_vars(), AdamWConfig::default())?;

@@ -1,5 +1,5 @@
 //! Module factories by NeMo type name, collected across crates at link time, so a module named in
-//! a YAML config (`type: ConvASREncoder`) can be built through the dynamic path.
+//! a YAML config (`type: ConvAsrEncoder`) can be built through the dynamic path.
 //!
 //! A factory takes the module's `config:` section as a `serde_norway::Value` and a
 //! [`BuildContext`] (the node's name, the [`VarBuilder`] scoped to it, device, dtype) and
@@ -77,9 +77,9 @@ pub type BuildFn = fn(&serde_norway::Value, &BuildContext<'_>) -> Result<Arc<dyn
 /// function that builds it.
 #[derive(Debug)]
 pub struct ModuleFactory {
-    /// The type name used in configs, e.g. `ConvASREncoder`.
+    /// The type name used in configs, e.g. `ConvAsrEncoder`.
     pub type_name: &'static str,
-    /// Other accepted names, e.g. NeMo's `JasperEncoder` for `ConvASREncoder`.
+    /// Other accepted names, e.g. NeMo's `JasperEncoder` for `ConvAsrEncoder`.
     pub aliases: &'static [&'static str],
     /// The constructor.
     pub build: BuildFn,
@@ -310,8 +310,8 @@ pub mod __private {
 /// `Deserialize` — a module's config struct, or `serde_norway::Value` to take it apart by hand.
 ///
 /// ```ignore
-/// nemo_core::register_module!("ConvASRDecoder" | "JasperDecoderForCTC",
-///     |config: ConvASRDecoderConfig, ctx| ConvASRDecoder::new(&config, ctx.vb()));
+/// nemo_core::register_module!("ConvAsrDecoder" | "JasperDecoderForCTC",
+///     |config: ConvAsrDecoderConfig, ctx| config.init(ctx.vb()));
 /// ```
 #[macro_export]
 macro_rules! register_module {

@@ -18,7 +18,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `name`, if it is close: at most a third of the name's length in
-/// edits (at least 2), or one contains the other ignoring case (`ConvASREncoder` for `encoder`).
+/// edits (at least 2), or one contains the other ignoring case (`ConvAsrEncoder` for `encoder`).
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
     let limit = (name.chars().count() / 3).max(2);
@@ -48,9 +48,9 @@ mod tests {
 
     #[test]
     fn suggests_only_close_names() {
-        let known = ["ConvASREncoder", "ConvASRDecoder", "CTCLossNM"];
-        assert_eq!(closest("ConvASREncodr", known), Some("ConvASREncoder"));
-        assert_eq!(closest("convasrdecoder", known), Some("ConvASRDecoder"));
+        let known = ["ConvAsrEncoder", "ConvAsrDecoder", "CTCLossNM"];
+        assert_eq!(closest("ConvASREncodr", known), Some("ConvAsrEncoder"));
+        assert_eq!(closest("convasrdecoder", known), Some("ConvAsrDecoder"));
         assert_eq!(closest("CTCLoss", known), Some("CTCLossNM"));
         assert_eq!(closest("Transformer", known), None);
     }

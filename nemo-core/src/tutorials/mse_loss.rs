@@ -1,4 +1,4 @@
-//! [`MSELoss`]: the mean squared error between predictions and targets, a scalar `Loss`
+//! [`MseLoss`]: the mean squared error between predictions and targets, a scalar `Loss`
 //! (NeMo 0.x `MSELoss`).
 //!
 //! `predictions: (B, D) Channel`, `target: (B, D) Labels` → `loss: Loss` = mean over all
@@ -17,17 +17,18 @@ use crate::prelude::*;
     outputs(loss: Loss),
 )]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MSELoss;
+#[doc(alias = "MSELoss")]
+pub struct MseLoss;
 
-impl Forward for MSELoss {
+impl Forward for MseLoss {
     fn forward_tensors(
         &self,
-        x: MSELossInputTensors,
+        x: MseLossInputTensors,
         _ctx: &ForwardCtx,
-    ) -> Result<MSELossOutputTensors> {
+    ) -> Result<MseLossOutputTensors> {
         let target = x.target.to_dtype(x.predictions.dtype())?;
         let loss = (x.predictions - target)?.sqr()?.mean_all()?;
-        Ok(MSELossOutputTensors { loss })
+        Ok(MseLossOutputTensors { loss })
     }
 }
 
@@ -43,7 +44,7 @@ mod tests {
             NTensor::new(Tensor::new(&[[1f32], [2.], [4.]], &Device::Cpu)?)?;
         let t: NTensor<(B, D), Labels> =
             NTensor::new(Tensor::new(&[[1f32], [0.], [1.]], &Device::Cpu)?)?;
-        let out = MSELoss.forward(MSELossInputs {
+        let out = MseLoss.forward(MseLossInputs {
             predictions: &p,
             target: &t,
         })?;

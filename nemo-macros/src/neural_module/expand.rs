@@ -625,7 +625,7 @@ pub(crate) fn expand(item: &syn::DeriveInput, model: &Model, fallback: bool) -> 
     }
 }
 
-/// `JasperEncoder` → `jasper_encoder`, `ConvASRDecoder` → `conv_asr_decoder`.
+/// `JasperEncoder` → `jasper_encoder`, `ConvAsrDecoder` → `conv_asr_decoder`.
 fn snake_case(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     let mut out = String::new();

@@ -14,11 +14,11 @@ fn main() -> nemo::Result<()> {
             input_signal: &batch.audio_signal,
             length: &batch.a_sig_length,
         })?;
-        let encoded = asr.encoder.forward(ConvASREncoderInputs {
+        let encoded = asr.encoder.forward(ConvAsrEncoderInputs {
             audio_signal: &mel.processed_signal,
             length: &mel.processed_length,
         })?;
-        let _ = asr.decoder_rnn.forward(DecoderRNNInputs {
+        let _ = asr.decoder_rnn.forward(DecoderRnnInputs {
             targets: &batch.transcripts,
             encoder_outputs: &encoded.outputs.permute_to::<(B, T, D)>()?,
             encoder_lengths: None,
@@ -30,11 +30,11 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let encoded = asr.encoder.call(ConvASREncoderInputs {
+    let encoded = asr.encoder.call(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &mel.processed_length,
     })?;
-    let out = asr.decoder_rnn.call(DecoderRNNInputs {
+    let out = asr.decoder_rnn.call(DecoderRnnInputs {
         targets: &batch.transcripts,
         encoder_outputs: &encoded.outputs.permute_to::<(B, T, D)>()?,
         encoder_lengths: None,

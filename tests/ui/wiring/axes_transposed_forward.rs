@@ -10,11 +10,11 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let encoded = asr.encoder.forward(ConvASREncoderInputs {
+    let encoded = asr.encoder.forward(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &mel.processed_length,
     })?;
-    let _ = asr.decoder_rnn.forward(DecoderRNNInputs {
+    let _ = asr.decoder_rnn.forward(DecoderRnnInputs {
         targets: &batch.transcripts,
         encoder_outputs: &encoded.outputs,
         encoder_lengths: None,

@@ -10,7 +10,7 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let _ = asr.encoder.call(ConvASREncoderInputs {
+    let _ = asr.encoder.call(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &mel.processed_length,
     })?;

@@ -11,15 +11,15 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let encoded = asr.encoder.call(ConvASREncoderInputs {
+    let encoded = asr.encoder.call(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &mel.processed_length,
     })?;
-    let projected = asr.connector.call(JasperRNNConnectorInputs {
+    let projected = asr.connector.call(JasperRnnConnectorInputs {
         tensor: &encoded.outputs,
     })?;
     let projected = projected.tensor.permute_to::<(B, D, T)>()?;
-    let _ = asr.decoder.call(ConvASRDecoderInputs {
+    let _ = asr.decoder.call(ConvAsrDecoderInputs {
         encoder_output: &projected,
     })?;
     Ok(())

@@ -10,7 +10,7 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let _ = asr.decoder.forward(ConvASRDecoderInputs {
+    let _ = asr.decoder.forward(ConvAsrDecoderInputs {
         encoder_output: &mel.processed_signal,
     })?;
     Ok(())

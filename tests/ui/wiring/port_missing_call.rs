@@ -10,14 +10,14 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let encoded = asr.encoder.call(ConvASREncoderInputs {
+    let encoded = asr.encoder.call(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &mel.processed_length,
     })?;
-    let log_probs = asr.decoder.call(ConvASRDecoderInputs {
+    let log_probs = asr.decoder.call(ConvAsrDecoderInputs {
         encoder_output: &encoded.outputs,
     })?;
-    let _ = asr.ctc.call(CTCLossNMInputs {
+    let _ = asr.ctc.call(CtcLossInputs {
         log_probs: &log_probs.logprobs,
         targets: &batch.transcripts,
         input_length: &encoded.encoded_lengths,

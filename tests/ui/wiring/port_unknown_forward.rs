@@ -10,14 +10,14 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let encoded = asr.encoder.forward(ConvASREncoderInputs {
+    let encoded = asr.encoder.forward(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &mel.processed_length,
     })?;
-    let log_probs = asr.decoder.forward(ConvASRDecoderInputs {
+    let log_probs = asr.decoder.forward(ConvAsrDecoderInputs {
         encoder_output: &encoded.outputs,
     })?;
-    let _ = asr.ctc.forward(CTCLossNMInputs {
+    let _ = asr.ctc.forward(CtcLossInputs {
         log_probs: &log_probs.logprobs,
         targets: &batch.transcripts,
         input_lengths: &encoded.encoded_lengths,

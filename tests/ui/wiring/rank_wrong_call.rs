@@ -11,12 +11,12 @@ fn main() -> nemo::Result<()> {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let encoded = asr.encoder.call(ConvASREncoderInputs {
+    let encoded = asr.encoder.call(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &mel.processed_length,
     })?;
     let pooled = encoded.outputs.mean_over::<T>()?;
-    let _ = asr.decoder.call(ConvASRDecoderInputs {
+    let _ = asr.decoder.call(ConvAsrDecoderInputs {
         encoder_output: &pooled,
     })?;
     Ok(())

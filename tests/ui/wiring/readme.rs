@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use nemo::asr::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig};
 use nemo::asr::modules::{
-    AudioToMelSpectrogramPreprocessorConfig, AudioToMelSpectrogramPreprocessorInputs, ConvASRDecoder,
-    ConvASRDecoderConfig,
-    ConvASRDecoderInputs,
+    AudioToMelSpectrogramPreprocessorConfig, AudioToMelSpectrogramPreprocessorInputs,
+    ConvAsrDecoderConfig, ConvAsrDecoderInputs,
 };
 use nemo::dag::Graph;
 use nemo::prelude::*;
@@ -18,15 +17,15 @@ fn main() -> nemo::Result<()> {
     let vb = params.var_builder(DType::F32, &Device::Cpu);
     let data = AudioToTextDataLayer::new(AudioToTextDataLayerConfig::new("train.json", 32))?;
     let preprocessor = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
-    let config = ConvASRDecoderConfig { feat_in: 64, num_classes: 28 };
-    let decoder = ConvASRDecoder::new(&config, vb.pp("decoder"))?;
+    let config = ConvAsrDecoderConfig { feat_in: 64, num_classes: 28 };
+    let decoder = config.init(vb.pp("decoder"))?;
 
     let batch = Arc::new(data).call(&graph)?;
     let mel = Arc::new(preprocessor).call(AudioToMelSpectrogramPreprocessorInputs {
         input_signal: &batch.audio_signal,
         length: &batch.a_sig_length,
     })?;
-    let log_probs = Arc::new(decoder).call(ConvASRDecoderInputs {
+    let log_probs = Arc::new(decoder).call(ConvAsrDecoderInputs {
         encoder_output: &mel.processed_signal,
     })?;
     println!("{}", log_probs.logprobs.neural_type());

@@ -11,7 +11,7 @@ fn main() -> nemo::Result<()> {
         length: &batch.a_sig_length,
     })?;
     let lengths = mel.processed_length.into_tensor();
-    let _ = asr.encoder.forward(ConvASREncoderInputs {
+    let _ = asr.encoder.forward(ConvAsrEncoderInputs {
         audio_signal: &mel.processed_signal,
         length: &lengths,
     })?;

@@ -16,11 +16,11 @@ pub struct Asr {
     pub graph: Graph,
     pub data: Arc<AudioToTextDataLayer>,
     pub preprocessor: Arc<AudioToMelSpectrogramPreprocessor>,
-    pub encoder: Arc<ConvASREncoder>,
-    pub decoder: Arc<ConvASRDecoder>,
-    pub ctc: Arc<CTCLossNM>,
-    pub connector: Arc<JasperRNNConnector>,
-    pub decoder_rnn: Arc<DecoderRNN>,
+    pub encoder: Arc<ConvAsrEncoder>,
+    pub decoder: Arc<ConvAsrDecoder>,
+    pub ctc: Arc<CtcLoss>,
+    pub connector: Arc<JasperRnnConnector>,
+    pub decoder_rnn: Arc<DecoderRnn>,
 }
 
 pub fn asr() -> nemo::Result<Asr> {
@@ -31,21 +31,15 @@ pub fn asr() -> nemo::Result<Asr> {
     let manifest = format!("{root}/nemo-asr/tests/fixtures/manifests/small.json");
     let data = AudioToTextDataLayer::new(AudioToTextDataLayerConfig::new(manifest, 4))?;
     let preprocessor = AudioToMelSpectrogramPreprocessorConfig::default().init()?;
-    let encoder_config: ConvASREncoderConfig = serde_norway::from_str(
+    let encoder_config: ConvAsrEncoderConfig = serde_norway::from_str(
         "feat_in: 64\njasper:\n  - {filters: 128, kernel: [11], stride: [2], separable: true}",
     )
     .map_err(|e| nemo::Error::Config { key: "encoder".into(), msg: e.to_string() })?;
-    let encoder = ConvASREncoder::new(encoder_config, vb.pp("encoder"))?;
-    let decoder = ConvASRDecoder::new(
-        &ConvASRDecoderConfig { feat_in: 128, num_classes: 28 },
-        vb.pp("decoder"),
-    )?;
-    let ctc = CTCLossNM::new(29, CtcLossConfig::default());
-    let connector = JasperRNNConnector::new(
-        &JasperRNNConnectorConfig { in_channels: 128, out_channels: 128 },
-        vb.pp("connector"),
-    )?;
-    let decoder_rnn = DecoderRNN::new(DecoderRNNConfig::new(30, 28, 128), vb.pp("decoder_rnn"))?;
+    let encoder = encoder_config.init(vb.pp("encoder"))?;
+    let decoder = (ConvAsrDecoderConfig { feat_in: 128, num_classes: 28 }).init(vb.pp("decoder"))?;
+    let ctc = CtcLossConfig::new(28).init()?;
+    let connector = (JasperRnnConnectorConfig { in_channels: 128, out_channels: 128 }).init(vb.pp("connector"))?;
+    let decoder_rnn = (DecoderRnnConfig::new(30, 28, 128)).init(vb.pp("decoder_rnn"))?;
     Ok(Asr {
         graph,
         data: Arc::new(data),

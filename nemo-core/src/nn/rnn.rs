@@ -1,4 +1,4 @@
-//! Recurrent layers for [`DecoderRNN`](super::DecoderRNN): a stack of GRU or LSTM layers with
+//! Recurrent layers for [`DecoderRnn`](super::DecoderRnn): a stack of GRU or LSTM layers with
 //! PyTorch's gate order and parameter names (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`,
 //! `bias_hh_l0`), written with differentiable candle ops.
 //!
@@ -314,28 +314,8 @@ fn missing(layer: usize) -> Error {
     }
 }
 
-/// Inverted dropout with a mask drawn from `rng`: keeps each element with probability `1 − p`
-/// and scales kept ones by `1 / (1 − p)`. The identity for `p = 0`.
-pub(crate) fn dropout(x: &Tensor, p: f64, rng: &mut impl rand::Rng) -> Result<Tensor> {
-    if p <= 0.0 {
-        return Ok(x.clone());
-    }
-    let scale = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| {
-            if rng.random::<f64>() < p {
-                0.0
-            } else {
-                scale as f32
-            }
-        })
-        .collect();
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-    Ok((x * mask)?)
-}
-
 /// `x W^T (+ b)` over the last axis of `x` `(.., in)` with `W` `(out, in)`.
-pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = x.broadcast_matmul(&w.t()?)?;
     match b {
         Some(b) => Ok(y.broadcast_add(b)?),
@@ -356,18 +336,6 @@ mod tests {
         for (g, v) in got.iter().zip([-30.0f64, -2.0, 0.0, 0.5, 7.0]) {
             assert!((g - 1.0 / (1.0 + (-v).exp())).abs() < 1e-12);
         }
-        Ok(())
-    }
-
-    #[test]
-    fn dropout_keeps_the_expectation_and_is_off_at_zero() -> Result<()> {
-        use rand::SeedableRng;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let x = Tensor::ones(10_000, candle_core::DType::F32, &Device::Cpu)?;
-        let mean = dropout(&x, 0.3, &mut rng)?.mean_all()?.to_scalar::<f32>()?;
-        assert!((mean - 1.0).abs() < 0.05, "{mean}");
-        let same = dropout(&x, 0.0, &mut rng)?;
-        assert_eq!(same.sum_all()?.to_scalar::<f32>()?, 10_000.0);
         Ok(())
     }
 }

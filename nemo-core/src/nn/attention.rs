@@ -1,4 +1,4 @@
-//! Attention over encoder outputs for [`DecoderRNN`](super::DecoderRNN), as NeMo's `Attention`
+//! Attention over encoder outputs for [`DecoderRnn`](super::DecoderRnn), as NeMo's `Attention`
 //! (`nemo/backends/pytorch/common/rnn.py`, NeMo 0.x): applied *after* the recurrent layer
 //! (`attention_type: post`, Luong et al. 2015), masked by the encoder lengths.
 //!

@@ -1,4 +1,4 @@
-//! `DecoderRNN` (NeMo 0.x's `nemo.backends.pytorch.common.DecoderRNN`): an attention decoder
+//! `DecoderRnn` (NeMo 0.x's `nemo.backends.pytorch.common.DecoderRNN`): an attention decoder
 //! over encoder outputs — token embedding, GRU or LSTM layers, attention after the RNN (masked by
 //! the encoder lengths), a linear layer to the vocabulary and a log-softmax.
 //!
@@ -14,7 +14,7 @@
 //! with `teacher_forcing: 1` (the default) every step is fed the truth and the whole sequence is
 //! one batched pass. In eval mode the decoder is always teacher-forced (for a validation loss);
 //! transcription uses [`greedy_search`](crate::decoding::greedy_search) or
-//! [`beam_search`](fn@crate::decoding::beam_search), which call [`DecoderRNN::step`].
+//! [`beam_search`](fn@crate::decoding::beam_search), which call [`DecoderRnn::step`].
 //!
 //! `input_feeding: true` (Luong et al. 2015, §3.3; not in NeMo 0.x) also feeds each step the
 //! previous step's attentional output (zeros at the first step) next to the token embedding, so
@@ -25,17 +25,19 @@
 //! Dropout (`in_dropout` on the embeddings, `gru_dropout` between layers) is active in training
 //! only and draws from the module's seeded RNG.
 
+use crate::{Forward, ForwardCtx, neural_module};
 use candle_core::{D, DType, Tensor};
 use candle_nn::VarBuilder;
-use nemo_core::{Forward, ForwardCtx, neural_module};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionContext, AttentionMethod};
-use super::conv_asr_decoder::log_softmax;
-use super::jasper_block::lengths_to_vec;
-use super::rnn::{Rnn, RnnState, RnnType, dropout, linear};
+use super::dropout::dropout;
+use super::lengths::lengths_to_vec;
+use super::log_softmax::log_softmax;
+use super::rnn::{Rnn, RnnState, RnnType, linear};
+use crate::decoding::{StepDecoder, StepOutput};
 use crate::{Error, Result};
 
 fn default_dropout() -> f64 {
@@ -54,7 +56,7 @@ fn post() -> String {
 /// The decoder's configuration, NeMo's `decoder:` section (same keys and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DecoderRNNConfig {
+pub struct DecoderRnnConfig {
     /// Output vocabulary: labels plus BOS, EOS and PAD.
     pub voc_size: usize,
     /// The id fed at the first step.
@@ -91,10 +93,10 @@ pub struct DecoderRNNConfig {
     pub input_feeding: bool,
 }
 
-impl DecoderRNNConfig {
+impl DecoderRnnConfig {
     /// A config with NeMo's defaults for the given sizes.
     pub fn new(voc_size: usize, bos_id: u32, hidden_size: usize) -> Self {
-        DecoderRNNConfig {
+        DecoderRnnConfig {
             voc_size,
             bos_id,
             hidden_size,
@@ -170,10 +172,11 @@ impl DecoderRNNConfig {
     ),
 )]
 #[derive(Debug)]
-pub struct DecoderRNN {
+#[doc(alias = "DecoderRNN")]
+pub struct DecoderRnn {
     voc_size: usize,
     hidden_size: usize,
-    config: DecoderRNNConfig,
+    config: DecoderRnnConfig,
     embedding: Tensor,
     rnn: Rnn,
     attention: Attention,
@@ -215,11 +218,18 @@ pub struct DecoderStep {
     pub state: DecoderState,
 }
 
-impl DecoderRNN {
+impl DecoderRnnConfig {
+    /// Builds the decoder with its weights from `vb` (`embedding.weight`, `rnn.*`, `attention.*`, `out.*`).
+    pub fn init(&self, vb: VarBuilder) -> Result<DecoderRnn> {
+        DecoderRnn::new(self.clone(), vb)
+    }
+}
+
+impl DecoderRnn {
     /// Builds the decoder with weights under `vb` (`embedding.weight`, `rnn.*`, `attention.*`,
     /// `out.weight`, `out.bias`); in a training call, dropout and scheduled sampling draw from
     /// the call's context.
-    pub fn new(config: DecoderRNNConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(config: DecoderRnnConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
         let (v, h) = (config.voc_size, config.hidden_size);
         let embedding = vb.pp("embedding").get_with_hints(
@@ -244,7 +254,7 @@ impl DecoderRNN {
             vb.pp("out").get_with_hints((v, h), "weight", init)?
         };
         let out_bias = vb.pp("out").get_with_hints(v, "bias", init)?;
-        Ok(DecoderRNN {
+        Ok(DecoderRnn {
             voc_size: v,
             hidden_size: h,
             config,
@@ -257,7 +267,7 @@ impl DecoderRNN {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &DecoderRNNConfig {
+    pub fn config(&self) -> &DecoderRnnConfig {
         &self.config
     }
 
@@ -280,7 +290,7 @@ impl DecoderRNN {
         let rnn = self.rnn.zero_state(batch)?;
         let feed = if self.config.input_feeding {
             let h0 = rnn.h.first().ok_or_else(|| Error::Shape {
-                op: "DecoderRNN",
+                op: "DecoderRnn",
                 msg: "the RNN has no layers".into(),
             })?;
             Some(h0.zeros_like()?)
@@ -346,7 +356,7 @@ impl DecoderRNN {
         for (pos, id) in ids.enumerate() {
             if id < 0 || id as usize >= self.voc_size {
                 return Err(Error::Shape {
-                    op: "DecoderRNN",
+                    op: "DecoderRnn",
                     msg: format!(
                         "token id {id} at position {pos} is not below voc_size {}",
                         self.voc_size
@@ -384,7 +394,7 @@ impl DecoderRNN {
         let (ids, b, s) = self.shifted_inputs(targets)?;
         if ctx.context.dim(0)? != b {
             return Err(Error::Shape {
-                op: "DecoderRNN",
+                op: "DecoderRnn",
                 msg: format!(
                     "targets {:?} and encoder outputs {:?} differ in batch",
                     targets.dims(),
@@ -477,16 +487,73 @@ impl DecoderRNN {
     }
 }
 
-impl Forward for DecoderRNN {
+/// What [`DecoderRnn`] carries between search steps: its recurrent state and the encoder
+/// outputs each row attends to.
+#[derive(Debug, Clone)]
+pub struct DecoderSearchState {
+    /// The recurrent state.
+    pub decoder: DecoderState,
+    /// The prepared encoder outputs, one row per hypothesis.
+    pub context: AttentionContext,
+}
+
+impl DecoderRnn {
+    /// The search state of a batch: encoder outputs `(B, T_k, H)` with valid `lengths`, and the
+    /// zero decoder state; give it to [`crate::decoding::beam_search`] or
+    /// [`crate::decoding::greedy_search`].
+    pub fn search_state(
+        &self,
+        encoder_outputs: &Tensor,
+        lengths: &[usize],
+    ) -> Result<DecoderSearchState> {
+        let b = encoder_outputs.dim(0)?;
+        if lengths.len() != b {
+            return Err(Error::Shape {
+                op: "DecoderRnn",
+                msg: format!("{} lengths for {b} encoder outputs", lengths.len()),
+            });
+        }
+        Ok(DecoderSearchState {
+            decoder: self.init_state(b)?,
+            context: self.prepare(encoder_outputs, Some(lengths))?,
+        })
+    }
+}
+
+impl StepDecoder for DecoderRnn {
+    type State = DecoderSearchState;
+
+    fn step(&self, prev: &[u32], state: &DecoderSearchState) -> Result<StepOutput<Self::State>> {
+        let step = DecoderRnn::step(self, prev, &state.decoder, &state.context)?;
+        Ok(StepOutput {
+            log_probs: step.log_probs,
+            attention: Some(step.attention_weights),
+            state: DecoderSearchState {
+                decoder: step.state,
+                context: state.context.clone(),
+            },
+        })
+    }
+
+    fn select(&self, state: &DecoderSearchState, rows: &[u32]) -> Result<DecoderSearchState> {
+        let rows = Tensor::new(rows, state.context.context.device())?;
+        Ok(DecoderSearchState {
+            decoder: state.decoder.index_select(&rows)?,
+            context: state.context.index_select(&rows)?,
+        })
+    }
+}
+
+impl Forward for DecoderRnn {
     fn forward_tensors(
         &self,
-        x: DecoderRNNInputTensors,
+        x: DecoderRnnInputTensors,
         ctx: &ForwardCtx,
-    ) -> nemo_core::Result<DecoderRNNOutputTensors> {
+    ) -> crate::Result<DecoderRnnOutputTensors> {
         let lengths = x.encoder_lengths.as_ref().map(lengths_to_vec).transpose()?;
         let (log_probs, weights) =
             self.decode(&x.targets, &x.encoder_outputs, lengths.as_deref(), ctx)?;
-        Ok(DecoderRNNOutputTensors {
+        Ok(DecoderRnnOutputTensors {
             log_probs,
             attention_weights: Some(weights),
         })

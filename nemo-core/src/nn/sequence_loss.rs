@@ -14,8 +14,8 @@
 //! Padding never contributes, whatever its log-probabilities. A batch without any valid token
 //! gives loss 0 (the denominator is clamped to 1).
 
+use crate::{Forward, ForwardCtx, neural_module};
 use candle_core::{D, DType, Tensor};
-use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -77,9 +77,16 @@ pub struct SequenceLoss {
     config: SequenceLossConfig,
 }
 
+impl SequenceLossConfig {
+    /// Validates the settings and builds the loss.
+    pub fn init(&self) -> Result<SequenceLoss> {
+        SequenceLoss::new(self.clone())
+    }
+}
+
 impl SequenceLoss {
     /// A loss with `config`.
-    pub fn new(config: SequenceLossConfig) -> Result<Self> {
+    fn new(config: SequenceLossConfig) -> Result<Self> {
         config.validate()?;
         Ok(SequenceLoss { config })
     }
@@ -157,7 +164,7 @@ impl Forward for SequenceLoss {
         &self,
         x: SequenceLossInputTensors,
         _ctx: &ForwardCtx,
-    ) -> nemo_core::Result<SequenceLossOutputTensors> {
+    ) -> crate::Result<SequenceLossOutputTensors> {
         Ok(SequenceLossOutputTensors {
             loss: self.compute(&x.log_probs, &x.targets)?,
         })

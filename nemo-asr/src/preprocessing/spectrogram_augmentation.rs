@@ -18,13 +18,13 @@
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
-//! use nemo_asr::preprocessing::{SpecAugment, SpecAugmentConfig};
+//! use nemo_asr::preprocessing::SpectrogramAugmentationConfig;
 //! use rand::SeedableRng;
 //! # fn main() -> nemo_asr::Result<()> {
-//! let aug = SpecAugment::new(SpecAugmentConfig::default())?;
+//! let aug = SpectrogramAugmentationConfig::default().init()?;
 //! let spec = Tensor::ones((2, 64, 100), candle_core::DType::F32, &Device::Cpu)?; // (B, D, T)
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-//! let out = aug.forward(&spec, &[100, 60], &mut rng)?;
+//! let out = aug.augment(&spec, &[100, 60], &mut rng)?;
 //! assert_eq!(out.dims(), &[2, 64, 100]);
 //! # Ok(())
 //! # }
@@ -35,6 +35,8 @@ use std::ops::Range;
 use candle_core::Tensor;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+
+use nemo_core::{Forward, ForwardCtx, neural_module};
 
 use crate::{Error, Result};
 
@@ -57,10 +59,10 @@ pub enum TimeWidth {
 ///
 /// The defaults are the SpecAugment values of NeMo's Conformer/Citrinet recipes (2 frequency
 /// masks of up to 27 bins, 2 time masks of up to 5% of the length); NeMo's own class defaults
-/// are all-off. [`SpecAugmentConfig::quartznet`] gives the QuartzNet 15x5 recipe (Cutout only).
+/// are all-off. [`SpectrogramAugmentationConfig::quartznet`] gives the QuartzNet 15x5 recipe (Cutout only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct SpecAugmentConfig {
+pub struct SpectrogramAugmentationConfig {
     /// Hydra's class path (`_target_`), kept only so NeMo YAML parses; not used.
     #[serde(rename = "_target_", skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -89,7 +91,7 @@ pub struct SpecAugmentConfig {
     pub use_vectorized_spec_augment: bool,
 }
 
-impl Default for SpecAugmentConfig {
+impl Default for SpectrogramAugmentationConfig {
     fn default() -> Self {
         Self {
             target: None,
@@ -108,7 +110,7 @@ impl Default for SpecAugmentConfig {
     }
 }
 
-impl SpecAugmentConfig {
+impl SpectrogramAugmentationConfig {
     /// QuartzNet 15x5's `spec_augment` (`examples/asr/conf/quartznet/quartznet_15x5.yaml`):
     /// 5 Cutout rectangles of up to 50 bins by 120 frames, no stripes.
     pub fn quartznet() -> Self {
@@ -151,18 +153,47 @@ impl RowMasks {
 }
 
 /// NeMo's `SpectrogramAugmentation`: Cutout rectangles, then SpecAugment time and frequency
-/// stripes, inside each row's valid length. Training-time only; it records no gradient for
-/// masked cells (they are constants) and passes the rest through.
+/// stripes, inside each row's valid length. As a typed module it masks only when the call trains,
+/// drawing from the call's [`ForwardCtx`]. It records no gradient for masked cells (they are
+/// constants) and passes the rest through.
+#[neural_module(
+    inputs(input_spec: (B, D, T as frames) MelSpectrogram, length: (B) Lengths),
+    outputs(augmented_spec: (B, D, T as frames) MelSpectrogram),
+)]
 #[derive(Debug, Clone)]
-pub struct SpecAugment {
-    config: SpecAugmentConfig,
+#[doc(alias = "SpecAugment")]
+pub struct SpectrogramAugmentation {
+    config: SpectrogramAugmentationConfig,
     span: tracing::Span,
 }
 
-impl SpecAugment {
-    /// Validates `config` (a fractional `time_width` must lie in `[0, 1]`, `mask_value` must be
-    /// finite).
-    pub fn new(config: SpecAugmentConfig) -> Result<Self> {
+impl SpectrogramAugmentationConfig {
+    /// Validates the settings (a fractional `time_width` must lie in `[0, 1]`, `mask_value` must
+    /// be finite) and builds the augmentation.
+    pub fn init(&self) -> Result<SpectrogramAugmentation> {
+        SpectrogramAugmentation::new(self.clone())
+    }
+}
+
+impl Forward for SpectrogramAugmentation {
+    fn forward_tensors(
+        &self,
+        x: SpectrogramAugmentationInputTensors,
+        ctx: &ForwardCtx,
+    ) -> nemo_core::Result<SpectrogramAugmentationOutputTensors> {
+        if !ctx.is_training() {
+            return Ok(SpectrogramAugmentationOutputTensors {
+                augmented_spec: x.input_spec,
+            });
+        }
+        let lens = nemo_core::nn::lengths_to_vec(&x.length)?;
+        let augmented_spec = self.augment(&x.input_spec, &lens, &mut ctx.rng())?;
+        Ok(SpectrogramAugmentationOutputTensors { augmented_spec })
+    }
+}
+
+impl SpectrogramAugmentation {
+    fn new(config: SpectrogramAugmentationConfig) -> Result<Self> {
         if let TimeWidth::Fraction(f) = config.time_width
             && !(0.0..=1.0).contains(&f)
         {
@@ -184,7 +215,7 @@ impl SpecAugment {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &SpecAugmentConfig {
+    pub fn config(&self) -> &SpectrogramAugmentationConfig {
         &self.config
     }
 
@@ -246,7 +277,7 @@ impl SpecAugment {
     /// - `spec`: `(B, D, T)` features (any float dtype, any device);
     /// - `lengths`: `B` valid frame counts, each `<= T`;
     /// - returns `(B, D, T)`, same dtype and device.
-    pub fn forward<R: Rng + ?Sized>(
+    pub fn augment<R: Rng + ?Sized>(
         &self,
         spec: &Tensor,
         lengths: &[usize],
@@ -343,39 +374,37 @@ mod tests {
 
     #[test]
     fn defaults_and_quartznet_preset() {
-        let c = SpecAugmentConfig::default();
+        let c = SpectrogramAugmentationConfig::default();
         assert_eq!((c.freq_masks, c.time_masks, c.freq_width), (2, 2, 27));
         assert_eq!(c.time_width, TimeWidth::Fraction(0.05));
-        let q = SpecAugmentConfig::quartznet();
+        let q = SpectrogramAugmentationConfig::quartznet();
         assert_eq!((q.rect_masks, q.rect_time, q.rect_freq), (5, 120, 50));
         assert_eq!((q.freq_masks, q.time_masks), (0, 0));
     }
 
     #[test]
     fn time_width_parses_by_type() -> std::result::Result<(), serde_json::Error> {
-        let c: SpecAugmentConfig = serde_json::from_str(r#"{"time_width": 10}"#)?;
+        let c: SpectrogramAugmentationConfig = serde_json::from_str(r#"{"time_width": 10}"#)?;
         assert_eq!(c.time_width, TimeWidth::Absolute(10));
-        let c: SpecAugmentConfig = serde_json::from_str(r#"{"time_width": 0.05}"#)?;
+        let c: SpectrogramAugmentationConfig = serde_json::from_str(r#"{"time_width": 0.05}"#)?;
         assert_eq!(c.time_width, TimeWidth::Fraction(0.05));
-        let c: SpecAugmentConfig = serde_json::from_str(r#"{"time_width": 1.0}"#)?;
+        let c: SpectrogramAugmentationConfig = serde_json::from_str(r#"{"time_width": 1.0}"#)?;
         assert_eq!(c.time_width, TimeWidth::Fraction(1.0));
         Ok(())
     }
 
     #[test]
     fn rejects_fraction_above_one() {
-        let c = SpecAugmentConfig {
+        let c = SpectrogramAugmentationConfig {
             time_width: TimeWidth::Fraction(1.5),
             ..Default::default()
         };
-        assert!(
-            matches!(SpecAugment::new(c), Err(Error::Config { key, .. }) if key == "time_width")
-        );
+        assert!(matches!(c.init(), Err(Error::Config { key, .. }) if key == "time_width"));
     }
 
     #[test]
     fn zero_length_rows_are_untouched() -> Result<()> {
-        let aug = SpecAugment::new(SpecAugmentConfig::quartznet())?;
+        let aug = (SpectrogramAugmentationConfig::quartznet()).init()?;
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         assert_eq!(aug.sample_row(64, 0, &mut rng), RowMasks::default());
         assert!(!aug.sample_row(64, 0, &mut rng).contains(0, 0));
