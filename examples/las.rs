@@ -16,9 +16,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nemo::asr::data::AudioToTextDataLayer;
 use nemo::asr::decoding::{BeamSearchConfig, beam_search, greedy_search};
 use nemo::asr::metrics::WordErrorRate;
-use nemo::asr::models::EncDecAttentionModelConfig;
+use nemo::asr::models::{EncDecAttentionModel, EncDecAttentionModelConfig, SpeechModel};
 use nemo::asr::modules::*;
-use nemo::asr::train_attention::attention_data_layer;
+use nemo::asr::train::eval_data_layer;
 use nemo::core::nn::lengths_to_vec;
 use nemo::core::optim::{LrPolicy, LrSchedule, OptimizerConfig, clip_grad_norm};
 use nemo::core::params::Parameters;
@@ -74,15 +74,13 @@ fn main() -> anyhow::Result<()> {
     let dev = Device::Cpu;
 
     // Modules, as in the paper: instantiate, then wire.
-    let train = attention_data_layer(
-        &cfg,
-        &train_manifest,
-        args.batch_size,
-        true,
-        args.seed,
-        args.max_duration,
-    )?;
-    let val = attention_data_layer(&cfg, &val_manifest, args.batch_size, false, 0, None)?;
+    // The model's data-layer settings: its labels and rate, EOS appended and PAD padding.
+    let mut train_cfg = EncDecAttentionModel::layer_config(&cfg, &train_manifest, args.batch_size);
+    train_cfg.shuffle = true;
+    train_cfg.seed = args.seed;
+    train_cfg.max_duration = args.max_duration;
+    let train = AudioToTextDataLayer::new(train_cfg)?;
+    let val = eval_data_layer::<EncDecAttentionModel>(&cfg, &val_manifest, args.batch_size)?;
     let params = Parameters::new();
     let vb = params.var_builder(DType::F32, &dev);
     let preprocessor = cfg.preprocessor.init()?;

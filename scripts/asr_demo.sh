@@ -40,7 +40,7 @@ echo "== corpus ($CORPUS)"
 scripts/make_corpus.sh "$CORPUS"
 
 echo "== build"
-cargo build --release -p nemo-asr --bin nemo-asr
+cargo build --release -p nemo-cli --bin nemo-asr
 
 echo "== train ($MINUTES min, $CONFIG)"
 # The binary tunes the process itself (glibc keeps freed activation buffers mapped; candle's

@@ -29,7 +29,8 @@ for l in sys.stdin:
 test_bin nemo-core gpu_tests
 test_bin nemo-asr asr_gpu_tests
 cargo build --release --features cuda -p nemo-core --example gpu_bench
-cargo build --release --features cuda -p nemo-asr --example gpu_train_step --bin nemo-asr
+cargo build --release --features cuda -p nemo-asr --example gpu_train_step
+cargo build --release --features cuda -p nemo-cli --bin nemo-asr
 cp target/release/examples/gpu_bench target/release/examples/gpu_train_step target/release/nemo-asr \
     "$out/bin/"
 strip "$out"/bin/*

@@ -15,7 +15,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use nemo_asr::models::EncDecCtcModel;
-use nemo_asr::train::RunConfig;
+use nemo_asr::train::read_run_config;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -25,7 +25,7 @@ const SECONDS: f64 = 4.0;
 fn setup() -> nemo_asr::Result<(EncDecCtcModel, Tensor, Tensor)> {
     let dev = Device::Cpu;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/an4_small.yaml");
-    let cfg = RunConfig::from_yaml_file(&path)?;
+    let cfg = read_run_config::<EncDecCtcModel>(&path)?;
     let sr = cfg.model.sample_rate as usize;
     let model = EncDecCtcModel::new(cfg.model, 0, &dev)?;
     let n = (SECONDS * sr as f64) as usize;

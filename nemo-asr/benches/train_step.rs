@@ -49,9 +49,7 @@ criterion_group! {
 }
 fn main() {
     // SAFETY: first thing in `main`, before criterion or candle start any thread.
-    let tuning = unsafe {
-        nemo_core::host::tune_for_training(nemo_core::host::ElementwisePool::CallingThread)
-    };
+    let tuning = unsafe { nemo_host::tune_for_training(nemo_host::ElementwisePool::CallingThread) };
     eprintln!("host tuning: {tuning}");
     benches();
     Criterion::default().configure_from_args().final_summary();

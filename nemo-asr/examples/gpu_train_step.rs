@@ -39,9 +39,7 @@ fn median_ms(dev: &Device, mut f: impl FnMut() -> nemo_asr::Result<()>) -> anyho
 
 fn main() -> anyhow::Result<()> {
     // SAFETY: first thing in `main`, before any thread starts.
-    let tuning = unsafe {
-        nemo_core::host::tune_for_training(nemo_core::host::ElementwisePool::CallingThread)
-    };
+    let tuning = unsafe { nemo_host::tune_for_training(nemo_host::ElementwisePool::CallingThread) };
     eprintln!("host tuning: {tuning}");
     let dev = if std::env::args().any(|a| a == "--cpu") {
         Device::Cpu

@@ -1,205 +1,163 @@
-//! Training and evaluating an [`EncDecCtcModel`] on manifests: the task the core [`Trainer`]
-//! runs, WER evaluation, and the YAML config of a whole run.
+//! Training and evaluating a [`SpeechModel`] on manifests: the run config (`model:`,
+//! `train_ds:`, `train:`), the data layers, WER evaluation, and the one training task the core
+//! runner ([`nemo_core::train::run`]) fits, whichever model it is.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use nemo_core::ForwardCtx;
-use nemo_core::optim::{LrSchedule, OptimizerConfig};
 use nemo_core::params::Parameters;
-use nemo_core::train::{TrainTask, TrainerConfig};
+use nemo_core::train::TrainTask;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{AudioToTextDataLayer, AudioToTextDataLayerConfig, OnBadSample};
-use crate::decoding::CtcBeamSearch;
+use crate::data::{AudioToTextBatch, AudioToTextDataLayer, OnBadSample, Vocabulary};
 use crate::metrics::WordErrorRate;
-use crate::models::{EncDecCtcModel, EncDecCtcModelConfig};
+use crate::models::SpeechModel;
 use crate::{Error, Result};
 
-fn default_batch() -> usize {
-    16
-}
+/// A whole ASR run: the model `C`'s config, the `train_ds:` section, and the core `train:`
+/// section (loop, optimizer, schedule, seed).
+pub type RunConfig<C> = nemo_core::train::RunConfig<C, TrainDataConfig>;
 
-/// The `train:` section of a run config.
+/// The `train_ds:` section of a run config: how training batches are made (the manifest itself
+/// comes from the command line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSection {
+#[serde(default, deny_unknown_fields)]
+pub struct TrainDataConfig {
     /// Utterances per micro-batch. Default 16.
-    #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// Seeds weights, shuffling, dither and SpecAugment.
-    #[serde(default)]
-    pub seed: u64,
     /// Longest training utterance kept, in seconds.
-    #[serde(default)]
     pub max_duration: Option<f64>,
     /// Batches of utterances of similar duration, in random order (NeMo's
     /// `use_semi_sorted_batching`): less padding, faster steps. Default false.
-    #[serde(default)]
     pub semi_sorted_batching: bool,
     /// A bad training utterance (unreadable audio, a character outside the labels, audio too
     /// short for its transcript): `error` (default) stops with the manifest line, `skip` leaves
     /// it out and counts it.
-    #[serde(default)]
     pub on_bad_sample: OnBadSample,
-    /// The loop: steps, accumulation, clipping, checkpoints, evaluation, freezing.
-    pub trainer: TrainerConfig,
-    /// The optimizer.
-    pub optim: OptimizerConfig,
-    /// The learning-rate schedule.
-    pub sched: LrSchedule,
 }
 
-/// A whole run: the model and how to train it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    /// The model.
-    pub model: EncDecCtcModelConfig,
-    /// The training settings.
-    pub train: TrainSection,
+impl Default for TrainDataConfig {
+    fn default() -> Self {
+        TrainDataConfig {
+            batch_size: 16,
+            max_duration: None,
+            semi_sorted_batching: false,
+            on_bad_sample: OnBadSample::default(),
+        }
+    }
 }
 
-impl TrainSection {
-    /// Checks the trainer, optimizer and schedule settings.
+impl TrainDataConfig {
+    /// Checks the values.
     pub fn validate(&self) -> Result<()> {
-        self.trainer.validate()?;
-        self.optim.validate()?;
-        self.sched.validate()?;
+        if self.batch_size == 0 {
+            return Err(Error::Config {
+                key: "train_ds.batch_size".into(),
+                msg: "must be at least 1".into(),
+            });
+        }
+        if self.max_duration.is_some_and(|d| d.is_nan() || d <= 0.0) {
+            return Err(Error::Config {
+                key: "train_ds.max_duration".into(),
+                msg: "must be positive".into(),
+            });
+        }
         Ok(())
     }
 }
 
-/// Reads a YAML file into `T`; a syntax or schema error names the file and line.
-pub fn read_yaml_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    serde_norway::from_str(&text).map_err(|e| Error::Config {
-        key: match e.location() {
-            Some(l) => format!("{}:{}", path.display(), l.line()),
-            None => path.display().to_string(),
+/// Reads and validates a run config for model `M`; errors name the file and key.
+pub fn read_run_config<M: SpeechModel>(path: &Path) -> Result<RunConfig<M::Config>> {
+    let cfg = RunConfig::<M::Config>::from_yaml_file(path)?;
+    let named = |e: Error| match e {
+        Error::Config { key, msg } => Error::Config {
+            key: format!("{}: {key}", path.display()),
+            msg,
         },
-        msg: e.to_string(),
-    })
+        e => e,
+    };
+    M::validate_config(&cfg.model).map_err(named)?;
+    cfg.train_ds.validate().map_err(named)?;
+    Ok(cfg)
 }
 
-impl RunConfig {
-    /// Reads and validates a run config; errors name the file and key.
-    pub fn from_yaml_file(path: &Path) -> Result<Self> {
-        let cfg: RunConfig = read_yaml_file(path)?;
-        cfg.model.validate()?;
-        cfg.train.validate()?;
-        Ok(cfg)
-    }
-}
-
-/// The settings every ASR data layer of a model shares: its labels and sample rate, audio
-/// decoded into memory up front.
-pub fn layer_config(
-    manifest: &Path,
-    labels: &[String],
-    sample_rate: u32,
-    batch_size: usize,
-) -> AudioToTextDataLayerConfig {
-    let mut cfg = AudioToTextDataLayerConfig::new(manifest.display().to_string(), batch_size);
-    cfg.labels = labels.to_vec();
-    cfg.sample_rate = sample_rate;
-    cfg.preload = true;
-    cfg
-}
-
-/// A data layer over `manifest` for `model`, shuffled (training) or, for evaluation, sorted by
-/// duration so batches carry little padding.
-pub fn data_layer(
-    model: &EncDecCtcModelConfig,
+/// An evaluation data layer over `manifest` for a model of `config`: in manifest order, batched
+/// by similar duration (little padding), audio decoded up front.
+pub fn eval_data_layer<M: SpeechModel>(
+    config: &M::Config,
     manifest: &Path,
     batch_size: usize,
-    shuffle: bool,
-    seed: u64,
-    max_duration: Option<f64>,
 ) -> Result<AudioToTextDataLayer> {
-    let mut cfg = layer_config(manifest, &model.labels, model.sample_rate, batch_size);
-    cfg.shuffle = shuffle;
-    cfg.seed = seed;
-    cfg.max_duration = max_duration;
-    cfg.semi_sorted_batching = !shuffle;
+    let mut cfg = M::layer_config(config, manifest, batch_size);
+    cfg.semi_sorted_batching = true;
     AudioToTextDataLayer::new(cfg)
 }
 
-/// The training data layer of a run: shuffled with the run's seed, `max_duration`, batching and
-/// `on_bad_sample`, without utterances `model` cannot align (see
-/// [`AudioToTextDataset::retain_alignable`](crate::data::AudioToTextDataset::retain_alignable)).
-pub fn train_data_layer(
-    model: &EncDecCtcModel,
+/// The training data layer of a run: shuffled with `seed`, as `train_ds` says, without the
+/// utterances `model` cannot learn from ([`SpeechModel::retain_trainable`]).
+pub fn train_data_layer<M: SpeechModel>(
+    model: &M,
     manifest: &Path,
-    train: &TrainSection,
+    train_ds: &TrainDataConfig,
+    seed: u64,
 ) -> Result<AudioToTextDataLayer> {
-    let config = model.config();
-    let mut cfg = layer_config(
-        manifest,
-        &config.labels,
-        config.sample_rate,
-        train.batch_size,
-    );
+    let mut cfg = M::layer_config(model.config(), manifest, train_ds.batch_size);
     cfg.shuffle = true;
-    cfg.seed = train.seed;
-    cfg.max_duration = train.max_duration;
-    cfg.semi_sorted_batching = train.semi_sorted_batching;
-    cfg.on_bad_sample = train.on_bad_sample;
+    cfg.seed = seed;
+    cfg.max_duration = train_ds.max_duration;
+    cfg.semi_sorted_batching = train_ds.semi_sorted_batching;
+    cfg.on_bad_sample = train_ds.on_bad_sample;
     let mut layer = AudioToTextDataLayer::new(cfg)?;
-    layer.retain_alignable(|samples| model.encoded_length(samples))?;
+    model.retain_trainable(&mut layer)?;
     Ok(layer)
 }
 
-/// Greedy-decoding WER and CER of `model` over every utterance of `layer`.
-pub fn evaluate(model: &EncDecCtcModel, layer: &AudioToTextDataLayer) -> Result<WordErrorRate> {
-    evaluate_with(model, layer, None)
-}
-
-/// WER and CER of `model` over every utterance of `layer`, decoded greedily or by `search` (a
-/// CTC beam search, with its language model if it has one), in eval mode.
-pub fn evaluate_with(
-    model: &EncDecCtcModel,
-    layer: &AudioToTextDataLayer,
-    search: Option<&CtcBeamSearch>,
-) -> Result<WordErrorRate> {
-    let mut wer = WordErrorRate::new();
-    let labels = model.labels();
-    for batch in layer.epoch(0, model.device()) {
-        let batch = batch?;
-        let hyps = match search {
-            Some(s) => model.transcribe_beam(&batch.audio_signal, &batch.a_sig_length, s)?,
-            None => model.transcribe(&batch.audio_signal, &batch.a_sig_length)?,
-        };
-        let lens: Vec<i64> = batch
-            .transcript_length
-            .to_dtype(candle_core::DType::I64)?
-            .to_vec1()?;
-        let ids: Vec<Vec<i64>> = batch
-            .transcripts
-            .to_dtype(candle_core::DType::I64)?
-            .to_vec2()?;
-        for ((hyp, row), len) in hyps.iter().zip(ids).zip(lens) {
+/// The reference transcripts of a batch: ids up to each length, labels only (EOS and PAD, which
+/// an attention model's batches carry, dropped).
+pub fn batch_references(labels: &Vocabulary, batch: &AudioToTextBatch) -> Result<Vec<String>> {
+    let n = labels.len() as i64;
+    let lens: Vec<i64> = batch.transcript_length.to_dtype(DType::I64)?.to_vec1()?;
+    let rows: Vec<Vec<i64>> = batch.transcripts.to_dtype(DType::I64)?.to_vec2()?;
+    rows.into_iter()
+        .zip(lens)
+        .map(|(row, len)| {
             let ids: Vec<u32> = row
                 .into_iter()
                 .take(len.max(0) as usize)
+                .filter(|&v| (0..n).contains(&v))
                 .map(|v| v as u32)
                 .collect();
-            wer.update(hyp, &labels.decode(&ids)?);
+            labels.decode(&ids)
+        })
+        .collect()
+}
+
+/// WER and CER of `transcribe` over every utterance of `layer`, against its references in
+/// `labels`' encoding.
+pub fn evaluate_with(
+    layer: &AudioToTextDataLayer,
+    labels: &Vocabulary,
+    device: &Device,
+    mut transcribe: impl FnMut(&AudioToTextBatch) -> Result<Vec<String>>,
+) -> Result<WordErrorRate> {
+    let mut wer = WordErrorRate::new();
+    for batch in layer.epoch(0, device) {
+        let batch = batch?;
+        let hyps = transcribe(&batch)?;
+        for (h, r) in hyps.iter().zip(batch_references(labels, &batch)?) {
+            wer.update(h, &r);
         }
     }
     Ok(wer)
 }
 
-/// The CTC training task: micro-batches in a seeded order, epoch after epoch.
-pub struct CtcTrainTask<'a> {
-    model: &'a EncDecCtcModel,
-    train: BatchCursor<'a>,
-    val: Option<&'a AudioToTextDataLayer>,
-    batches_per_step: usize,
+/// Greedy-decoding WER and CER of `model` over every utterance of `layer`.
+pub fn evaluate<M: SpeechModel>(model: &M, layer: &AudioToTextDataLayer) -> Result<WordErrorRate> {
+    evaluate_with(layer, model.labels(), model.device(), |b| {
+        model.transcribe_greedy(b)
+    })
 }
 
 /// Batch `index` of an endless run of epochs over a training data layer — epoch
@@ -234,7 +192,7 @@ impl<'a> BatchCursor<'a> {
     }
 
     /// Batch `index` (counting across epochs), padded with the layer's `pad_id` (0 if unset).
-    pub fn batch(&mut self, index: u64) -> Result<crate::data::AudioToTextBatch> {
+    pub fn batch(&mut self, index: u64) -> Result<AudioToTextBatch> {
         let per_epoch = self.layer.num_batches().max(1) as u64;
         let (epoch, pos) = (index / per_epoch, (index % per_epoch) as usize);
         if self.order.0 != epoch {
@@ -254,42 +212,61 @@ impl<'a> BatchCursor<'a> {
     }
 }
 
-impl<'a> CtcTrainTask<'a> {
-    /// A task training `model` on `train`, evaluating WER on `val`.
+/// The training task of any [`SpeechModel`]: micro-batches in a seeded order, epoch after epoch,
+/// and greedy WER/CER on a validation layer.
+pub struct SpeechTrainTask<'a, M: SpeechModel> {
+    model: &'a M,
+    train: BatchCursor<'a>,
+    val: Option<&'a AudioToTextDataLayer>,
+    batches_per_step: usize,
+}
+
+impl<'a, M: SpeechModel> SpeechTrainTask<'a, M> {
+    /// A task training `model` on `train` (from [`train_data_layer`]) with `batches_per_step`
+    /// micro-batches per update, evaluating on `val` (from [`eval_data_layer`]).
     pub fn new(
-        model: &'a EncDecCtcModel,
+        model: &'a M,
         train: &'a AudioToTextDataLayer,
         val: Option<&'a AudioToTextDataLayer>,
         batches_per_step: usize,
     ) -> Result<Self> {
-        Ok(CtcTrainTask {
+        let expected = M::layer_config(model.config(), Path::new(""), 1);
+        let got = train.config();
+        if (got.eos_id, got.pad_id) != (expected.eos_id, expected.pad_id) {
+            return Err(Error::Config {
+                key: "train_ds".into(),
+                msg: format!(
+                    "the data layer appends EOS {:?} and pads with {:?}; the {} model needs \
+                     {:?} and {:?} (make it with `train_data_layer`)",
+                    got.eos_id,
+                    got.pad_id,
+                    M::KIND.name(),
+                    expected.eos_id,
+                    expected.pad_id
+                ),
+            });
+        }
+        Ok(SpeechTrainTask {
             model,
             train: BatchCursor::new(train, model.device())?,
             val,
-            batches_per_step,
+            batches_per_step: batches_per_step.max(1),
         })
     }
 }
 
-impl TrainTask for CtcTrainTask<'_> {
+impl<M: SpeechModel> TrainTask for SpeechTrainTask<'_, M> {
     fn params(&self) -> &Parameters {
         self.model.params()
     }
 
     fn loss(&mut self, step: u64, micro: usize, ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
         let index = step * self.batches_per_step as u64 + micro as u64;
-        let b = self.train.batch(index)?;
-        let (loss, _) = self.model.loss(
-            &b.audio_signal,
-            &b.a_sig_length,
-            &b.transcripts,
-            &b.transcript_length,
-            ctx,
-        )?;
-        Ok(loss)
+        let batch = self.train.batch(index)?;
+        Ok(self.model.batch_loss(&batch, ctx)?)
     }
 
-    fn set_compute_dtype(&mut self, dtype: candle_core::DType) -> nemo_core::Result<()> {
+    fn set_compute_dtype(&mut self, dtype: DType) -> nemo_core::Result<()> {
         Ok(self.model.set_compute_dtype(dtype)?)
     }
 

@@ -9,8 +9,9 @@ use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::decoding::{BeamSearchConfig, beam_search, greedy_search};
 use nemo_asr::models::{EncDecAttentionModel, EncDecAttentionModelConfig};
 use nemo_asr::modules::*;
-use nemo_asr::train_attention::{
-    AttentionRunConfig, AttentionTrainTask, attention_data_layer, evaluate_attention,
+use nemo_asr::train::{
+    SpeechTrainTask, TrainDataConfig, eval_data_layer, evaluate_with, read_run_config,
+    train_data_layer,
 };
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::params::Parameters;
@@ -107,7 +108,7 @@ const ALL: [(RnnType, AttentionMethod, bool); 6] = [
 #[test]
 fn the_shipped_config_parses_and_mismatches_name_their_key() -> TestResult {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/las_small.yaml");
-    let run = AttentionRunConfig::from_yaml_file(&path)?;
+    let run = read_run_config::<EncDecAttentionModel>(&path)?;
     assert_eq!(run.model.decoder.voc_size, run.model.labels.len() + 3);
     assert_eq!(run.model.decoder.hidden_size, 256);
     assert_eq!(
@@ -432,13 +433,10 @@ fn every_trainable_variable_gets_a_gradient() -> TestResult {
     for (rnn, method, feeding) in [("gru", "general", false), ("lstm", "bahdanau", true)] {
         let config = tiny_model_config_with(rnn, method, feeding)?;
         let model = EncDecAttentionModel::new(config.clone(), 5, &dev)?;
-        let layer = attention_data_layer(
+        let layer = eval_data_layer::<EncDecAttentionModel>(
             &config,
             &fixtures().join("manifests/small.json"),
             5,
-            false,
-            0,
-            None,
         )?;
         let batch = layer.epoch(0, &dev).next().ok_or("no batch")??;
         let (loss, out) = model.loss(
@@ -775,9 +773,17 @@ fn the_model_overfits_the_fixtures_and_round_trips_through_a_model_dir() -> Test
     let manifest = fixtures().join("manifests/small.json");
     let config = tiny_model_config("gru", "general")?;
     let model = EncDecAttentionModel::new(config.clone(), 11, &dev)?;
-    let train = attention_data_layer(&config, &manifest, 5, true, 11, None)?;
-    let eval = attention_data_layer(&config, &manifest, 5, false, 0, None)?;
-    let mut task = AttentionTrainTask::new(&model, &train, Some(&eval), 1)?;
+    let train = train_data_layer(
+        &model,
+        &manifest,
+        &TrainDataConfig {
+            batch_size: 5,
+            ..Default::default()
+        },
+        11,
+    )?;
+    let eval = eval_data_layer::<EncDecAttentionModel>(&config, &manifest, 5)?;
+    let mut task = SpeechTrainTask::new(&model, &train, Some(&eval), 1)?;
     let optim: OptimizerConfig = serde_json::from_str(r#"{"name": "adamw", "weight_decay": 0.0}"#)?;
     let mut opt = optim.build(model.params().trainable_vars())?;
     let schedule = LrSchedule::new(LrPolicy::CosineAnnealing, 0.005).with_warmup_steps(10);
@@ -795,7 +801,9 @@ fn the_model_overfits_the_fixtures_and_round_trips_through_a_model_dir() -> Test
         "loss {first} -> {last}: did not learn"
     );
 
-    let wer = evaluate_attention(&model, &eval, None)?;
+    let wer = evaluate_with(&eval, model.labels(), &dev, |b| {
+        model.transcribe(&b.audio_signal, &b.a_sig_length)
+    })?;
     assert_eq!(wer.wer(), Some(0.0), "greedy WER {:?}", wer.wer());
     let greedy = tokens_of(&model, &eval, 1)?;
     let beam4 = tokens_of(&model, &eval, 4)?;

@@ -14,7 +14,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::kernels::{add_relu, batch_norm_train, depthwise_conv1d, time_mask};
 use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
-use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
+use nemo_asr::train::{
+    SpeechTrainTask, TrainDataConfig, eval_data_layer, evaluate, train_data_layer,
+};
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig};
 
@@ -272,8 +274,16 @@ fn learns_the_fixtures_on_cuda(mode: &str) -> Res<()> {
     let config = EncDecCtcModelConfig::from_yaml(&tiny_model_yaml(""))?;
     let manifest = fixtures_manifest();
     let model = EncDecCtcModel::new(config.clone(), 7, &dev)?;
-    let train = data_layer(&config, &manifest, 5, true, 7, None)?;
-    let mut task = CtcTrainTask::new(&model, &train, Some(&train), 1, 7)?;
+    let train = train_data_layer(
+        &model,
+        &manifest,
+        &TrainDataConfig {
+            batch_size: 5,
+            ..Default::default()
+        },
+        7,
+    )?;
+    let mut task = SpeechTrainTask::new(&model, &train, Some(&train), 1, 7)?;
     let optimizer: OptimizerConfig =
         serde_json::from_str(r#"{"name": "novograd", "betas": [0.9, 0.5], "weight_decay": 0.0}"#)?;
     let mut opt = optimizer.build(model.params().trainable_vars())?;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
-use nemo_asr::train::{CtcTrainTask, data_layer, evaluate};
+use nemo_asr::train::{
+    SpeechTrainTask, TrainDataConfig, eval_data_layer, evaluate, train_data_layer,
+};
 use nemo_core::ForwardCtx;
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig, latest_checkpoint};
@@ -57,8 +59,16 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
 
     // The full run.
     let model = EncDecCtcModel::new(config.clone(), 7, &dev)?;
-    let train = data_layer(&config, &manifest, 5, true, 7, None)?;
-    let mut task = CtcTrainTask::new(&model, &train, Some(&train), 1)?;
+    let train = train_data_layer(
+        &model,
+        &manifest,
+        &TrainDataConfig {
+            batch_size: 5,
+            ..Default::default()
+        },
+        7,
+    )?;
+    let mut task = SpeechTrainTask::new(&model, &train, Some(&train), 1)?;
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
     let trainer = Trainer::new(tcfg.clone(), run.path().join("full"))?;
     let full = trainer.fit(&mut task, opt.as_mut(), &schedule, 0)?;
@@ -81,7 +91,7 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     // A fresh model (another seed) resumed from the run's step-80 checkpoint continues exactly as
     // the uninterrupted run did: same weights, optimizer state, data order and augmentation.
     let model3 = EncDecCtcModel::new(config, 99, &dev)?;
-    let mut task3 = CtcTrainTask::new(&model3, &train, Some(&train), 1)?;
+    let mut task3 = SpeechTrainTask::new(&model3, &train, Some(&train), 1)?;
     let mut opt3 = optimizer()?.build(model3.params().trainable_vars())?;
     let resumed_trainer = Trainer::new(tcfg, run.path().join("resumed"))?;
     let ckpt = trainer.checkpoint_dir().join("step-00000080");
@@ -108,8 +118,16 @@ fn a_corrupt_checkpoint_is_refused_and_the_model_is_untouched() -> TestResult {
     let model = EncDecCtcModel::new(config, 3, &dev)?;
     let run = tempfile::tempdir()?;
     let manifest = fixtures().join("manifests/small.json");
-    let train = data_layer(model.config(), &manifest, 5, true, 3, None)?;
-    let mut task = CtcTrainTask::new(&model, &train, None, 1)?;
+    let train = train_data_layer(
+        &model,
+        &manifest,
+        &TrainDataConfig {
+            batch_size: 5,
+            ..Default::default()
+        },
+        3,
+    )?;
+    let mut task = SpeechTrainTask::new(&model, &train, None, 1)?;
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
     let mut tcfg = TrainerConfig::new(2);
     tcfg.progress = false;
@@ -183,14 +201,8 @@ fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResul
     let model = EncDecCtcModel::new(config.clone(), 5, &Device::Cpu)?;
     // Evaluation mode: no dropout, BatchNorm from running statistics, so both passes see the same
     // function and differ only by rounding.
-    let layer = data_layer(
-        &config,
-        &fixtures().join("manifests/small.json"),
-        5,
-        false,
-        5,
-        None,
-    )?;
+    let layer =
+        eval_data_layer::<EncDecCtcModel>(&config, &fixtures().join("manifests/small.json"), 5)?;
     let b = layer.epoch(0, &Device::Cpu).next().ok_or("no batch")??;
     // The loss and each trainable variable's gradient.
     type Pass = (f64, Vec<(String, Vec<f32>)>);
@@ -244,15 +256,16 @@ fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResul
 fn the_trainer_runs_the_ctc_task_in_bf16() -> TestResult {
     let config = tiny_config()?;
     let model = EncDecCtcModel::new(config.clone(), 7, &Device::Cpu)?;
-    let train = data_layer(
-        &config,
+    let train = train_data_layer(
+        &model,
         &fixtures().join("manifests/small.json"),
-        5,
-        true,
+        &TrainDataConfig {
+            batch_size: 5,
+            ..Default::default()
+        },
         7,
-        None,
     )?;
-    let mut task = CtcTrainTask::new(&model, &train, None, 1)?;
+    let mut task = SpeechTrainTask::new(&model, &train, None, 1)?;
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
     let mut tcfg = TrainerConfig::new(40);
     tcfg.progress = false;

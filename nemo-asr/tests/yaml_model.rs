@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use nemo_asr::data::AudioToTextBatch;
 use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
-use nemo_asr::train::data_layer;
+use nemo_asr::train::eval_data_layer;
 use nemo_core::ForwardCtx;
 use nemo_core::config::{BuiltModel, ModelConfig};
 use nemo_core::params::Parameters;
@@ -33,7 +33,7 @@ fn typed_model_and_batch() -> Result<(EncDecCtcModel, AudioToTextBatch), Box<dyn
     let model = EncDecCtcModel::new(config, 7, &Device::Cpu)?;
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/small.json");
-    let layer = data_layer(model.config(), &manifest, 5, false, 7, None)?;
+    let layer = eval_data_layer::<EncDecCtcModel>(model.config(), &manifest, 5)?;
     let batch = layer.epoch(0, &Device::Cpu).next().ok_or("no batch")??;
     Ok((model, batch))
 }
@@ -227,7 +227,7 @@ fn a_yaml_model_trains_evaluates_and_infers_through_the_graph_actions() -> TestR
     let config = EncDecCtcModelConfig::from_yaml_file(&repo().join("configs/an4_small.yaml"))?;
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/small.json");
-    let data = Arc::new(data_layer(&config, &manifest, 5, false, 7, None)?);
+    let data = Arc::new(eval_data_layer::<EncDecCtcModel>(&config, &manifest, 5)?);
     let graph = Graph::new();
     let batch = data.call(&graph)?;
     let bindings = [

@@ -27,7 +27,6 @@ pub mod dag;
 pub mod decoding;
 pub mod error;
 pub mod forward_ctx;
-pub mod host;
 pub mod io;
 pub mod module;
 pub mod nn;
@@ -39,6 +38,7 @@ pub mod train;
 pub mod tutorials;
 pub mod typed;
 pub mod types;
+pub mod yaml;
 
 pub use error::{Error, Result};
 pub use forward_ctx::ForwardCtx;

@@ -8,12 +8,14 @@
 //! cover exactly the large batch.
 
 use std::collections::BTreeMap;
+#[cfg_attr(not(feature = "plot"), allow(unused_imports))]
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use nemo_core::ForwardCtx;
 use nemo_core::optim::{AdamWConfig, LrSchedule, Optimizer, OptimizerConfig, SgdConfig};
 use nemo_core::params::Parameters;
+#[cfg(feature = "plot")]
 use nemo_core::train::plot::{curves_size, default_font_paths};
 use nemo_core::train::{
     Callback, MixedPrecision, PrecisionMode, StepRecord, TrainTask, Trainer, TrainerConfig,
@@ -577,6 +579,7 @@ fn f16_resume_continues_exactly_with_the_scaler_state() -> TestResult {
 }
 
 /// Width and height from a PNG's signature and IHDR chunk; checks the IEND trailer.
+#[cfg(feature = "plot")]
 fn png_size(path: &Path) -> Res<(u32, u32)> {
     let bytes = std::fs::read(path)?;
     let sig: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -591,6 +594,7 @@ fn png_size(path: &Path) -> Res<(u32, u32)> {
     Ok((be(16..20)?, be(20..24)?))
 }
 
+#[cfg(feature = "plot")]
 fn run_with_plot(dir: &Path, fonts: Option<Vec<PathBuf>>) -> Res<PathBuf> {
     let mut task = Mlp::new(8, 8, 1)?;
     task.metrics = true;
@@ -606,6 +610,7 @@ fn run_with_plot(dir: &Path, fonts: Option<Vec<PathBuf>>) -> Res<PathBuf> {
     Ok(trainer.curves_path())
 }
 
+#[cfg(feature = "plot")]
 #[test]
 fn curves_png_is_written_with_and_without_a_font() -> TestResult {
     let run = tempfile::tempdir()?;
@@ -642,6 +647,7 @@ fn curves_png_is_written_with_and_without_a_font() -> TestResult {
     Ok(())
 }
 
+#[cfg(feature = "plot")]
 #[test]
 fn a_failing_plot_does_not_fail_the_run() -> TestResult {
     let run = tempfile::tempdir()?;

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use nemo_asr::losses::{CtcOptions, ctc_loss};
+use nemo_asr::models::EncDecCtcModel;
 use nemo_asr::modules::{ConvAsrDecoder, ConvAsrEncoder};
-use nemo_asr::train::RunConfig;
+use nemo_asr::train::read_run_config;
 use nemo_core::optim::{Optimizer, OptimizerConfig};
 use nemo_core::params::Parameters;
 
@@ -40,7 +41,7 @@ pub struct An4SmallBatch {
 impl An4SmallBatch {
     /// The model of the run config at `config` (`configs/an4_small.yaml`), on `dev`.
     pub fn new(config: &Path, dev: &Device) -> nemo_asr::Result<Self> {
-        let cfg = RunConfig::from_yaml_file(config)?;
+        let cfg = read_run_config::<EncDecCtcModel>(config)?;
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, dev);
         let encoder = cfg.model.encoder.init(vb.pp("encoder"))?;

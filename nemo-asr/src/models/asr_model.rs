@@ -10,11 +10,14 @@ use nemo_core::params::Parameters;
 use crate::data::AudioToTextDataLayer;
 use crate::decoding::CtcBeamSearch;
 use crate::metrics::WordErrorRate;
-use crate::train::{data_layer, evaluate_with, read_yaml_file};
-use crate::train_attention::{attention_data_layer, evaluate_attention};
+use crate::train::{eval_data_layer, evaluate, evaluate_with};
 use crate::{Error, Result};
 
 use super::{EncDecAttentionModel, EncDecCtcModel};
+
+fn read_yaml_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    Ok(nemo_core::yaml::read_yaml_file(path)?)
+}
 
 /// Which decoder a model has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +127,9 @@ impl AsrModel {
     /// An evaluation data layer over `manifest` in this model's label encoding.
     pub fn data_layer(&self, manifest: &Path, batch_size: usize) -> Result<AudioToTextDataLayer> {
         match self {
-            AsrModel::Ctc(m) => data_layer(m.config(), manifest, batch_size, false, 0, None),
+            AsrModel::Ctc(m) => eval_data_layer::<EncDecCtcModel>(m.config(), manifest, batch_size),
             AsrModel::Attention(m) => {
-                attention_data_layer(m.config(), manifest, batch_size, false, 0, None)
+                eval_data_layer::<EncDecAttentionModel>(m.config(), manifest, batch_size)
             }
         }
     }
@@ -139,8 +142,13 @@ impl AsrModel {
         search: Option<&CtcBeamSearch>,
     ) -> Result<WordErrorRate> {
         match (self, search) {
-            (AsrModel::Ctc(m), s) => evaluate_with(m, layer, s),
-            (AsrModel::Attention(m), None) => evaluate_attention(m, layer, None),
+            (AsrModel::Ctc(m), None) => evaluate(m.as_ref(), layer),
+            (AsrModel::Ctc(m), Some(s)) => evaluate_with(layer, m.labels(), m.device(), |b| {
+                m.transcribe_beam(&b.audio_signal, &b.a_sig_length, s)
+            }),
+            (AsrModel::Attention(m), None) => evaluate_with(layer, m.labels(), m.device(), |b| {
+                m.transcribe(&b.audio_signal, &b.a_sig_length)
+            }),
             (AsrModel::Attention(_), Some(_)) => Err(ctc_only()),
         }
     }

@@ -15,7 +15,7 @@ use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Vocabulary;
+use crate::data::{AudioToTextBatch, AudioToTextDataLayerConfig, Vocabulary};
 use crate::decoding::{BeamSearchConfig, beam_search, greedy_search};
 use crate::modules::jasper_block::lengths_to_vec;
 use crate::modules::*;
@@ -24,7 +24,9 @@ use crate::preprocessing::{
 };
 use crate::{Error, Result};
 
+use super::ModelKind;
 use super::speech_encoder::{SpeechEncoder, TypedAudio, save_model_dir};
+use super::speech_model::{SpeechModel, speech_layer_config};
 
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -469,5 +471,76 @@ impl EncDecAttentionModel {
         let model = EncDecAttentionModel::new(config, 0, device)?;
         model.params.load(&dir.join("weights.safetensors"))?;
         Ok(model)
+    }
+}
+
+impl SpeechModel for EncDecAttentionModel {
+    type Config = EncDecAttentionModelConfig;
+    const KIND: ModelKind = ModelKind::Attention;
+
+    fn new(config: EncDecAttentionModelConfig, seed: u64, device: &Device) -> Result<Self> {
+        EncDecAttentionModel::new(config, seed, device)
+    }
+
+    fn validate_config(config: &EncDecAttentionModelConfig) -> Result<()> {
+        config.validate()
+    }
+
+    fn name(config: &EncDecAttentionModelConfig) -> &str {
+        &config.name
+    }
+
+    /// Transcripts get EOS appended and are padded with PAD: the decoder learns to stop.
+    fn layer_config(
+        config: &EncDecAttentionModelConfig,
+        manifest: &Path,
+        batch_size: usize,
+    ) -> AudioToTextDataLayerConfig {
+        let mut cfg = speech_layer_config(manifest, &config.labels, config.sample_rate, batch_size);
+        cfg.eos_id = Some(config.eos_id());
+        cfg.pad_id = Some(config.pad_id());
+        cfg
+    }
+
+    fn config(&self) -> &EncDecAttentionModelConfig {
+        &self.config
+    }
+
+    fn params(&self) -> &Parameters {
+        &self.params
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn labels(&self) -> &Vocabulary {
+        &self.labels
+    }
+
+    fn batch_loss(&self, batch: &AudioToTextBatch, ctx: &ForwardCtx) -> Result<Tensor> {
+        let (loss, _) = self.loss(
+            &batch.audio_signal,
+            &batch.a_sig_length,
+            &batch.transcripts,
+            ctx,
+        )?;
+        Ok(loss)
+    }
+
+    fn transcribe_greedy(&self, batch: &AudioToTextBatch) -> Result<Vec<String>> {
+        let greedy = BeamSearchConfig {
+            beam_size: 1,
+            ..self.config.decoding.clone()
+        };
+        self.transcribe_with(&batch.audio_signal, &batch.a_sig_length, &greedy)
+    }
+
+    fn load_pretrained_encoder(&self, dir: &Path) -> Result<usize> {
+        EncDecAttentionModel::load_pretrained_encoder(self, dir)
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        EncDecAttentionModel::save(self, dir)
     }
 }

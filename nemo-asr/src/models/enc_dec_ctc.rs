@@ -12,7 +12,7 @@ use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Vocabulary;
+use crate::data::{AudioToTextBatch, AudioToTextDataLayer, AudioToTextDataLayerConfig, Vocabulary};
 use crate::decoding::{CtcBeamSearch, ctc_greedy_decode};
 use crate::losses::CtcLossConfig;
 use crate::modules::jasper_block::lengths_to_vec;
@@ -22,7 +22,9 @@ use crate::preprocessing::{
 };
 use crate::{Error, Result};
 
+use super::ModelKind;
 use super::speech_encoder::{SpeechEncoder, save_model_dir};
+use super::speech_model::{SpeechModel, speech_layer_config};
 
 /// The model's configuration: NeMo's `model:` section in one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -335,5 +337,79 @@ impl EncDecCtcModel {
         let model = EncDecCtcModel::new(config, 0, device)?;
         model.params.load(&dir.join("weights.safetensors"))?;
         Ok(model)
+    }
+}
+
+impl SpeechModel for EncDecCtcModel {
+    type Config = EncDecCtcModelConfig;
+    const KIND: ModelKind = ModelKind::Ctc;
+
+    fn new(config: EncDecCtcModelConfig, seed: u64, device: &Device) -> Result<Self> {
+        EncDecCtcModel::new(config, seed, device)
+    }
+
+    fn validate_config(config: &EncDecCtcModelConfig) -> Result<()> {
+        config.validate()
+    }
+
+    fn name(config: &EncDecCtcModelConfig) -> &str {
+        &config.name
+    }
+
+    fn layer_config(
+        config: &EncDecCtcModelConfig,
+        manifest: &Path,
+        batch_size: usize,
+    ) -> AudioToTextDataLayerConfig {
+        speech_layer_config(manifest, &config.labels, config.sample_rate, batch_size)
+    }
+
+    fn config(&self) -> &EncDecCtcModelConfig {
+        &self.config
+    }
+
+    fn params(&self) -> &Parameters {
+        &self.params
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn labels(&self) -> &Vocabulary {
+        &self.labels
+    }
+
+    /// CTC needs at least one time step per label (two between repeated labels).
+    fn retain_trainable(&self, layer: &mut AudioToTextDataLayer) -> Result<()> {
+        layer.retain_alignable(|samples| self.encoded_length(samples))?;
+        Ok(())
+    }
+
+    fn batch_loss(&self, batch: &AudioToTextBatch, ctx: &ForwardCtx) -> Result<Tensor> {
+        let (loss, _) = self.loss(
+            &batch.audio_signal,
+            &batch.a_sig_length,
+            &batch.transcripts,
+            &batch.transcript_length,
+            ctx,
+        )?;
+        Ok(loss)
+    }
+
+    fn transcribe_greedy(&self, batch: &AudioToTextBatch) -> Result<Vec<String>> {
+        self.transcribe(&batch.audio_signal, &batch.a_sig_length)
+    }
+
+    fn set_compute_dtype(&self, dtype: DType) -> Result<()> {
+        EncDecCtcModel::set_compute_dtype(self, dtype)
+    }
+
+    fn load_pretrained_encoder(&self, dir: &Path) -> Result<usize> {
+        EncDecCtcModel::load_pretrained_encoder(self, dir)
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        EncDecCtcModel::save(self, dir)
     }
 }

@@ -165,7 +165,7 @@ impl SpeechEncoder {
     /// features would be silently wrong. Nothing is changed on error.
     pub fn load_pretrained(&self, dir: &Path) -> Result<usize> {
         let yaml = dir.join("model.yaml");
-        let theirs: FrontEndSections = crate::train::read_yaml_file(&yaml)?;
+        let theirs: FrontEndSections = nemo_core::yaml::read_yaml_file(&yaml)?;
         let differs = |section: &str| Error::Config {
             key: format!("{}: {section}", yaml.display()),
             msg: format!(

@@ -12,6 +12,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::precision::GradScalerState;
+use super::step_record::nan_if_null;
 use crate::optim::Optimizer;
 use crate::params::Parameters;
 use crate::{Error, Result};
@@ -31,13 +32,6 @@ pub struct Checkpoint {
     /// the scaler then restarts from its initial scale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaler: Option<GradScalerState>,
-}
-
-/// Reads an `f64` written by serde_json, where NaN and infinities become `null`, as NaN.
-pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -74,7 +68,7 @@ pub(crate) fn save(
     let dest = step_dir(root, ckpt.step);
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
-    let mut all = list(root)?;
+    let mut all = list_checkpoints(root)?;
     all.sort();
     let excess = all.len().saturating_sub(keep.max(1));
     for (_, old) in all.into_iter().take(excess) {
@@ -83,7 +77,8 @@ pub(crate) fn save(
     Ok(dest)
 }
 
-fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+/// The checkpoint directories under `root` with their steps, in no particular order.
+pub(crate) fn list_checkpoints(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(root) else {
         return Ok(out);
@@ -103,7 +98,7 @@ fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
 
 /// The newest checkpoint directory under `root`, if any.
 pub fn latest_checkpoint(root: &Path) -> Result<Option<PathBuf>> {
-    let mut all = list(root)?;
+    let mut all = list_checkpoints(root)?;
     all.sort();
     Ok(all.pop().map(|(_, p)| p))
 }

@@ -14,21 +14,33 @@
 //!
 //! Around the step: a progress bar and `tracing` lines, a metrics JSONL per run, evaluation and
 //! early stopping, checkpoints every N steps keeping the last K (written atomically), resumption
-//! from them (exact on CPU), and `curves.png` of the loss and metrics at the end ([`plot`]).
+//! from them (exact on CPU), and `curves.png` of the loss and metrics at the end (`plot`, a
+//! default feature).
+//!
+//! [`run`] is the one way a collection trains a model from a [`RunConfig`]; [`average_checkpoints`]
+//! averages the weights of a run's last checkpoints.
 //!
 //! Run directory layout: `metrics.jsonl`, `curves.png`, `checkpoints/step-00000100/`.
 
+mod average;
 mod checkpoint;
 mod freeze;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod precision;
+mod run;
+mod step_record;
 pub mod sync;
 mod trainer;
+
+pub use average::{average_checkpoints, last_checkpoints, weights_file, write_average};
 
 pub use checkpoint::{Checkpoint, latest_checkpoint};
 pub use freeze::{FreezeConfig, FreezeSpec};
 pub use precision::{GradScaler, GradScalerState, MixedPrecision, PrecisionMode};
+pub use run::{RunConfig, RunOptions, TrainSection, run, run_with};
+pub use step_record::StepRecord;
 pub use sync::{GradientSync, SingleProcess};
 pub use trainer::{
-    Callback, EarlyStopping, StepRecord, TrainSummary, TrainTask, Trainer, TrainerConfig,
+    Callback, EarlyStopping, TrainSummary, TrainTask, Trainer, TrainerConfig, micro_batch_seed,
 };

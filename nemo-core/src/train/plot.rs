@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use plotters::prelude::*;
 
-use super::trainer::StepRecord;
+use super::step_record::StepRecord;
 use crate::{Error, Result};
 
 /// Standard places of a sans-serif TTF on Linux and macOS, tried in order.

@@ -14,12 +14,24 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, Checkpoint};
 use super::freeze::{DynamicFreezer, FreezeConfig};
-use super::plot::{Curves, default_font_paths, write_curves};
 use super::precision::{GradScaler, GradScalerState, MixedPrecision, ScaleUpdate};
+use super::step_record::StepRecord;
 use super::sync::{GradientSync, SingleProcess};
 use crate::optim::{LrSchedule, Optimizer, clip_grad_norm};
 use crate::params::Parameters;
 use crate::{Error, ForwardCtx, Result};
+
+/// Where the curves' font is looked for unless [`Trainer::with_font_paths`] says otherwise.
+fn default_font_paths() -> Vec<PathBuf> {
+    #[cfg(feature = "plot")]
+    {
+        super::plot::default_font_paths()
+    }
+    #[cfg(not(feature = "plot"))]
+    {
+        Vec::new()
+    }
+}
 
 /// The [`ForwardCtx`] seed of global micro-batch `g` of a run seeded with `seed` (SplitMix64 of
 /// both), so neighbouring steps draw unrelated streams.
@@ -39,88 +51,60 @@ pub struct EarlyStopping {
     /// Evaluations without improvement before stopping.
     pub patience: usize,
     /// `true` if larger is better (accuracy); `false` for losses and error rates.
-    #[serde(default)]
     pub maximize: bool,
-}
-
-fn one() -> usize {
-    1
-}
-fn ten() -> u64 {
-    10
-}
-fn three() -> usize {
-    3
-}
-fn yes() -> bool {
-    true
 }
 
 /// The trainer's settings (NeMo's `optimization_params` and callback settings), from YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainerConfig {
-    /// Optimizer updates to run.
+    /// Optimizer updates to run (required: at least 1).
     pub max_steps: u64,
     /// Micro-batches accumulated per update (NeMo's `batches_per_step`). Default 1.
-    #[serde(default = "one")]
     pub batches_per_step: usize,
     /// Global L2 norm to clip gradients to, if any.
-    #[serde(default)]
     pub grad_clip: Option<f64>,
     /// Steps between loss log lines. Default 10.
-    #[serde(default = "ten")]
     pub log_every: u64,
     /// Steps between checkpoints (none if absent); one is always written at the end.
-    #[serde(default)]
     pub checkpoint_every: Option<u64>,
     /// Checkpoints kept. Default 3.
-    #[serde(default = "three")]
     pub keep_checkpoints: usize,
     /// Steps between evaluations (none if absent); one always runs at the end.
-    #[serde(default)]
     pub eval_every: Option<u64>,
     /// Stop with an error on a NaN or infinite loss (else the step is skipped). Default true.
-    #[serde(default = "yes")]
     pub stop_on_nan_loss: bool,
     /// Early stopping on an evaluation metric.
-    #[serde(default)]
     pub early_stopping: Option<EarlyStopping>,
     /// Dynamic layer freezing.
-    #[serde(default)]
     pub freeze: FreezeConfig,
     /// Wall-clock budget in seconds: the run evaluates, checkpoints and stops after the first
     /// step that ends past it (the schedule still spans `max_steps`).
-    #[serde(default)]
     pub max_time_s: Option<f64>,
     /// With `max_time_s`: the learning-rate schedule's position is the larger of the step and the
     /// elapsed share of the budget times `max_steps`, so a time-budgeted run ends annealed however
     /// fast the machine is (`max_steps` is then an upper bound). Such a run is not step-for-step
     /// reproducible, and a resumed run's budget starts again. Default false.
-    #[serde(default)]
     pub schedule_by_time: bool,
     /// Show a progress bar on stderr. Default true.
-    #[serde(default = "yes")]
     pub progress: bool,
     /// Mixed precision and dynamic loss scaling. Default f32.
-    #[serde(default)]
     pub precision: MixedPrecision,
     /// Draw `curves.png` (loss and metrics against the step) in the run directory at the end.
     /// Default true.
-    #[serde(default = "yes")]
     pub plot: bool,
     /// Seeds the random draws of the forward passes (dither, augmentation, dropout): micro-batch
     /// `g` of the run gets the [`ForwardCtx`] seed `mix(seed, g)`, so a resumed run replays the
     /// draws of an uninterrupted one. Default 0.
-    #[serde(default)]
     pub seed: u64,
 }
 
-impl TrainerConfig {
-    /// A config running `max_steps` updates with the defaults above.
-    pub fn new(max_steps: u64) -> Self {
+impl Default for TrainerConfig {
+    /// The defaults above, with `max_steps` 0 (which [`TrainerConfig::validate`] refuses: a run
+    /// config must say how long to train).
+    fn default() -> Self {
         TrainerConfig {
-            max_steps,
+            max_steps: 0,
             batches_per_step: 1,
             grad_clip: None,
             log_every: 10,
@@ -138,6 +122,16 @@ impl TrainerConfig {
             seed: 0,
         }
     }
+}
+
+impl TrainerConfig {
+    /// A config running `max_steps` updates with the defaults above.
+    pub fn new(max_steps: u64) -> Self {
+        TrainerConfig {
+            max_steps,
+            ..TrainerConfig::default()
+        }
+    }
 
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
@@ -147,6 +141,12 @@ impl TrainerConfig {
                 msg: msg.into(),
             })
         };
+        if self.max_steps == 0 {
+            return bad(
+                "max_steps",
+                "required: the number of optimizer updates (at least 1)",
+            );
+        }
         if self.batches_per_step == 0 {
             return bad("batches_per_step", "must be at least 1");
         }
@@ -219,31 +219,6 @@ pub trait Callback {
     fn on_train_end(&mut self, _summary: &TrainSummary) -> Result<()> {
         Ok(())
     }
-}
-
-/// One line of the metrics JSONL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    /// The update index (0-based).
-    pub step: u64,
-    /// The mean micro-batch loss of the update (the non-finite value itself when one was; JSON
-    /// writes it as `null`, read back as NaN).
-    #[serde(deserialize_with = "super::checkpoint::nan_if_null")]
-    pub loss: f64,
-    /// The learning rate used.
-    pub lr: f64,
-    /// The gradient norm before clipping, when clipping is on.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grad_norm: Option<f64>,
-    /// Evaluation metrics, on the steps that evaluated.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
-    pub eval: BTreeMap<String, f64>,
-    /// Whether the update was skipped (a non-finite loss or gradient; an overflow in f16).
-    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
-    pub skipped: bool,
-    /// The loss scale this step used, in f16 mode (see [`GradScaler`]).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub loss_scale: Option<f64>,
 }
 
 /// The outcome of [`Trainer::fit`].
@@ -329,7 +304,7 @@ impl Trainer {
         self
     }
 
-    /// Looks for the curves' font in `paths` instead of [`default_font_paths`] (none: curves
+    /// Looks for the curves' font in `paths` instead of the standard places (none: curves
     /// without text).
     pub fn with_font_paths(mut self, paths: Vec<PathBuf>) -> Self {
         self.font_paths = paths;
@@ -662,12 +637,23 @@ impl Trainer {
     /// Draws `curves.png` from the run's metrics file (all its runs, resumed ones included), or
     /// from this run's history if the file cannot be read. Never fails the run: a problem is
     /// logged as a warning.
+    #[cfg(feature = "plot")]
     fn plot(&self, metrics_path: &Path, summary: &TrainSummary) {
+        use super::plot::{Curves, write_curves};
         let curves = Curves::from_metrics_file(metrics_path)
             .unwrap_or_else(|_| Curves::from_records(&summary.history));
         let path = self.curves_path();
         if let Err(e) = write_curves(&path, &curves, &self.font_paths) {
             tracing::warn!(error = %e, "could not draw the training curves");
         }
+    }
+
+    /// Without the `plot` feature there are no curves; the metrics file has the same numbers.
+    #[cfg(not(feature = "plot"))]
+    fn plot(&self, metrics_path: &Path, _summary: &TrainSummary) {
+        tracing::warn!(
+            metrics = %metrics_path.display(),
+            "curves.png not drawn: nemo-core was built without its `plot` feature"
+        );
     }
 }

@@ -12,7 +12,7 @@ use nemo_asr::data::ENGLISH_LABELS;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../nemo-asr/tests/fixtures")
 }
 
 fn nemo_asr(args: &[&str]) -> Result<Output, std::io::Error> {
@@ -76,10 +76,11 @@ fn front_end(filters: usize) -> String {
 
 fn train_section(steps: u64, lr: f64, optim: &str, freeze: &str) -> String {
     format!(
-        r#"train:
+        r#"train_ds:
   batch_size: 6
-  seed: 3
+train:
   trainer:
+    seed: 3
     max_steps: {steps}
     log_every: 10
     eval_every: {steps}

@@ -1,5 +1,7 @@
-//! Process-wide settings for training on the CPU, applied once at the start of a training
-//! program (the `nemo-asr` binary, the benchmarks that time its step).
+//! Process-wide settings for training on the CPU, applied once at the start of an executable (the
+//! `nemo-asr` and `nemo-nlp` commands, the benchmarks that time their steps). They change the
+//! whole process (environment, allocator, float control registers), so they are the program's
+//! decision: the libraries never apply them.
 //!
 //! Two defaults of the platform cost a CPU training step a fifth to a third of its time on a small
 //! machine (docs/benchmarks.md):

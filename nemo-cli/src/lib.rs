@@ -1,0 +1,14 @@
+//! What the command-line programs of nemo-rs share: the `--device` argument, logging, the
+//! training arguments every `train` command takes ([`TrainArgs`] → the core runner's
+//! [`RunOptions`](nemo_core::train::RunOptions)), and the process tuning they apply at start
+//! ([`nemo_host`]). The programs themselves are this crate's binaries (`nemo-asr`).
+//!
+//! The collections stay libraries: clap, anyhow and the tracing subscriber reach only the
+//! programs.
+
+pub mod device;
+pub mod logging;
+pub mod train_args;
+
+pub use device::DeviceArg;
+pub use train_args::TrainArgs;
