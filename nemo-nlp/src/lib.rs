@@ -2,6 +2,11 @@
 //!
 //! NeMo 0.x's NLP pieces for neural machine translation, typed as the rest of nemo-rs:
 //!
+//! * [`data`] — the translation data layer: aligned text files, NeMo's cleaning rules, batches
+//!   by token count on typed ports (`src_ids`, `src_mask`, `tgt_ids`, `tgt_mask`, `labels`,
+//!   `sent_ids`);
+//! * [`element_types`] — [`TokenIds`](element_types::TokenIds), so ids and masks cannot be
+//!   swapped;
 //! * [`metrics`] — BLEU equal to SacreBLEU 2.6.0's (13a tokenisation, `exp` smoothing, the
 //!   signature line);
 //! * [`tokenizer`] — byte-level BPE tokenizers (Hugging Face `tokenizers`) with fixed special
@@ -11,11 +16,15 @@
 //! Sibling crates: `nemo-core` (types, modules, training), `nemo-macros`, `nemo-asr` (speech),
 //! and the facade `nemo`, which re-exports this crate as `nemo::nlp`.
 
+pub mod data;
+pub mod element_types;
 pub mod error;
 pub mod metrics;
 pub mod text_file;
 pub mod tokenizer;
 
+pub use data::{TranslationDataLayer, TranslationDataLayerConfig};
+pub use element_types::TokenIds;
 pub use error::{Error, Result};
 pub use metrics::{Bleu, BleuScore, corpus_bleu, sentence_bleu};
 pub use tokenizer::{
