@@ -5,7 +5,7 @@
 //! * [`data`] — the translation data layer: aligned text files, NeMo's cleaning rules, batches
 //!   by token count on typed ports (`src_ids`, `src_mask`, `tgt_ids`, `tgt_mask`, `labels`,
 //!   `sent_ids`);
-//! * [`element_types`] — [`TokenIds`](element_types::TokenIds), so ids and masks cannot be
+//! * [`element_types`] — [`TokenIds`], so ids and masks cannot be
 //!   swapped;
 //! * [`metrics`] — BLEU equal to SacreBLEU 2.6.0's (13a tokenisation, `exp` smoothing, the
 //!   signature line);

@@ -10,7 +10,7 @@
 //! | `labels` | `(B, T) TokenIds` | `(B, T) LabelsType` |
 //! | `sent_ids` | `(B) Index` | `(B) ChannelType` |
 //!
-//! Ids are [`TokenIds`] (a kind of `Labels` that a `Mask` is not) and line numbers [`Index`], so
+//! Ids are [`TokenIds`] (a kind of `Labels` that a `Mask` is not) and line numbers `Index`, so
 //! a mask wired into an ids port, or ids into a mask port, fails to compile. The source ports
 //! share one time symbol and the target ports another, checked when a batch is made. The
 //! [dataset](super::dataset) describes the tensors; [`TranslationDataLayerConfig`] the settings.
@@ -38,7 +38,7 @@
 //! # fn main() {}
 //! ```
 //!
-//! ...and `batch.src_mask` in its place does not compile: "error[E0277]: port `input_ids` of
+//! ...and `batch.src_mask` in its place does not compile: "error\[E0277\]: port `input_ids` of
 //! `Passthrough` expects `(B, T) TokenIds`, found `(B, T) MaskType`" (the mask's second name,
 //! under the glob import). Ids into a `Mask` port fail the same way.
 //!
