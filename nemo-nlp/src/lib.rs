@@ -13,6 +13,21 @@
 //!   ids, trained from text files, kept in a model directory as `tokenizer.json`;
 //! * [`text_file`] — one-sentence-per-line corpora.
 //!
+//! # Deviations from NeMo 0.11
+//!
+//! Each is explained where it is made; in short:
+//! * ids are typed [`TokenIds`] (NeMo: `ChannelType` / `LabelsType`), line numbers `Index`
+//!   (NeMo: `ChannelType`), so ids and masks cannot be swapped ([`element_types`]);
+//! * masks are `u8`, not float; `sent_ids` are line numbers in the files, not indices of the
+//!   cleaned pairs; `shuffle: false` is honoured and the shuffle is seeded; `tgt_ids` and
+//!   `tgt_mask` stop before `<EOS>` in every row ([`data::translation::data_layer`],
+//!   [`data::translation::dataset`]);
+//! * a batch never exceeds `tokens_in_batch` unless one pair does; the look-ahead skips empty
+//!   buckets ([`data::translation::batching`]); the cleaning limits are config keys and
+//!   source = target compares texts ([`data::translation::cleaning`]);
+//! * byte-level BPE instead of YouTokenToMe, with YouTokenToMe's special ids (no unknown
+//!   tokens, exact detokenisation) ([`tokenizer`]).
+//!
 //! Sibling crates: `nemo-core` (types, modules, training), `nemo-macros`, `nemo-asr` (speech),
 //! and the facade `nemo`, which re-exports this crate as `nemo::nlp`.
 

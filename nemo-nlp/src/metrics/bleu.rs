@@ -353,7 +353,6 @@ impl Bleu {
 
     /// Corpus BLEU of `hypotheses` against reference streams: `references[r][i]` is the `r`-th
     /// reference of hypothesis `i`. Every stream must have one segment per hypothesis.
-    #[doc(alias = "corpus_bleu")]
     pub fn corpus_score<H, R, S>(&self, hypotheses: &[H], references: &[S]) -> Result<BleuScore>
     where
         H: AsRef<str>,
@@ -516,8 +515,12 @@ impl Bleu {
         if counts.iter().any(|&c| c > 0) {
             let mut smooth_mteval = 1.0;
             let mut eff_order = n_max;
-            for (n, p) in precisions.iter_mut().enumerate() {
-                let (mut correct, mut total) = (counts[n] as f64, totals[n] as f64);
+            for (n, (p, (&c, &t))) in precisions
+                .iter_mut()
+                .zip(counts.iter().zip(&totals))
+                .enumerate()
+            {
+                let (mut correct, mut total) = (c as f64, t as f64);
                 if let Smoothing::AddK(k) = self.smooth_method
                     && n > 0
                 {

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 /// Batches of indices into `lengths`, each pair `(source length, target length)` counting
 /// `<BOS>` and `<EOS>`. Every index is in exactly one batch; no batch is empty. A
 /// `batch_size_multiple` of 0 counts as 1.
+#[doc(alias = "pack_data_into_batches")]
 pub fn pack_into_batches(
     lengths: &[(usize, usize)],
     tokens_in_batch: usize,

@@ -16,7 +16,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The limits of the cleaning rules, with NeMo's defaults.
+/// The limits of the cleaning rules, with NeMo's defaults (the keyword arguments of NeMo's
+/// `clean_src_and_target`).
+#[doc(alias = "clean_src_and_target")]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CleaningRules {

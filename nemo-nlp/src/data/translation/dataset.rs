@@ -62,6 +62,7 @@ pub struct TranslationDataset {
 impl TranslationDataset {
     /// Reads, tokenises, cleans (with `clean`) and batches the files of `config` with the
     /// source and target tokenizers.
+    #[doc(alias = "dataset_to_ids")]
     pub fn new(
         config: &TranslationDataLayerConfig,
         tokenizers: &TranslationTokenizers,
@@ -232,6 +233,7 @@ impl TranslationDataset {
 }
 
 /// The tensors of a batch of pairs (see the [module](self) docs); an empty batch is an error.
+#[doc(alias = "pad_batches")]
 pub fn collate(pairs: &[TranslationPair<'_>], device: &Device) -> Result<TranslationBatch> {
     let b = pairs.len();
     if b == 0 {
