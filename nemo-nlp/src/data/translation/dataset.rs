@@ -50,13 +50,24 @@ pub struct TranslationPair<'a> {
 }
 
 /// Tokenised, cleaned parallel text packed into batches (NeMo's `TranslationDataset`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TranslationDataset {
     src: Vec<Vec<u32>>,
     tgt: Vec<Vec<u32>>,
     lines: Vec<usize>,
     batches: Vec<Vec<usize>>,
     summary: CleaningSummary,
+}
+
+/// Counts only: the ids of a corpus are too many to print.
+impl std::fmt::Debug for TranslationDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TranslationDataset")
+            .field("pairs", &self.len())
+            .field("batches", &self.num_batches())
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TranslationDataset {
