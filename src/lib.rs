@@ -9,7 +9,8 @@
 //! ```
 //!
 //! This crate is the facade: it re-exports [`core`] (`nemo-core`: types, typed tensors, checks,
-//! modules, the training runtime) and the collections behind features ([`asr`], on by default).
+//! modules, the training runtime) and the collections behind features ([`asr`] and [`nlp`], on by
+//! default).
 //! Start with [`prelude`] and the `examples/` directory.
 
 pub use nemo_core as core;
@@ -23,6 +24,10 @@ pub use nemo_macros::{element_type, neural_module};
 /// Speech recognition: data layer, mel features, Jasper/QuartzNet, CTC, WER.
 #[cfg(feature = "asr")]
 pub use nemo_asr as asr;
+
+/// Language: BPE tokenizers, the translation data layer, SacreBLEU-compatible BLEU.
+#[cfg(feature = "nlp")]
+pub use nemo_nlp as nlp;
 
 /// What most programs need: `use nemo::prelude::*;`.
 pub mod prelude {
