@@ -21,9 +21,6 @@ MAX_STEPS=""
 CONFIG=configs/an4_small.yaml
 OUT=runs/quartznet
 CORPUS=corpus
-# LM weight and word bonus, tuned on dev (docs/benchmarks.md#word-error-rate).
-BEAM_ALPHA=1.0
-BEAM_BETA=0.5
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) MINUTES="${2:?}"; shift 2 ;;
@@ -41,20 +38,23 @@ scripts/make_corpus.sh "$CORPUS"
 
 echo "== build"
 cargo build --release -p nemo-cli --bin nemo-asr
+NEMO_ASR="${CARGO_TARGET_DIR:-target}/release/nemo-asr"
 
 echo "== train ($MINUTES min, $CONFIG)"
 # The binary tunes the process itself (glibc keeps freed activation buffers mapped; candle's
-# element-wise ops leave the cores to the convolution kernels): nemo_core::host.
-target/release/nemo-asr train --config "$CONFIG" \
+# element-wise ops leave the cores to the convolution kernels): crate nemo-host.
+"$NEMO_ASR" train --config "$CONFIG" \
     --train-manifest "$CORPUS/train.json" --val-manifest "$CORPUS/dev.json" \
     --out "$OUT" --minutes "$MINUTES" ${MAX_STEPS:+--max-steps "$MAX_STEPS"}
 
 echo "== evaluate on dev (held-out sentences, training voices): greedy decoding"
-target/release/nemo-asr eval --model "$OUT" --manifest "$CORPUS/dev.json"
+"$NEMO_ASR" eval --model "$OUT" --manifest "$CORPUS/dev.json"
 
 echo "== language model: Kneser-Ney trigram of the training transcripts"
-target/release/nemo-asr lm --manifest "$CORPUS/train.json" --order 3 --out "$OUT/lm.arpa"
+"$NEMO_ASR" lm --manifest "$CORPUS/train.json" --order 3 --out "$OUT/lm.arpa"
 
 echo "== evaluate on dev: CTC beam search with the language model and its lexicon"
-target/release/nemo-asr eval --model "$OUT" --manifest "$CORPUS/dev.json" \
-    --lm "$OUT/lm.arpa" --lexicon --beam-size 16 --beam-alpha "$BEAM_ALPHA" --beam-beta "$BEAM_BETA"
+# nemo-asr's defaults with --lm: 16 prefixes, LM weight --beam-alpha 1.0 and word bonus
+# --beam-beta 0.5, tuned on dev for an LM with its lexicon (docs/benchmarks.md#word-error-rate).
+"$NEMO_ASR" eval --model "$OUT" --manifest "$CORPUS/dev.json" \
+    --lm "$OUT/lm.arpa" --lexicon

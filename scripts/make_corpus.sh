@@ -9,11 +9,13 @@
 #   --voices K       voices per sentence, drawn from the 8 below per sentence (default 8)
 #   --vocabulary V   closed vocabulary: only sentences made of the V most frequent words of the
 #                    examples (default 1000: ~2.3k such sentences; 0 = open vocabulary, ~41k)
-#   --quick          a smoke-test corpus: 40 sentences
+#   --quick          a smoke-test corpus: 40 sentences (all 32 kept are train: dev and test
+#                    need words heard in train; with --vocabulary 0: 32 / 4 / 4)
 #   --jobs P         parallel synthesis processes (default: nproc)
 #   --seed S         seed of the sentence shuffle and the per-utterance speed/pitch (default 1234)
 #
-# Steps: installs flite, espeak-ng, sox and wordnet-base with apt-get when one is missing; takes the
+# Steps: installs flite, espeak-ng, sox, wordnet-base, python3 and fonts-dejavu-core with apt-get
+# when one is missing (root or sudo; nothing is installed when all are present); takes the
 # quoted example sentences of WordNet's glosses, normalizes them to a-z, space and apostrophe, drops
 # what TTS would read differently from the text (digits, acronyms, abbreviations), dedups, keeps 3-15
 # words made of the V most frequent words (a closed-vocabulary task, like AN4: a character model
@@ -34,7 +36,7 @@
 # synthesis (docs/benchmarks.md).
 set -euo pipefail
 
-usage() { sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 OUT=""
 SENTENCES=0
@@ -68,15 +70,18 @@ command -v flite >/dev/null || need+=(flite)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v sox >/dev/null || need+=(sox)
 [ -f "$WORDNET/data.noun" ] || need+=(wordnet-base)
+[ -x "$PY" ] || need+=(python3)
 # Not for the corpus: the font the trainer's curves.png labels are drawn with.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}" >&2
     SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "make_corpus.sh: need root or sudo to install ${need[*]}" >&2; exit 1; }
+        SUDO="sudo"
+    fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 for v in kal16 awb rms; do
     flite -lv | grep -qw "$v" || { echo "make_corpus.sh: flite voice $v is missing (flite -lv)" >&2; exit 1; }
