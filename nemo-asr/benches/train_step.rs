@@ -1,10 +1,11 @@
 //! One training step (forward, backward, NovoGrad update) of the small separable QuartzNet
-//! (`configs/an4_small.yaml`) at batch 16 × 400 frames × 64 mels — the benchmark shape —
+//! (`configs/an4_small.yaml`) at batch 16 × 400 frames × 64 mels — the benchmark shape the CPU
+//! and GPU records in docs/benchmarks.md use —
 //! plus its parts, so a slow step can be traced to its op.
 //!
 //! Run: `cargo bench -p nemo-asr --bench train_step`; the PyTorch side of the same model:
 //! `/usr/bin/python3 scripts/bench_train_step_torch.py` (prints its time and, given ours, the ratio).
-//! The process is tuned as the `nemo-asr` binary tunes it (`nemo_core::host`); set
+//! The process is tuned as the `nemo-asr` binary tunes it (crate `nemo-host`); set
 //! `CANDLE_NUM_THREADS` or the `MALLOC_*_` variables to override.
 
 // criterion's macros generate undocumented public items.

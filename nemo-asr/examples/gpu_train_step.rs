@@ -1,4 +1,4 @@
-//! The training-step benchmark on a GPU: forward, CTC loss, backward and NovoGrad update of
+//! The ASR training-step benchmark on a GPU: forward, CTC loss, backward and NovoGrad update of
 //! the small separable QuartzNet (`configs/an4_small.yaml`) at batch 16 × 400 frames × 64 mels,
 //! f32, on CUDA 0 (or the CPU with `--cpu`), with the same breakdown as the CPU criterion bench
 //! (`benches/train_step.rs`); then the forward and backward phases computed in f16 from the f32

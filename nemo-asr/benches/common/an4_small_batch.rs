@@ -1,6 +1,6 @@
-//! The small separable QuartzNet of `configs/an4_small.yaml` and one batch of the benchmark
-//! shape (16 × 400 frames × 64 mels, 50 target labels each), shared by the CPU criterion bench
-//! (`benches/train_step.rs`) and the GPU example (`examples/gpu_train_step.rs`).
+//! The small separable QuartzNet of `configs/an4_small.yaml` and one batch of the training-step
+//! benchmark's shape (16 × 400 frames × 64 mels, 50 target labels each), shared by the CPU
+//! criterion bench (`benches/train_step.rs`) and the GPU example (`examples/gpu_train_step.rs`).
 
 use std::path::{Path, PathBuf};
 

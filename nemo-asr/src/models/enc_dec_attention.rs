@@ -6,7 +6,8 @@
 //!
 //! Token ids: the labels are `0..L`; the model appends `BOS = L`, `EOS = L + 1` and `PAD = L + 2`
 //! (`voc_size = L + 3`). Targets are the transcript ids followed by EOS, padded with PAD (the data
-//! layer of [`crate::train_attention`] makes them); the decoder is fed BOS first.
+//! layer configured by [`SpeechModel::layer_config`] makes
+//! them); the decoder is fed BOS first.
 
 use std::path::Path;
 

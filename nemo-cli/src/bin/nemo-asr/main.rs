@@ -111,8 +111,8 @@ enum Command {
 }
 
 /// CTC beam search settings of `eval` and `transcribe` (greedy decoding without them). The
-/// default weights are the ones tuned on AN4's dev set for an LM with `--lexicon`
-/// (docs/benchmarks.md).
+/// default weights are the ones tuned on the dev set of `scripts/make_corpus.sh`'s corpus for an
+/// LM with `--lexicon` (docs/benchmarks.md, "Word error rate").
 #[derive(clap::Args)]
 struct CtcDecodingArgs {
     /// CTC prefix beam search with this many prefixes (1 = greedy).
