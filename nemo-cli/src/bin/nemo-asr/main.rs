@@ -34,9 +34,10 @@ use nemo_host::ElementwisePool;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log level filter for tracing output (e.g. `info`, `debug`).
-    #[arg(long, global = true, default_value = "info")]
-    log: String,
+    /// Log filter for tracing output (e.g. `info`, `debug`, `nemo_core=debug`); default:
+    /// `RUST_LOG`, else `info`.
+    #[arg(long, global = true)]
+    log: Option<String>,
     /// Where models run: `cpu`, or `cuda` / `cuda:N` (GPU N; needs a build with `--features
     /// cuda`). A model directory loads on any device, whichever it was trained on.
     #[arg(long, global = true, default_value = "cpu")]
@@ -197,7 +198,7 @@ fn main() -> Result<()> {
     let pool = elementwise_pool(&cli.command);
     // SAFETY: parsing arguments and reading YAML start no thread, and no candle op has run.
     let tuning = unsafe { nemo_host::tune_for_training(pool) };
-    nemo_cli::logging::init(&cli.log)?;
+    nemo_cli::logging::init(cli.log.as_deref())?;
     tracing::info!("host tuning: {tuning}");
     let device = cli.device.open()?;
     match cli.command {
