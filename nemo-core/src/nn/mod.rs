@@ -10,7 +10,10 @@
 //! * [`dropout`], [`log_softmax`], [`lengths_to_vec`] — the functions they share, with seeded
 //!   masks and differentiable formulations (candle's fused softmax records no backward);
 //! * [`LayerNorm`] / [`layer_norm()`] and [`softmax()`] — fused CPU kernels with hand-written
-//!   backward passes (candle's fused versions record none).
+//!   backward passes (candle's fused versions record none);
+//! * [`transformer`] — NeMo 0.x's Transformer: embeddings, multi-head attention with a K/V
+//!   cache, feed-forward, encoder and decoder blocks and stacks;
+//! * [`seeded_var_builder`] — initial weights drawn from a seed and each variable's name.
 
 mod attention;
 mod cpu_kernel;
@@ -20,8 +23,10 @@ mod layer_norm;
 mod lengths;
 mod log_softmax;
 mod rnn;
+mod seeded_init;
 mod sequence_loss;
 mod softmax;
+pub mod transformer;
 
 pub use attention::{Attention, AttentionContext, AttentionMethod};
 pub use decoder_rnn::*;
@@ -30,5 +35,13 @@ pub use layer_norm::{LayerNorm, LayerNormConfig, layer_norm};
 pub use lengths::lengths_to_vec;
 pub use log_softmax::log_softmax;
 pub use rnn::{Rnn, RnnState, RnnType, linear};
+pub use seeded_init::seeded_var_builder;
 pub use sequence_loss::*;
 pub use softmax::softmax;
+pub use transformer::{
+    DecoderCache, HiddenAct, KeyValues, MultiHeadAttention, MultiHeadAttentionConfig,
+    PositionEncoding, PositionWiseFf, PositionWiseFfConfig, TransformerBlockConfig,
+    TransformerDecoder, TransformerDecoderBlock, TransformerDecoderConfig, TransformerEmbedding,
+    TransformerEmbeddingConfig, TransformerEncoder, TransformerEncoderBlock,
+    TransformerEncoderConfig,
+};
