@@ -291,6 +291,32 @@ pub(crate) fn lane_sum<T: Copy, A: Acc>(a: &[T], f: impl Fn(T) -> A) -> A {
     s
 }
 
+/// `(Σ f(a[i]).0, Σ f(a[i]).1)` over a row in one pass, as [`lane_sum`].
+#[inline(always)]
+pub(crate) fn lane_sum_pair<T: Copy, A: Acc>(a: &[T], f: impl Fn(T) -> (A, A)) -> (A, A) {
+    let (chunks, tail) = a.as_chunks::<LANES>();
+    let mut acc0 = [A::ZERO; LANES];
+    let mut acc1 = [A::ZERO; LANES];
+    for c in chunks {
+        for l in 0..LANES {
+            let (u, v) = f(c[l]);
+            acc0[l] += u;
+            acc1[l] += v;
+        }
+    }
+    let (mut s0, mut s1) = (A::ZERO, A::ZERO);
+    for &x in tail {
+        let (u, v) = f(x);
+        s0 += u;
+        s1 += v;
+    }
+    for l in 0..LANES {
+        s0 += acc0[l];
+        s1 += acc1[l];
+    }
+    (s0, s1)
+}
+
 /// The largest element of a row (−∞ for an empty one; NaN elements are skipped here and
 /// propagate through the `exp` that follows).
 #[inline(always)]
@@ -325,14 +351,8 @@ pub(crate) fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     let mad = |a: f32, b: f32, c: f32| Acc::mul_add::<FMA>(a, b, c);
-    // Comparisons rather than min/max so that NaN passes through.
-    let xc = if x < LO {
-        LO
-    } else if x > HI {
-        HI
-    } else {
-        x
-    };
+    // `clamp` (unlike `min`/`max`) keeps NaN.
+    let xc = x.clamp(LO, HI);
     let t = mad(xc, LOG2E, ROUND);
     let n = t - ROUND;
     let r = mad(n, -LN2_LO, mad(n, -LN2_HI, xc));
@@ -341,7 +361,7 @@ pub(crate) fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     p = mad(p, r, 8.333_452e-3);
     p = mad(p, r, 4.166_579_6e-2);
     p = mad(p, r, 1.666_666_5e-1);
-    p = mad(p, r, 5.000_000_1e-1);
+    p = mad(p, r, 0.5);
     let e_r = mad(p, r * r, r) + 1.0;
     // n ∈ [−126, 127] after the clamp, so n + 127 is a normal exponent.
     let n_int = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);

@@ -57,7 +57,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::cpu_kernel::{
-    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_sum, rows_per_task, zeroed,
+    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_sum, lane_sum_pair,
+    rows_per_task, zeroed,
 };
 use crate::{Error, Result};
 
@@ -428,16 +429,44 @@ impl CustomOp3 for LayerNormGrad {
     }
 }
 
-/// `(μ, 1/√(σ² + eps))` of a row.
+/// The statistics of a row: `x̂ = ((x − shift) − rest)·rstd`.
+#[derive(Clone, Copy)]
+struct RowStats<A> {
+    /// The mean as first summed in the compute precision.
+    shift: A,
+    /// `μ − shift`, from the shifted values: the rounding error of `shift`.
+    rest: A,
+    /// `1/√(σ² + eps)`.
+    rstd: A,
+}
+
+impl<A: Acc> RowStats<A> {
+    #[inline(always)]
+    fn normalize(&self, x: A) -> A {
+        ((x - self.shift) - self.rest) * self.rstd
+    }
+}
+
+/// The statistics of a row, in two passes: the mean, then `Σ (x − shift)` and
+/// `Σ (x − shift)²` together. `x − shift` is exact for `x` near the mean (Sterbenz), so a row
+/// far from zero — an offset of 25 with a spread of 0.01 — keeps the precision of its spread,
+/// not of its offset, as a plain `f32` mean would lose it.
 #[inline(always)]
-fn row_stats<T: Elem>(x: &[T], eps: T::A) -> (T::A, T::A) {
+fn row_stats<T: Elem>(x: &[T], eps: T::A) -> RowStats<T::A> {
     let n = T::A::of(x.len() as f64);
-    let mean = lane_sum(x, |v: T| v.to_acc()) / n;
-    let var = lane_sum(x, |v: T| {
-        let c = v.to_acc() - mean;
-        c * c
-    }) / n;
-    (mean, T::A::of(1.0) / (var + eps).sqrt())
+    let shift = lane_sum(x, |v: T| v.to_acc()) / n;
+    let (s1, s2) = lane_sum_pair(x, |v: T| {
+        let d = v.to_acc() - shift;
+        (d, d * d)
+    });
+    let rest = s1 / n;
+    let var = s2 / n - rest * rest;
+    let var = if var > T::A::ZERO { var } else { T::A::ZERO };
+    RowStats {
+        shift,
+        rest,
+        rstd: T::A::of(1.0) / (var + eps).sqrt(),
+    }
 }
 
 /// The forward of the rows of one task.
@@ -451,9 +480,9 @@ fn forward_task_body<T: Elem, const FMA: bool>(
 ) {
     let d = gamma.len();
     for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-        let (mean, rstd) = row_stats(xr, eps);
+        let stats = row_stats(xr, eps);
         for (((o, &v), &g), &b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
-            *o = T::from_acc(((v.to_acc() - mean) * rstd).mul_add::<FMA>(g, b));
+            *o = T::from_acc(stats.normalize(v.to_acc()).mul_add::<FMA>(g, b));
         }
     }
 }
@@ -504,7 +533,8 @@ fn backward_task_body<T: Elem, const FMA: bool>(
         .zip(x.chunks_exact(d))
         .zip(dy.chunks_exact(d))
     {
-        let (mean, rstd) = row_stats(xr, eps);
+        let stats = row_stats(xr, eps);
+        let rstd = stats.rstd;
         for ((((h, q), &v), &g), &w) in xhat
             .iter_mut()
             .zip(gg.iter_mut())
@@ -512,7 +542,7 @@ fn backward_task_body<T: Elem, const FMA: bool>(
             .zip(gr)
             .zip(gamma)
         {
-            *h = (v.to_acc() - mean) * rstd;
+            *h = stats.normalize(v.to_acc());
             *q = g.to_acc() * w;
         }
         let m1 = lane_sum(&gg, |v| v) * inv_d;
