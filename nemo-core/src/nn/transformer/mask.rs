@@ -40,7 +40,7 @@ pub fn padding_mask(mask: &Tensor, dtype: DType) -> Result<Tensor> {
 /// # Errors
 /// [`Error::Shape`] when `t_q > t_k`.
 pub fn causal_mask(t_q: usize, t_k: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    Ok(to_additive(&causal_validity(t_q, t_k, dtype, device)?)?)
+    to_additive(&causal_validity(t_q, t_k, dtype, device)?)
 }
 
 /// The self-attention mask of a decoder: causal, and keys that are padding masked too.
