@@ -9,14 +9,16 @@
 //! and each task is compiled twice: for the baseline instruction set and, picked at run time,
 //! for AVX2 + FMA.
 
+use std::mem::MaybeUninit;
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 use candle_core::{CpuStorage, Layout, Shape, WithDType, bail};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-/// Accumulator lanes of the row reductions: two AVX registers of `f32`.
-pub(crate) const LANES: usize = 8;
+/// Accumulator lanes of the row reductions: four AVX registers of `f32`, four independent
+/// chains of adds that hide the adder's latency.
+pub(crate) const LANES: usize = 32;
 
 /// Elements per rayon task: large enough that splitting costs nothing next to the work, small
 /// enough to keep both cores busy on a `(32, 64, 512)` tensor. Fixed (not derived from the
@@ -241,12 +243,68 @@ pub(crate) fn contiguous_slice<'a, T: WithDType>(
     }
 }
 
-/// `n` zeros, written by all rayon workers (a one-thread `memset` of a large output is a
-/// sizeable part of a one-pass op).
-pub(crate) fn zeroed<T: WithDType>(n: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
-    v.par_extend(rayon::iter::repeat_n(T::zero(), n));
-    v
+/// A buffer of `n` elements filled by `fill(chunk index, chunk)` over consecutive chunks of
+/// `chunk` elements, in parallel, without zeroing it first: a one-pass kernel would otherwise
+/// spend a fifth of its time writing zeros it then overwrites. Returns the buffer and what each
+/// call returned, in chunk order; the first error, if any (the buffer is then dropped).
+///
+/// # Safety
+/// When `fill` returns `Ok`, it must have written every element of the chunk it was given.
+pub(crate) unsafe fn par_uninit<T, R>(
+    n: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) -> candle_core::Result<R> + Sync,
+) -> candle_core::Result<(Vec<T>, Vec<R>)>
+where
+    T: Send,
+    R: Send,
+{
+    let mut buf: Vec<T> = Vec::with_capacity(n);
+    let Some(spare) = buf.spare_capacity_mut().get_mut(..n) else {
+        bail!("par_uninit: a buffer of {n} elements has no room for them");
+    };
+    let results = spare
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .map(|(i, c)| fill(i, c))
+        .collect::<candle_core::Result<Vec<R>>>()?;
+    // SAFETY: the chunks partition `spare`, the first `n` elements of the buffer, and every call
+    // of `fill` returned `Ok`, so by the caller's contract each element has been written.
+    unsafe { buf.set_len(n) };
+    Ok((buf, results))
+}
+
+/// `Σ acc`, as a tree. Never inlined, on purpose: any reduction of the accumulators written
+/// after a row loop changes how LLVM vectorizes the loop itself (128-bit pieces spilled to the
+/// stack instead of four 256-bit chains); behind a call the loop keeps its registers, and the
+/// call costs a few nanoseconds per row.
+#[inline(never)]
+pub(crate) fn hsum<A: Acc>(acc: &[A; LANES]) -> A {
+    let (blocks, _) = acc.as_chunks::<8>();
+    let mut v = [A::ZERO; 8];
+    for block in blocks {
+        for l in 0..8 {
+            v[l] += block[l];
+        }
+    }
+    ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+}
+
+/// `max acc`, as [`hsum`].
+#[inline(never)]
+fn hmax<A: Acc>(acc: &[A; LANES]) -> A {
+    let max = |a: A, b: A| if b > a { b } else { a };
+    let (blocks, _) = acc.as_chunks::<8>();
+    let mut v = [A::NEG_INFINITY; 8];
+    for block in blocks {
+        for l in 0..8 {
+            v[l] = max(v[l], block[l]);
+        }
+    }
+    max(
+        max(max(v[0], v[4]), max(v[2], v[6])),
+        max(max(v[1], v[5]), max(v[3], v[7])),
+    )
 }
 
 /// `Σ f(a[i], b[i])` over two equally long rows, in [`LANES`] independent accumulators
@@ -261,12 +319,9 @@ pub(crate) fn lane_sum2<T: Copy, U: Copy, A: Acc>(a: &[T], b: &[U], f: impl Fn(T
             acc[l] += f(ca[l], cb[l]);
         }
     }
-    let mut s = A::ZERO;
+    let mut s = hsum(&acc);
     for (&x, &y) in a_tail.iter().zip(b_tail) {
         s += f(x, y);
-    }
-    for v in acc {
-        s += v;
     }
     s
 }
@@ -281,56 +336,30 @@ pub(crate) fn lane_sum<T: Copy, A: Acc>(a: &[T], f: impl Fn(T) -> A) -> A {
             acc[l] += f(c[l]);
         }
     }
-    let mut s = A::ZERO;
+    let mut s = hsum(&acc);
     for &x in tail {
         s += f(x);
-    }
-    for v in acc {
-        s += v;
     }
     s
 }
 
-/// `(Σ f(a[i]).0, Σ f(a[i]).1)` over a row in one pass, as [`lane_sum`].
+/// `max f(a[i], b[i])` over two equally long rows (−∞ for empty ones; NaN values are skipped
+/// here and propagate through the `exp` that follows), as [`lane_sum2`].
 #[inline(always)]
-pub(crate) fn lane_sum_pair<T: Copy, A: Acc>(a: &[T], f: impl Fn(T) -> (A, A)) -> (A, A) {
-    let (chunks, tail) = a.as_chunks::<LANES>();
-    let mut acc0 = [A::ZERO; LANES];
-    let mut acc1 = [A::ZERO; LANES];
-    for c in chunks {
-        for l in 0..LANES {
-            let (u, v) = f(c[l]);
-            acc0[l] += u;
-            acc1[l] += v;
-        }
-    }
-    let (mut s0, mut s1) = (A::ZERO, A::ZERO);
-    for &x in tail {
-        let (u, v) = f(x);
-        s0 += u;
-        s1 += v;
-    }
-    for l in 0..LANES {
-        s0 += acc0[l];
-        s1 += acc1[l];
-    }
-    (s0, s1)
-}
-
-/// The largest element of a row (−∞ for an empty one; NaN elements are skipped here and
-/// propagate through the `exp` that follows).
-#[inline(always)]
-pub(crate) fn lane_max<A: Acc>(a: &[A]) -> A {
-    let (chunks, tail) = a.as_chunks::<LANES>();
+pub(crate) fn lane_max2<T: Copy, U: Copy, A: Acc>(a: &[T], b: &[U], f: impl Fn(T, U) -> A) -> A {
+    let (a_chunks, a_tail) = a.as_chunks::<LANES>();
+    let (b_chunks, b_tail) = b.as_chunks::<LANES>();
     let mut acc = [A::NEG_INFINITY; LANES];
-    for c in chunks {
+    for (ca, cb) in a_chunks.iter().zip(b_chunks) {
         for l in 0..LANES {
-            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+            let v = f(ca[l], cb[l]);
+            acc[l] = if v > acc[l] { v } else { acc[l] };
         }
     }
-    let mut m = A::NEG_INFINITY;
-    for &x in tail.iter().chain(acc.iter()) {
-        m = if x > m { x } else { m };
+    let mut m = hmax(&acc);
+    for (&x, &y) in a_tail.iter().zip(b_tail) {
+        let v = f(x, y);
+        m = if v > m { v } else { m };
     }
     m
 }
@@ -394,20 +423,18 @@ mod tests {
 
     #[test]
     fn lane_reductions_cover_every_element() {
-        for n in [0usize, 1, 7, 8, 9, 33] {
+        for n in [0usize, 1, 7, 8, 9, 33, 64, 100] {
             let v: Vec<f64> = (0..n).map(|i| i as f64).collect();
             let expected = (n * n.saturating_sub(1) / 2) as f64;
             assert_eq!(lane_sum(&v, |x| x), expected, "n = {n}");
             assert_eq!(lane_sum2(&v, &v, |x, y| x * 0.5 + y * 0.5), expected);
-            let m = lane_max(&v);
-            assert_eq!(
-                m,
-                if n == 0 {
-                    f64::NEG_INFINITY
-                } else {
-                    (n - 1) as f64
-                }
-            );
+            let m = lane_max2(&v, &v, |x, y| x + y);
+            let expected_max = if n == 0 {
+                f64::NEG_INFINITY
+            } else {
+                2.0 * (n - 1) as f64
+            };
+            assert_eq!(m, expected_max);
         }
     }
 }

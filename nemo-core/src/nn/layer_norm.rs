@@ -50,15 +50,15 @@
 //! # }
 //! ```
 
+use std::mem::MaybeUninit;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Shape, Tensor, WithDType, bail};
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::cpu_kernel::{
-    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_sum, lane_sum_pair,
-    rows_per_task, zeroed,
+    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_sum, par_uninit, rows_per_task,
 };
 use crate::{Error, Result};
 
@@ -317,13 +317,17 @@ fn forward_storage<T: Elem>(
     let x = contiguous_slice::<T>(OP, "x", s1, l1, l1.shape())?;
     let gamma = contiguous_slice::<T::A>(OP, "weight", s2, l2, l2.shape())?;
     let beta = contiguous_slice::<T::A>(OP, "bias", s3, l3, l2.shape())?;
-    let mut y = zeroed::<T>(x.len());
     let task = rows_per_task(d) * d;
     let avx = has_avx2_fma();
     let eps = T::A::of(eps);
-    y.par_chunks_mut(task)
-        .zip(x.par_chunks(task))
-        .for_each(|(y, x)| forward_task(avx, y, x, gamma, beta, eps));
+    let fill = |i: usize, y: &mut [MaybeUninit<T>]| -> candle_core::Result<()> {
+        let Some(x) = x.get(i * task..i * task + y.len()) else {
+            bail!("{OP}: chunk {i} is outside x");
+        };
+        forward_task(avx, y, x, gamma, beta, eps)
+    };
+    // SAFETY: `forward_task` returns `Ok` only after writing every element of `y` (see there).
+    let (y, _) = unsafe { par_uninit(x.len(), task, fill) }?;
     Ok(T::to_cpu_storage_owned(y))
 }
 
@@ -380,17 +384,18 @@ fn backward_storage<T: Elem>(
     let x = contiguous_slice::<T>(op, "x", s1, l1, l1.shape())?;
     let gamma = contiguous_slice::<T::A>(op, "weight", s2, l2, l2.shape())?;
     let dy = contiguous_slice::<T>(op, "dy", s3, l3, l1.shape())?;
-    let n = x.len();
-    let mut packed = zeroed::<T::A>(n + 2 * d);
-    let (dx, param_grads) = packed.split_at_mut(n);
     let task = rows_per_task(d) * d;
     let avx = has_avx2_fma();
     let eps = T::A::of(eps);
-    let partials: Vec<Vec<T::A>> = dx
-        .par_chunks_mut(task)
-        .zip(x.par_chunks(task).zip(dy.par_chunks(task)))
-        .map(|(dx, (x, dy))| backward_task(avx, dx, x, dy, gamma, eps))
-        .collect();
+    let fill = |i: usize, dx: &mut [MaybeUninit<T::A>]| -> candle_core::Result<Vec<T::A>> {
+        let rows = i * task..i * task + dx.len();
+        let (Some(x), Some(dy)) = (x.get(rows.clone()), dy.get(rows)) else {
+            bail!("{op}: chunk {i} is outside x");
+        };
+        backward_task(avx, dx, x, dy, gamma, eps)
+    };
+    // SAFETY: `backward_task` returns `Ok` only after writing every element of `dx` (see there).
+    let (mut packed, partials) = unsafe { par_uninit(x.len(), task, fill) }?;
     // The parameter gradients: per-task partial sums added in task order, in f64, so the result
     // does not depend on the thread count.
     let mut sums = vec![0f64; 2 * d];
@@ -399,9 +404,7 @@ fn backward_storage<T: Elem>(
             *s += v.wide();
         }
     }
-    for (o, s) in param_grads.iter_mut().zip(sums) {
-        *o = T::A::of(s);
-    }
+    packed.extend(sums.into_iter().map(T::A::of));
     Ok(<T::A>::to_cpu_storage_owned(packed))
 }
 
@@ -447,17 +450,18 @@ impl<A: Acc> RowStats<A> {
     }
 }
 
-/// The statistics of a row, in two passes: the mean, then `Σ (x − shift)` and
-/// `Σ (x − shift)²` together. `x − shift` is exact for `x` near the mean (Sterbenz), so a row
+/// The statistics of a row, from three reductions over it (in cache): the mean, `Σ (x − shift)`
+/// and `Σ (x − shift)²`. `x − shift` is exact for `x` near the mean (Sterbenz), so a row
 /// far from zero — an offset of 25 with a spread of 0.01 — keeps the precision of its spread,
 /// not of its offset, as a plain `f32` mean would lose it.
 #[inline(always)]
 fn row_stats<T: Elem>(x: &[T], eps: T::A) -> RowStats<T::A> {
     let n = T::A::of(x.len() as f64);
     let shift = lane_sum(x, |v: T| v.to_acc()) / n;
-    let (s1, s2) = lane_sum_pair(x, |v: T| {
+    let s1 = lane_sum(x, |v: T| v.to_acc() - shift);
+    let s2 = lane_sum(x, |v: T| {
         let d = v.to_acc() - shift;
-        (d, d * d)
+        d * d
     });
     let rest = s1 / n;
     let var = s2 / n - rest * rest;
@@ -469,59 +473,95 @@ fn row_stats<T: Elem>(x: &[T], eps: T::A) -> RowStats<T::A> {
     }
 }
 
-/// The forward of the rows of one task.
+/// Checks that a task's output and inputs are whole rows of `d` alike: what makes the row
+/// loops below write every output element.
+fn check_task(
+    op: &str,
+    out: usize,
+    inputs: &[usize],
+    d: usize,
+    params: &[usize],
+) -> candle_core::Result<()> {
+    if d == 0
+        || !out.is_multiple_of(d)
+        || inputs.iter().any(|&n| n != out)
+        || params.iter().any(|&n| n != d)
+    {
+        bail!(
+            "{op}: a task of {out} outputs, inputs {inputs:?} and parameters {params:?} is not whole rows of {d}"
+        );
+    }
+    Ok(())
+}
+
+/// The forward of the rows of one task. Writes every element of `y` when it returns `Ok`: the
+/// rows of `y` and `x` pair up exactly (checked), and each row's loop zips `D` outputs with
+/// `D` inputs, weights and biases.
 #[inline(always)]
 fn forward_task_body<T: Elem, const FMA: bool>(
-    y: &mut [T],
+    y: &mut [MaybeUninit<T>],
     x: &[T],
     gamma: &[T::A],
     beta: &[T::A],
     eps: T::A,
-) {
+) -> candle_core::Result<()> {
     let d = gamma.len();
+    check_task(OP, y.len(), &[x.len()], d, &[beta.len()])?;
     for (yr, xr) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
         let stats = row_stats(xr, eps);
         for (((o, &v), &g), &b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
-            *o = T::from_acc(stats.normalize(v.to_acc()).mul_add::<FMA>(g, b));
+            o.write(T::from_acc(
+                stats.normalize(v.to_acc()).mul_add::<FMA>(g, b),
+            ));
         }
     }
+    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_task_avx2<T: Elem>(y: &mut [T], x: &[T], gamma: &[T::A], beta: &[T::A], eps: T::A) {
-    forward_task_body::<T, true>(y, x, gamma, beta, eps);
-}
-
-fn forward_task<T: Elem>(
-    avx: bool,
-    y: &mut [T],
+fn forward_task_avx2<T: Elem>(
+    y: &mut [MaybeUninit<T>],
     x: &[T],
     gamma: &[T::A],
     beta: &[T::A],
     eps: T::A,
-) {
+) -> candle_core::Result<()> {
+    forward_task_body::<T, true>(y, x, gamma, beta, eps)
+}
+
+/// [`forward_task_body`] compiled for this CPU.
+fn forward_task<T: Elem>(
+    avx: bool,
+    y: &mut [MaybeUninit<T>],
+    x: &[T],
+    gamma: &[T::A],
+    beta: &[T::A],
+    eps: T::A,
+) -> candle_core::Result<()> {
     #[cfg(target_arch = "x86_64")]
     if avx {
         // SAFETY: `avx` comes from `has_avx2_fma()`: this CPU runs AVX2 and FMA.
-        unsafe { forward_task_avx2(y, x, gamma, beta, eps) };
-        return;
+        return unsafe { forward_task_avx2(y, x, gamma, beta, eps) };
     }
     let _ = avx;
-    forward_task_body::<T, false>(y, x, gamma, beta, eps);
+    forward_task_body::<T, false>(y, x, gamma, beta, eps)
 }
 
 /// The backward of the rows of one task: writes their `∂L/∂x` and returns their partial
-/// `[∂L/∂γ, ∂L/∂β]` `(2·D)`.
+/// `[∂L/∂γ, ∂L/∂β]` `(2·D)`. Writes every element of `dx` when it returns `Ok`: the rows of
+/// `dx`, `x` and `dy` pair up exactly (checked), and each row's loop zips `D` outputs with `D`
+/// values of every operand.
 #[inline(always)]
 fn backward_task_body<T: Elem, const FMA: bool>(
-    dx: &mut [T::A],
+    dx: &mut [MaybeUninit<T::A>],
     x: &[T],
     dy: &[T],
     gamma: &[T::A],
     eps: T::A,
-) -> Vec<T::A> {
+) -> candle_core::Result<Vec<T::A>> {
     let d = gamma.len();
+    check_task(OP, dx.len(), &[x.len(), dy.len()], d, &[])?;
     let inv_d = T::A::of(1.0 / d as f64);
     let mut part = vec![T::A::ZERO; 2 * d];
     let (dgamma, dbeta) = part.split_at_mut(d);
@@ -556,34 +596,35 @@ fn backward_task_body<T: Elem, const FMA: bool>(
             .zip(dbeta.iter_mut())
         {
             let g = g.to_acc();
-            *o = rstd * (q - m1 - h * m2);
+            o.write(rstd * (q - m1 - h * m2));
             *dg = g.mul_add::<FMA>(h, *dg);
             *db += g;
         }
     }
-    part
+    Ok(part)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn backward_task_avx2<T: Elem>(
-    dx: &mut [T::A],
+    dx: &mut [MaybeUninit<T::A>],
     x: &[T],
     dy: &[T],
     gamma: &[T::A],
     eps: T::A,
-) -> Vec<T::A> {
+) -> candle_core::Result<Vec<T::A>> {
     backward_task_body::<T, true>(dx, x, dy, gamma, eps)
 }
 
+/// [`backward_task_body`] compiled for this CPU.
 fn backward_task<T: Elem>(
     avx: bool,
-    dx: &mut [T::A],
+    dx: &mut [MaybeUninit<T::A>],
     x: &[T],
     dy: &[T],
     gamma: &[T::A],
     eps: T::A,
-) -> Vec<T::A> {
+) -> candle_core::Result<Vec<T::A>> {
     #[cfg(target_arch = "x86_64")]
     if avx {
         // SAFETY: `avx` comes from `has_avx2_fma()`: this CPU runs AVX2 and FMA.

@@ -42,13 +42,14 @@
 //! # }
 //! ```
 
+use std::mem::MaybeUninit;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Shape, Tensor, bail};
-use rayon::prelude::*;
 
 use super::cpu_kernel::{
-    Acc, Elem, LANES, contiguous_slice, dispatch_elem, has_avx2_fma, lane_max, lane_sum2,
-    rows_per_task, zeroed,
+    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_max2, lane_sum2, par_uninit,
+    rows_per_task,
 };
 use crate::{Error, Result};
 
@@ -248,27 +249,35 @@ fn forward_storage<T: Elem>(
         }
         None => None,
     };
-    let mut y = zeroed::<T>(x.len());
     if n == 0 {
-        return Ok(T::to_cpu_storage_owned(y));
+        return Ok(T::to_cpu_storage_owned(Vec::new()));
     }
     let rows = rows_per_task(n);
     let avx = has_avx2_fma();
-    y.par_chunks_mut(rows * n)
-        .zip(x.par_chunks(rows * n))
-        .enumerate()
-        .try_for_each(|(task, (y, x))| {
-            let mut z = vec![T::A::ZERO; n];
-            let mut scratch = Vec::new();
-            for (i, (yr, xr)) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)).enumerate() {
-                let m = match &mask {
-                    Some(view) => Some(view.row(task * rows + i, n, &mut scratch)?),
-                    None => None,
-                };
-                forward_row(avx, yr, xr, m, &mut z);
-            }
-            Ok::<(), candle_core::Error>(())
-        })?;
+    let fill = |task: usize, y: &mut [MaybeUninit<T>]| -> candle_core::Result<()> {
+        let Some(x) = x.get(task * rows * n..task * rows * n + y.len()) else {
+            bail!("{OP}: chunk {task} is outside x");
+        };
+        if !y.len().is_multiple_of(n) {
+            bail!(
+                "{OP}: a chunk of {} values is not whole rows of {n}",
+                y.len()
+            );
+        }
+        let mut z = vec![T::A::ZERO; n];
+        let mut scratch = Vec::new();
+        for (i, (yr, xr)) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)).enumerate() {
+            let m = match &mask {
+                Some(view) => Some(view.row(task * rows + i, n, &mut scratch)?),
+                None => None,
+            };
+            forward_row(avx, yr, xr, m, &mut z)?;
+        }
+        Ok(())
+    };
+    // SAFETY: `y` and `x` have the same length, a multiple of `n` (checked), so the loop above
+    // hands every row of `y` to `forward_row`, which writes all of it when it returns `Ok`.
+    let (y, _) = unsafe { par_uninit(x.len(), rows * n, fill) }?;
     Ok(T::to_cpu_storage_owned(y))
 }
 
@@ -335,15 +344,20 @@ fn backward_storage<T: Elem>(
     let Some(&n) = l1.dims().last() else {
         bail!("{op}: dy has no axes");
     };
-    let mut dx = zeroed::<T>(g.len());
     if n == 0 {
-        return Ok(T::to_cpu_storage_owned(dx));
+        return Ok(T::to_cpu_storage_owned(Vec::new()));
     }
     let task = rows_per_task(n) * n;
     let avx = has_avx2_fma();
-    dx.par_chunks_mut(task)
-        .zip(g.par_chunks(task).zip(y.par_chunks(task)))
-        .for_each(|(dx, (g, y))| backward_task(avx, dx, g, y, n));
+    let fill = |i: usize, dx: &mut [MaybeUninit<T>]| -> candle_core::Result<()> {
+        let rows = i * task..i * task + dx.len();
+        let (Some(g), Some(y)) = (g.get(rows.clone()), y.get(rows)) else {
+            bail!("{op}: chunk {i} is outside dy");
+        };
+        backward_task(avx, dx, g, y, n)
+    };
+    // SAFETY: `backward_task` returns `Ok` only after writing every element of `dx` (see there).
+    let (dx, _) = unsafe { par_uninit(g.len(), task, fill) }?;
     Ok(T::to_cpu_storage_owned(dx))
 }
 
@@ -364,75 +378,115 @@ impl CustomOp2 for SoftmaxGrad {
     }
 }
 
-/// One row forward: `z = x + mask` into `z`, then `y = exp(z − max) / Σ`.
+/// One row forward: the maximum of `x (+ m)`, `z = exp(x (+ m) − max)`, then `y = z / Σ z`.
+/// Writes every element of `y` when it returns `Ok`: `y`, `x`, `m` and `z` have one length
+/// (checked), and both ways out write `y` through a loop over all of it.
+/// Without `MASKED`, `m` is ignored (pass `x`; its reads hit the same cache lines).
 #[inline(always)]
-fn forward_row_body<T: Elem, const FMA: bool>(
-    y: &mut [T],
+fn forward_row_body<T: Elem, const FMA: bool, const MASKED: bool>(
+    y: &mut [MaybeUninit<T>],
     x: &[T],
-    mask: Option<&[T]>,
+    m: &[T],
     z: &mut [T::A],
-) {
-    match mask {
-        Some(m) => {
-            for ((z, &a), &b) in z.iter_mut().zip(x).zip(m) {
-                *z = a.to_acc() + b.to_acc();
-            }
-        }
-        None => {
-            for (z, &a) in z.iter_mut().zip(x) {
-                *z = a.to_acc();
-            }
-        }
+) -> candle_core::Result<()> {
+    let n = y.len();
+    if x.len() != n || z.len() != n || m.len() != n {
+        bail!("{OP}: a row of {n} outputs met inputs of other lengths");
     }
-    let max = lane_max(z);
+    let at = |a: T, b: T| -> T::A {
+        if MASKED {
+            a.to_acc() + b.to_acc()
+        } else {
+            a.to_acc()
+        }
+    };
+    let max = lane_max2(x, m, at);
     if max == T::A::NEG_INFINITY {
-        y.fill(T::from_acc(T::A::ZERO));
-        return;
+        for o in y.iter_mut() {
+            o.write(T::from_acc(T::A::ZERO));
+        }
+        return Ok(());
     }
-    // exp in place, summed in lanes.
-    let (chunks, tail) = z.as_chunks_mut::<LANES>();
-    let mut acc = [T::A::ZERO; LANES];
-    for c in chunks {
-        for l in 0..LANES {
-            let e = (c[l] - max).exp::<FMA>();
-            c[l] = e;
+    // z = exp(x (+ mask) − max), summed in 8 lanes: the polynomial keeps the CPU busy enough
+    // that one chain of adds does not wait (with 32 lanes LLVM spills registers).
+    let (z_chunks, z_tail) = z.as_chunks_mut::<8>();
+    let (x_chunks, x_tail) = x.as_chunks::<8>();
+    let (m_chunks, m_tail) = m.as_chunks::<8>();
+    let mut acc = [T::A::ZERO; 8];
+    for ((zc, xc), mc) in z_chunks.iter_mut().zip(x_chunks).zip(m_chunks) {
+        for l in 0..8 {
+            let e = (at(xc[l], mc[l]) - max).exp::<FMA>();
+            zc[l] = e;
             acc[l] += e;
         }
     }
     let mut sum = T::A::ZERO;
-    for v in tail {
-        *v = (*v - max).exp::<FMA>();
-        sum += *v;
-    }
     for a in acc {
         sum += a;
     }
+    for ((zv, &a), &b) in z_tail.iter_mut().zip(x_tail).zip(m_tail) {
+        *zv = (at(a, b) - max).exp::<FMA>();
+        sum += *zv;
+    }
     let inv = T::A::of(1.0) / sum;
     for (o, &e) in y.iter_mut().zip(z.iter()) {
-        *o = T::from_acc(e * inv);
+        o.write(T::from_acc(e * inv));
     }
+    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_row_avx2<T: Elem>(y: &mut [T], x: &[T], mask: Option<&[T]>, z: &mut [T::A]) {
-    forward_row_body::<T, true>(y, x, mask, z);
+fn forward_row_avx2<T: Elem, const MASKED: bool>(
+    y: &mut [MaybeUninit<T>],
+    x: &[T],
+    m: &[T],
+    z: &mut [T::A],
+) -> candle_core::Result<()> {
+    forward_row_body::<T, true, MASKED>(y, x, m, z)
 }
 
-fn forward_row<T: Elem>(avx: bool, y: &mut [T], x: &[T], mask: Option<&[T]>, z: &mut [T::A]) {
+/// [`forward_row_body`] compiled for this CPU.
+fn forward_row<T: Elem>(
+    avx: bool,
+    y: &mut [MaybeUninit<T>],
+    x: &[T],
+    mask: Option<&[T]>,
+    z: &mut [T::A],
+) -> candle_core::Result<()> {
     #[cfg(target_arch = "x86_64")]
     if avx {
         // SAFETY: `avx` comes from `has_avx2_fma()`: this CPU runs AVX2 and FMA.
-        unsafe { forward_row_avx2(y, x, mask, z) };
-        return;
+        return unsafe {
+            match mask {
+                Some(m) => forward_row_avx2::<T, true>(y, x, m, z),
+                None => forward_row_avx2::<T, false>(y, x, x, z),
+            }
+        };
     }
     let _ = avx;
-    forward_row_body::<T, false>(y, x, mask, z);
+    match mask {
+        Some(m) => forward_row_body::<T, false, true>(y, x, m, z),
+        None => forward_row_body::<T, false, false>(y, x, x, z),
+    }
 }
 
-/// The backward of the rows of one task: `dx = y·(g − Σ g·y)` per row.
+/// The backward of the rows of one task: `dx = y·(g − Σ g·y)` per row. Writes every element
+/// of `dx` when it returns `Ok`: `dx`, `g` and `y` are whole rows of `n` alike (checked), and
+/// each row's loop zips `n` outputs with `n` values of each.
 #[inline(always)]
-fn backward_task_body<T: Elem, const FMA: bool>(dx: &mut [T], g: &[T], y: &[T], n: usize) {
+fn backward_task_body<T: Elem, const FMA: bool>(
+    dx: &mut [MaybeUninit<T>],
+    g: &[T],
+    y: &[T],
+    n: usize,
+) -> candle_core::Result<()> {
+    if n == 0 || !dx.len().is_multiple_of(n) || g.len() != dx.len() || y.len() != dx.len() {
+        bail!(
+            "softmax backward: a task of {} outputs is not whole rows of {n} alike",
+            dx.len()
+        );
+    }
     for ((dxr, gr), yr) in dx
         .chunks_exact_mut(n)
         .zip(g.chunks_exact(n))
@@ -440,26 +494,38 @@ fn backward_task_body<T: Elem, const FMA: bool>(dx: &mut [T], g: &[T], y: &[T], 
     {
         let dot = lane_sum2(gr, yr, |a: T, b: T| a.to_acc() * b.to_acc());
         for ((o, &gv), &yv) in dxr.iter_mut().zip(gr).zip(yr) {
-            *o = T::from_acc(yv.to_acc() * (gv.to_acc() - dot));
+            o.write(T::from_acc(yv.to_acc() * (gv.to_acc() - dot)));
         }
     }
+    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn backward_task_avx2<T: Elem>(dx: &mut [T], g: &[T], y: &[T], n: usize) {
-    backward_task_body::<T, true>(dx, g, y, n);
+fn backward_task_avx2<T: Elem>(
+    dx: &mut [MaybeUninit<T>],
+    g: &[T],
+    y: &[T],
+    n: usize,
+) -> candle_core::Result<()> {
+    backward_task_body::<T, true>(dx, g, y, n)
 }
 
-fn backward_task<T: Elem>(avx: bool, dx: &mut [T], g: &[T], y: &[T], n: usize) {
+/// [`backward_task_body`] compiled for this CPU.
+fn backward_task<T: Elem>(
+    avx: bool,
+    dx: &mut [MaybeUninit<T>],
+    g: &[T],
+    y: &[T],
+    n: usize,
+) -> candle_core::Result<()> {
     #[cfg(target_arch = "x86_64")]
     if avx {
         // SAFETY: `avx` comes from `has_avx2_fma()`: this CPU runs AVX2 and FMA.
-        unsafe { backward_task_avx2(dx, g, y, n) };
-        return;
+        return unsafe { backward_task_avx2(dx, g, y, n) };
     }
     let _ = avx;
-    backward_task_body::<T, false>(dx, g, y, n);
+    backward_task_body::<T, false>(dx, g, y, n)
 }
 
 #[cfg(test)]
