@@ -32,7 +32,7 @@
 //! Other devices run the same formulas as candle's differentiable ops (in `f32` for half
 //! types): slower, but they train. A CUDA kernel goes in `LayerNormOp::cuda_fwd` and
 //! `LayerNormGrad::cuda_fwd` (one block per row, the same packed gradient layout), with
-//! [`uses_kernel`] widened to match.
+//! `uses_kernel` widened to match.
 //!
 //! ```
 //! # fn main() -> nemo_core::Result<()> {

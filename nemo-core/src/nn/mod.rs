@@ -19,13 +19,13 @@ mod attention;
 mod cpu_kernel;
 mod decoder_rnn;
 mod dropout;
-mod layer_norm;
+pub mod layer_norm;
 mod lengths;
 mod log_softmax;
 mod rnn;
-mod seeded_init;
+pub mod seeded_init;
 mod sequence_loss;
-mod softmax;
+pub mod softmax;
 pub mod transformer;
 
 pub use attention::{Attention, AttentionContext, AttentionMethod};

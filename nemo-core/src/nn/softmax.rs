@@ -25,7 +25,7 @@
 //! On the CPU, `f32`, `f16` and `bf16` rows are computed in `f32` (as NeMo computes attention
 //! probabilities in `f32` under mixed precision), `f64` rows in `f64`. Other devices run the
 //! composed formula with candle's differentiable ops; a CUDA kernel goes in `cuda_fwd` of
-//! `Softmax`, `MaskedSoftmax` and `SoftmaxGrad`, with [`uses_kernel`] widened to match.
+//! `Softmax`, `MaskedSoftmax` and `SoftmaxGrad`, with `uses_kernel` widened to match.
 //!
 //! ```
 //! # fn main() -> nemo_core::Result<()> {

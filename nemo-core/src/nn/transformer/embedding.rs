@@ -14,7 +14,7 @@
 //!
 //! `start_pos` offsets the positions, for step-by-step decoding.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +178,7 @@ impl TransformerEmbedding {
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
         let (_, t) = check_ids("input_ids", input_ids, self.config.vocab_size)?;
-        let tokens = self.token_embedding.forward_ids(input_ids)?; // (B, T, D)
+        let tokens = self.token_embedding.forward(input_ids)?; // (B, T, D)
         let positions = self.position.forward(start_pos, t)?; // (T, D)
         let mut h = tokens.broadcast_add(&positions.to_dtype(tokens.dtype())?)?;
         match (&self.token_type, token_type_ids) {
@@ -191,7 +191,7 @@ impl TransformerEmbedding {
                     )));
                 }
                 check_ids("token_type_ids", types, self.config.num_token_types)?;
-                h = (h + table.forward_ids(types)?)?;
+                h = (h + table.forward(types)?)?;
             }
             (None, Some(_)) => {
                 return Err(shape_err(
@@ -204,17 +204,6 @@ impl TransformerEmbedding {
         }
         let h = self.layer_norm.forward(&h)?;
         dropout_t(&h, self.config.embedding_dropout, ctx)
-    }
-}
-
-/// `Embedding::forward` through candle's `Module` trait, under a name that says what it takes.
-trait ForwardIds {
-    fn forward_ids(&self, ids: &Tensor) -> Result<Tensor>;
-}
-
-impl ForwardIds for Embedding {
-    fn forward_ids(&self, ids: &Tensor) -> Result<Tensor> {
-        Ok(candle_core::Module::forward(self, ids)?)
     }
 }
 

@@ -20,17 +20,17 @@
 //! Dropout is active only when the [`ForwardCtx`] trains, and draws from it: a seeded step
 //! replays exactly. Parameter names are NeMo's, so its checkpoints map key for key.
 
-mod block;
-mod decoder;
-mod decoder_block;
-mod embedding;
-mod encoder;
-mod encoder_block;
-mod feed_forward;
+pub mod block;
+pub mod decoder;
+pub mod decoder_block;
+pub mod embedding;
+pub mod encoder;
+pub mod encoder_block;
+pub mod feed_forward;
 pub mod init;
 pub mod mask;
-mod multi_head_attention;
-mod position_encoding;
+pub mod multi_head_attention;
+pub mod position_encoding;
 
 pub use block::TransformerBlockConfig;
 pub use decoder::{DecoderCache, TransformerDecoder, TransformerDecoderConfig};

@@ -10,7 +10,7 @@
 //!
 //! Q and K are each divided by `d_head^¼` before their product, as NeMo does "for numerical
 //! stability" in half precision; the product equals the usual `/√d_head`. The softmax is the
-//! fused [`softmax`] with the additive mask folded in.
+//! fused [`softmax()`](crate::nn::softmax()) with the additive mask folded in.
 //!
 //! For decoding, projected keys and values are a [`KeyValues`]: the source's are computed once
 //! per sequence ([`MultiHeadAttention::key_values`]), a decoder's own grow by one step at a time
