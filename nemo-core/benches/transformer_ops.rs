@@ -19,6 +19,12 @@
 //!
 //! Run: `cargo bench -p nemo-core --bench transformer_ops`; PyTorch's numbers for the same ops:
 //! `/usr/bin/python3 scripts/bench_transformer_ops_torch.py`.
+//!
+//! Forward + backward of every contender is dominated by candle's autograd around the op:
+//! each input's first gradient is `zeros_like` + `add`, every op allocates a fresh 4 MB buffer,
+//! and glibc hands freed buffers back to the kernel, so the next one page-faults. With
+//! `MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_MMAP_THRESHOLD_=1073741824` in the environment
+//! (glibc keeps freed memory) the same run is several times faster; docs/benchmarks.md gives both.
 
 use std::error::Error;
 use std::hint::black_box;
