@@ -39,6 +39,7 @@ pub mod train;
 pub mod tutorials;
 pub mod typed;
 pub mod types;
+mod yaml;
 
 pub use error::{Error, Result};
 pub use forward_ctx::ForwardCtx;

@@ -54,8 +54,6 @@
 //! column, the key path (`modules.encoder.config.jasper[3].kernel`), the value and what was
 //! expected; a miswired connection names both ports and both types.
 
-mod error;
-mod locate;
 mod topo;
 
 use std::collections::HashMap;
@@ -67,14 +65,14 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 use serde::Deserialize;
 
-use error::from_value_boxed;
-pub use error::{ConfigError, ConfigProblem, Location, from_value, join_key, path_to_key};
+pub use crate::yaml::{ConfigError, ConfigProblem, Location, from_value, join_key, path_to_key};
 
 use crate::dag::{DynHandle, Graph, LazyCall};
 use crate::module::{DynModule, NamedTensors};
 use crate::params::Parameters;
 use crate::registry::{BuildContext, ModuleFactory, build_module, closest, unknown_type};
 use crate::types::NeuralType;
+use crate::yaml::from_value_boxed;
 use crate::{Error, ForwardCtx, Result};
 
 /// One connection, `producer -> node.port`, where the producer is a graph input `name` or a

@@ -63,9 +63,9 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
-use crate::config::{ConfigError, ConfigProblem, from_value, join_key};
 use crate::module::DynModule;
 use crate::params::Parameters;
+use crate::yaml::{ConfigError, ConfigProblem, from_value, join_key};
 use crate::{Error, Result};
 
 pub use suggest::{closest, edit_distance};
