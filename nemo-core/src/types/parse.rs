@@ -1,4 +1,5 @@
 //! The parser of the textual form of [`NeuralType`] (see its docs for the grammar by example).
+//! `FromStr for NeuralType` is implemented here, so the type's module does not depend on it.
 //!
 //! ```text
 //! type     := [ "(" axis { "," axis } ")" ] element [ "?" ]
@@ -7,9 +8,27 @@
 //! ```
 //! Errors say what was expected, what was found and at which character.
 
-use super::neural_type::lookup_element;
+use std::str::FromStr;
+
 use super::{AxisKind, AxisType, ElementInfo, ElementType, NeuralType};
 use crate::{Error, Result};
+
+impl FromStr for NeuralType {
+    type Err = Error;
+
+    /// Parses the textual form, e.g. `(B, D:64, T) MelSpectrogram`.
+    fn from_str(s: &str) -> Result<Self> {
+        parse_neural_type(s)
+    }
+}
+
+/// Looks up an element type by name, for the parser: `void`/`Void`/`VoidType` included.
+fn lookup_element(name: &str) -> Option<&'static ElementInfo> {
+    if name.eq_ignore_ascii_case("void") {
+        return Some(crate::typed::elements::void_info());
+    }
+    ElementInfo::lookup(name)
+}
 
 struct Parser<'a> {
     src: &'a str,
@@ -219,7 +238,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Parses the textual form of a neural type.
-pub(crate) fn parse_neural_type(src: &str) -> Result<NeuralType> {
+fn parse_neural_type(src: &str) -> Result<NeuralType> {
     let mut p = Parser { src, pos: 0 };
     let axes = if p.eat('(') {
         if p.peek() == Some(')') {
