@@ -28,6 +28,8 @@ pub(crate) mod ctc;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod depthwise_conv1d;
+mod depthwise_cpu;
+mod depthwise_geometry;
 pub mod pointwise_conv1d;
 pub mod time_mask;
 
