@@ -25,11 +25,13 @@ pub mod add_relu;
 pub mod batch_norm;
 mod cpu_args;
 pub(crate) mod ctc;
+mod ctc_recursion;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod depthwise_conv1d;
 mod depthwise_cpu;
 mod depthwise_geometry;
+mod log_space;
 pub mod pointwise_conv1d;
 pub mod time_mask;
 
