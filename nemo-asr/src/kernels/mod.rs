@@ -23,6 +23,8 @@
 
 pub mod add_relu;
 pub mod batch_norm;
+mod batch_norm_cpu;
+mod batch_norm_op;
 mod cpu_args;
 pub(crate) mod ctc;
 mod ctc_recursion;
