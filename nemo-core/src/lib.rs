@@ -6,7 +6,7 @@
 //! * [`typed`] — the same types as compile-time markers, [`NTensor`], typed axis
 //!   operations, and the bounds that make miswiring a build error;
 //! * [`module`] — [`#[neural_module]`](neural_module) modules, their runtime port maps and the
-//!   dynamic (trait-object) path; [`graph`] — modules wired from data;
+//!   dynamic (trait-object) path; [`config`] — models wired from data (YAML);
 //! * [`check`] — the runtime fallback for what the compiler cannot know;
 //! * [`params`] — a model's named weights, freezing and train/eval mode; [`io`] — atomic files;
 //! * [`optim`] — optimizers and learning-rate schedules; [`train`] — the training loop,

@@ -67,7 +67,8 @@ impl UpdateRule for AdamWConfig {
     /// Checks the options.
     ///
     /// # Errors
-    /// [`Error::Config`] for betas outside `[0, 1)` or a negative or non-finite eps or weight decay.
+    /// [`Error::Config`](crate::Error::Config) for betas outside `[0, 1)` or a negative or
+    /// non-finite eps or weight decay.
     fn validate(&self) -> Result<()> {
         for beta in self.betas {
             check_range("optim.betas", beta, 0.0, 1.0)?;
