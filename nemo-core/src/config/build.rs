@@ -12,7 +12,8 @@ use super::topo;
 use crate::dag::{DynHandle, Graph, LazyCall};
 use crate::module::DynModule;
 use crate::params::Parameters;
-use crate::registry::{BuildContext, ModuleFactory, build_module, closest, unknown_type};
+use crate::registry::{BuildContext, ModuleFactory, build_module, unknown_type};
+use crate::suggest::did_you_mean;
 use crate::types::NeuralType;
 use crate::yaml::{ConfigError, ConfigProblem};
 use crate::{Error, Result};
@@ -75,17 +76,13 @@ impl ModelConfig {
         let input_names = self.inputs.iter().map(|(n, _)| n.as_str());
         let (head, _) = endpoint.split_once('.').unwrap_or((endpoint, ""));
         let expected = if endpoint.contains('.') {
-            let hint = closest(head, node_names.clone())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = did_you_mean(head, node_names.clone());
             format!(
                 "a module name before the `.` (modules: {}){hint}",
                 node_names.collect::<Vec<_>>().join(", ")
             )
         } else if producer {
-            let hint = closest(head, input_names.clone())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = did_you_mean(head, input_names.clone());
             format!(
                 "a graph input (inputs: {}) or `node.port`{hint}",
                 input_names.collect::<Vec<_>>().join(", ")
@@ -295,9 +292,7 @@ impl ModelConfig {
                             .collect::<Vec<_>>()
                     })
                     .collect();
-                let hint = closest(out, all.iter().map(String::as_str))
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(out, all.iter().map(String::as_str));
                 return Err(value_error(
                     format!("outputs[{i}]"),
                     out,
