@@ -23,5 +23,5 @@ pub use decoder_rnn::*;
 pub use dropout::dropout;
 pub use lengths::lengths_to_vec;
 pub use log_softmax::log_softmax;
-pub use rnn::{Rnn, RnnState, RnnType, linear};
+pub use rnn::{Rnn, RnnState, RnnType};
 pub use sequence_loss::*;
