@@ -32,7 +32,7 @@ fn default_true() -> bool {
     true
 }
 
-/// Settings of [`AudioToTextDataLayer`], with NeMo 0.x's keys and defaults.
+/// Settings of [`AudioToTextDataLayer`](super::AudioToTextDataLayer), with NeMo 0.x's keys and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioToTextDataLayerConfig {
@@ -66,7 +66,7 @@ pub struct AudioToTextDataLayerConfig {
     /// Utterances longer than this many seconds are dropped (default none).
     #[serde(default)]
     pub max_duration: Option<f64>,
-    /// Clean transcripts with [`normalize_transcript`] before encoding (default true); when
+    /// Clean transcripts with [`normalize_transcript`](super::normalize_transcript) before encoding (default true); when
     /// false the manifest text is encoded as it is.
     #[serde(default = "default_true")]
     pub normalize_transcripts: bool,

@@ -102,8 +102,8 @@ use crate::Result;
 /// * returns `(B, C, T_out)`
 ///
 /// # Errors
-/// [`Error::Shape`] when the shapes do not fit together, `stride` or `dilation` is 0, the dilated
-/// kernel is longer than the padded input, or the dtypes or devices differ; [`Error::Candle`] when
+/// [`Error::Shape`](crate::Error::Shape) when the shapes do not fit together, `stride` or `dilation` is 0, the dilated
+/// kernel is longer than the padded input, or the dtypes or devices differ; [`Error::Candle`](crate::Error::Candle) when
 /// a backend op fails.
 pub fn depthwise_conv1d(
     x: &Tensor,

@@ -17,7 +17,7 @@
 //!   its residual sum with ReLU, each one pass forward and one backward where candle's composite
 //!   ops take five to eight.
 //!
-//! They take and return candle [`Tensor`](candle_core::Tensor)s, record their backward in candle's
+//! They take and return candle [`Tensor`]s, record their backward in candle's
 //! autograd graph, and fall back to candle's own ops where the fast path does not apply (dtypes
 //! other than `f32`/`f64`, devices other than the CPU), so callers never need to branch.
 

@@ -39,7 +39,7 @@
 //!
 //! # Autograd
 //!
-//! The per-sample loss is a candle [`CustomOp1`] on `log_probs`, so `loss.backward()` works. When
+//! The per-sample loss is a candle [`CustomOp1`](candle_core::CustomOp1) on `log_probs`, so `loss.backward()` works. When
 //! `log_probs` tracks gradients, the forward pass also runs the backward recursion and keeps the
 //! per-sample gradient; `backward` then only scales it by the incoming gradient. Reductions are
 //! ordinary candle ops. The returned gradient is the exact derivative with respect to `log_probs`;
@@ -238,7 +238,7 @@ impl Forward for CtcLoss {
 /// A sample with `input_length = 0` and `target_length = 0` has loss 0 (the empty alignment).
 ///
 /// # Errors
-/// [`Error::Shape`] with op `ctc_loss` when a rank, size or dtype is wrong, the batch is empty,
+/// [`Error::Shape`](crate::Error::Shape) with op `ctc_loss` when a rank, size or dtype is wrong, the batch is empty,
 /// a length is negative or exceeds its axis, the blank is not a class, or a label in the valid
 /// part of `targets` is negative, `>= D` or the blank; the message names the sample and value.
 pub fn ctc_loss(

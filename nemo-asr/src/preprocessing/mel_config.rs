@@ -96,7 +96,7 @@ impl LogZeroGuardValue {
     }
 }
 
-/// Settings of [`AudioToMelSpectrogramPreprocessor`], with NeMo's key names and defaults
+/// Settings of [`AudioToMelSpectrogramPreprocessor`](super::AudioToMelSpectrogramPreprocessor), with NeMo's key names and defaults
 /// (`AudioToMelSpectrogramPreprocessorConfig` in `nemo/collections/asr/modules/audio_preprocessing.py`).
 ///
 /// Unknown keys are rejected. Keys NeMo keeps only for compatibility (`stft_conv`,

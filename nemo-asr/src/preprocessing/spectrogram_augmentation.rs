@@ -55,7 +55,7 @@ pub enum TimeWidth {
     Fraction(f64),
 }
 
-/// Settings of [`SpecAugment`], with NeMo's `SpectrogramAugmentation` key names.
+/// Settings of [`SpectrogramAugmentation`], with NeMo's `SpectrogramAugmentation` key names.
 ///
 /// The defaults are the SpecAugment values of NeMo's Conformer/Citrinet recipes (2 frequency
 /// masks of up to 27 bins, 2 time masks of up to 5% of the length); NeMo's own class defaults
