@@ -1,11 +1,13 @@
 //! Helpers the kernel test files share: deterministic values, tensors from them, closeness
-//! checks, and finite-difference references.
+//! checks, and finite-difference references; [`batch_norm`] for the batch-normalization files.
 
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
 use candle_core::{DType, Device, Tensor, Var};
 use nemo_asr::Error;
+
+pub mod batch_norm;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
