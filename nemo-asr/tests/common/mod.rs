@@ -1,5 +1,6 @@
-//! Helpers the kernel test files share: deterministic values, tensors from them, closeness
-//! checks, and finite-difference references; [`batch_norm`] for the batch-normalization files.
+//! Helpers the test files of nemo-asr share: deterministic values, tensors from them, closeness
+//! checks and finite-difference references (the kernel files); [`attention`] and [`batch_norm`]
+//! for those files.
 
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
@@ -7,6 +8,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use nemo_asr::Error;
 
+pub mod attention;
 pub mod batch_norm;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
