@@ -11,11 +11,9 @@ use common::attention::{ALL, Res, decoder, enc_batch, usize_lens};
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::decoding::BeamSearchConfig;
 use nemo_asr::models::{EncDecAttentionModel, EncDecAttentionModelConfig};
+use nemo_asr::models::{eval_data_layer, evaluate_with};
 use nemo_asr::modules::*;
-use nemo_asr::train::{
-    SpeechTrainTask, TrainDataConfig, eval_data_layer, evaluate_with, read_run_config,
-    train_data_layer,
-};
+use nemo_asr::train::{SpeechTrainTask, TrainDataConfig, read_run_config, train_data_layer};
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
