@@ -16,18 +16,21 @@ exclude="$(git rev-parse --git-path info/exclude)"
 mkdir -p "$(dirname "$exclude")"
 grep -qx "/$out/" "$exclude" 2>/dev/null || echo "/$out/" >>"$exclude"
 
-# The test binaries' paths come from cargo's JSON messages: `tests/gpu.rs` of a package -> $2.
+# A test binary's path comes from cargo's JSON messages: test $2 of package $1 -> bin/$3.
 test_bin() {
-    cargo test --release --features cuda -p "$1" --test gpu --no-run --message-format=json |
+    cargo test --release --features cuda -p "$1" --test "$2" --no-run --message-format=json |
         /usr/bin/python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu":
-        print(m["executable"])' | while read -r exe; do cp "$exe" "$out/bin/$2"; done
-    [ -x "$out/bin/$2" ] || { echo "gpu_build.sh: no test binary for $1" >&2; exit 1; }
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$2" | while read -r exe; do cp "$exe" "$out/bin/$3"; done
+    [ -x "$out/bin/$3" ] || { echo "gpu_build.sh: no test binary $2 for $1" >&2; exit 1; }
 }
-test_bin nemo-core gpu_tests
-test_bin nemo-asr asr_gpu_tests
+# CUDA-only tests (tests/gpu.rs), then the files whose `test_device!` bodies also run on CUDA.
+test_bin nemo-core gpu gpu_tests
+test_bin nemo-asr gpu asr_gpu_tests
+test_bin nemo-asr train_ctc asr_train_tests
+test_bin nemo-cli asr_cli cli_tests
 cargo build --release --features cuda -p nemo-core --example gpu_bench
 cargo build --release --features cuda -p nemo-asr --example gpu_train_step
 cargo build --release --features cuda -p nemo-cli --bin nemo-asr

@@ -25,7 +25,9 @@ export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     part() { "$@" || { local s=$?; [ "$rc" -ne 0 ] || rc=$s; }; }
     echo "== GPU tests (nemo-core)"; part bin/gpu_tests --test-threads 1
     # (reads the WAV fixtures at the build checkout's path: run from a copy of it at that path)
-    echo "== GPU tests (nemo-asr)"; NEMO_ASR_BIN=bin/nemo-asr part bin/asr_gpu_tests --test-threads 1
+    echo "== GPU tests (nemo-asr)"; part bin/asr_gpu_tests --test-threads 1
+    echo "== device tests on CUDA (nemo-asr)"; part bin/asr_train_tests cuda --test-threads 1
+    echo "== CLI on CUDA"; NEMO_ASR_BIN=bin/nemo-asr part bin/cli_tests cuda --test-threads 1
     echo "== nemo-rs benchmark"; part bin/gpu_bench
     echo "== PyTorch benchmark"; part "$py" bench_gpu_torch.py
     echo "== nemo-rs ASR train step"; part bin/gpu_train_step

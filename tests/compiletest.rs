@@ -8,6 +8,8 @@
 //! change, regenerate with `TRYBUILD=overwrite cargo test --test compiletest` and read each
 //! `.stderr` as a user would before committing it.
 
+use nemo_core::testing::TestResult;
+
 #[test]
 fn ui() {
     // The pass cases run in trybuild's own project directory; they find the repository's
@@ -23,7 +25,7 @@ fn ui() {
 /// The README's wiring example and its error are `tests/ui/wiring/readme.rs` and its snapshot,
 /// so the README shows what the compiler really says.
 #[test]
-fn readme_example_is_a_ui_case() -> Result<(), Box<dyn std::error::Error>> {
+fn readme_example_is_a_ui_case() -> TestResult {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md"))?;
     let case = std::fs::read_to_string(root.join("tests/ui/wiring/readme.rs"))?;
@@ -46,7 +48,7 @@ fn readme_example_is_a_ui_case() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Every block of docs/neural-types.md marked `<!-- snapshot: PATH -->` is that snapshot.
 #[test]
-fn docs_show_the_snapshots_they_name() -> Result<(), Box<dyn std::error::Error>> {
+fn docs_show_the_snapshots_they_name() -> TestResult {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(root.join("docs/neural-types.md"))?;
     let mut shown = 0;

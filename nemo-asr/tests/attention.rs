@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
-use common::attention::{ALL, Res, decoder, enc_batch, usize_lens};
+use common::attention::{ALL, decoder, enc_batch, usize_lens};
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::decoding::BeamSearchConfig;
 use nemo_asr::models::{EncDecAttentionModel, EncDecAttentionModelConfig};
@@ -19,7 +19,7 @@ use nemo_core::params::Parameters;
 use nemo_core::prelude::*;
 use nemo_core::train::{Trainer, TrainerConfig};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -29,7 +29,7 @@ fn labels_yaml() -> String {
     format!("{:?}", ENGLISH_LABELS.map(String::from))
 }
 
-fn tiny_model_config(rnn: &str, method: &str) -> Res<EncDecAttentionModelConfig> {
+fn tiny_model_config(rnn: &str, method: &str) -> TestResult<EncDecAttentionModelConfig> {
     tiny_model_config_with(rnn, method, false)
 }
 
@@ -37,7 +37,7 @@ fn tiny_model_config_with(
     rnn: &str,
     method: &str,
     input_feeding: bool,
-) -> Res<EncDecAttentionModelConfig> {
+) -> TestResult<EncDecAttentionModelConfig> {
     let yaml = format!(
         r#"
 name: TinyLAS
@@ -168,7 +168,7 @@ fn decoder_ports_shapes_and_masked_attention() -> TestResult {
     for (rnn, method, feeding) in ALL {
         let (dec, _params) = decoder((rnn, method, feeding), DType::F32, 7, 6)?;
         let (enc, lens, targets) = enc_batch(DType::F32, 6)?;
-        let run = |enc: &Tensor| -> Res<(Tensor, Tensor)> {
+        let run = |enc: &Tensor| -> TestResult<(Tensor, Tensor)> {
             let out = dec.forward(DecoderRnnInputs {
                 targets: &NTensor::<(B, T), Labels>::new(targets.clone())?,
                 encoder_outputs: &NTensor::<(B, T, D), EncodedRepresentation>::new(enc.clone())?,
@@ -257,7 +257,7 @@ fn sequence_loss_matches_a_hand_computation_and_ignores_padding() -> TestResult 
     let lp: Vec<Vec<Vec<f64>>> = logp.to_vec3()?;
     let valid = [(0, 0, 2), (0, 1, 0), (0, 2, 1), (1, 0, 1)];
     let mean = |b: usize, t: usize| lp[b][t].iter().sum::<f64>() / 4.0;
-    let loss = |cfg: SequenceLossConfig| -> Res<f64> {
+    let loss = |cfg: SequenceLossConfig| -> TestResult<f64> {
         let l = cfg.init()?;
         let out = l.forward(SequenceLossInputs {
             log_probs: &NTensor::<(B, T, D), Logprobs>::new(logp.clone())?,
@@ -337,7 +337,7 @@ fn decoder_gradients_match_finite_differences() -> TestResult {
         )?;
         let lens = [4usize, 2];
         let targets = Tensor::new(&[[1i64, 2, 3], [2, 1, 4]], &dev)?;
-        let loss = || -> Res<Tensor> {
+        let loss = || -> TestResult<Tensor> {
             let (logp, _) =
                 dec.decode(&targets, enc.as_tensor(), Some(&lens), &ForwardCtx::eval())?;
             Ok(loss_fn.compute(&logp, &targets)?)
@@ -475,7 +475,7 @@ fn tokens_of(
     model: &EncDecAttentionModel,
     layer: &nemo_asr::data::AudioToTextDataLayer,
     beam: usize,
-) -> Res<Vec<Vec<u32>>> {
+) -> TestResult<Vec<Vec<u32>>> {
     let mut out = Vec::new();
     let decoding = BeamSearchConfig {
         beam_size: beam,
@@ -495,7 +495,7 @@ fn sequence_logps(
     model: &EncDecAttentionModel,
     layer: &nemo_asr::data::AudioToTextDataLayer,
     seqs: &[Vec<u32>],
-) -> Res<Vec<f64>> {
+) -> TestResult<Vec<f64>> {
     let mut out = Vec::new();
     let eos = model.config().eos_id();
     let mut k = 0;
@@ -600,7 +600,7 @@ fn the_model_overfits_the_fixtures_and_round_trips_through_a_model_dir() -> Test
     Ok(())
 }
 
-fn fixture_tensor(v: &serde_json::Value, dev: &Device) -> Res<Tensor> {
+fn fixture_tensor(v: &serde_json::Value, dev: &Device) -> TestResult<Tensor> {
     let shape: Vec<usize> = serde_json::from_value(v["shape"].clone())?;
     let data: Vec<f64> = serde_json::from_value(v["data"].clone())?;
     Ok(Tensor::from_vec(data, shape, dev)?)

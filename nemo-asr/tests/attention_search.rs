@@ -5,11 +5,11 @@
 mod common;
 
 use candle_core::{DType, Tensor};
-use common::attention::{ALL, Res, decoder, enc_batch};
+use common::attention::{ALL, decoder, enc_batch};
 use nemo_asr::decoding::{BeamSearchConfig, beam_search, greedy_search};
 use nemo_asr::modules::*;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 /// The core's searches over `dec` on encoder outputs `enc` with valid `lens`, limited per row
 /// by `cfg` (from BOS, up to EOS).
@@ -19,7 +19,7 @@ fn run_beam(
     lens: &[usize],
     eos: u32,
     cfg: &BeamSearchConfig,
-) -> Res<Vec<Vec<u32>>> {
+) -> TestResult<Vec<Vec<u32>>> {
     let limits: Vec<usize> = lens.iter().map(|&l| cfg.limit(l)).collect();
     let state = dec.search_state(enc, lens)?;
     Ok(beam_search(
@@ -38,7 +38,7 @@ fn run_greedy(
     lens: &[usize],
     eos: u32,
     cfg: &BeamSearchConfig,
-) -> Res<Vec<Vec<u32>>> {
+) -> TestResult<Vec<Vec<u32>>> {
     let limits: Vec<usize> = lens.iter().map(|&l| cfg.limit(l)).collect();
     let state = dec.search_state(enc, lens)?;
     Ok(greedy_search(
@@ -102,7 +102,7 @@ fn exhaustive_best(
     voc: u32,
     eos: u32,
     cfg: &BeamSearchConfig,
-) -> Res<Vec<u32>> {
+) -> TestResult<Vec<u32>> {
     struct Prefix {
         tokens: Vec<u32>,
         logp: f64,

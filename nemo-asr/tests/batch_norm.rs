@@ -11,7 +11,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
 use common::batch_norm::{assert_grads_close, candle_reference, layer, ours, var};
-use common::{TestResult, assert_close, flat, tensor};
+use common::{TestResult, assert_close, tensor, to_f64_vec};
 use nemo_asr::kernels::{BatchNorm1d, batch_norm_train};
 use proptest::prelude::*;
 
@@ -208,14 +208,14 @@ fn check_against_pytorch(dtype: DType, relu: bool, tol: f64) -> TestResult {
     let y = bn.forward_t(xv.as_tensor(), true, relu)?;
     let grads = (&y * &up)?.sum_all()?.backward()?;
     let grad = |name: &str, t: &Tensor| -> TestResult<Vec<f64>> {
-        flat(grads.get(t).ok_or(format!("missing gradient of {name}"))?)
+        to_f64_vec(grads.get(t).ok_or(format!("missing gradient of {name}"))?)
     };
     let (py, pdx, pdg, pdb) = if relu {
         (PT_RELU_Y, PT_RELU_DX, PT_RELU_DGAMMA, PT_RELU_DBETA)
     } else {
         (PT_Y, PT_DX, PT_DGAMMA, PT_DBETA)
     };
-    assert_close("y", &flat(&y)?, &py, tol);
+    assert_close("y", &to_f64_vec(&y)?, &py, tol);
     assert_close("dx", &grad("x", xv.as_tensor())?, &pdx, tol);
     assert_close("dgamma", &grad("weight", bn.weight())?, &pdg, tol);
     assert_close("dbeta", &grad("bias", bn.bias())?, &pdb, tol);
@@ -224,25 +224,35 @@ fn check_against_pytorch(dtype: DType, relu: bool, tol: f64) -> TestResult {
     assert!(grads.get(bn.running_var()).is_none());
     assert_close(
         "running_mean 1",
-        &flat(var(&varmap, "running_mean")?.as_tensor())?,
+        &to_f64_vec(var(&varmap, "running_mean")?.as_tensor())?,
         &PT_RM1,
         tol,
     );
     assert_close(
         "running_var 1",
-        &flat(var(&varmap, "running_var")?.as_tensor())?,
+        &to_f64_vec(var(&varmap, "running_var")?.as_tensor())?,
         &PT_RV1,
         tol,
     );
     bn.forward_t(&((&x * 2.0)? + 1.0)?, true, relu)?;
-    assert_close("running_mean 2", &flat(bn.running_mean())?, &PT_RM2, tol);
-    assert_close("running_var 2", &flat(bn.running_var())?, &PT_RV2, tol);
+    assert_close(
+        "running_mean 2",
+        &to_f64_vec(bn.running_mean())?,
+        &PT_RM2,
+        tol,
+    );
+    assert_close(
+        "running_var 2",
+        &to_f64_vec(bn.running_var())?,
+        &PT_RV2,
+        tol,
+    );
     let y_eval = bn.forward_t(&x, false, relu)?;
     let expected: Vec<f64> = PT_EVAL
         .iter()
         .map(|&v| if relu { v.max(0.0) } else { v })
         .collect();
-    assert_close("eval", &flat(&y_eval)?, &expected, tol);
+    assert_close("eval", &to_f64_vec(&y_eval)?, &expected, tol);
     Ok(())
 }
 
@@ -277,15 +287,20 @@ fn running_stats_by_hand() -> TestResult {
     let s = (1.25f64 + 1e-3).sqrt();
     assert_close(
         "y",
-        &flat(&y)?,
+        &to_f64_vec(&y)?,
         &[-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s],
         1e-6,
     );
     // running_mean = 0.9·0 + 0.1·2.5; running_var = 0.9·1 + 0.1·5/3.
-    assert_close("running_mean", &flat(bn.running_mean())?, &[0.25], 1e-7);
+    assert_close(
+        "running_mean",
+        &to_f64_vec(bn.running_mean())?,
+        &[0.25],
+        1e-7,
+    );
     assert_close(
         "running_var",
-        &flat(bn.running_var())?,
+        &to_f64_vec(bn.running_var())?,
         &[0.9 + 0.5 / 3.0],
         1e-7,
     );
@@ -293,17 +308,22 @@ fn running_stats_by_hand() -> TestResult {
     bn.forward_t(&(&x + 10.0)?, true, true)?;
     assert_close(
         "running_mean 2",
-        &flat(bn.running_mean())?,
+        &to_f64_vec(bn.running_mean())?,
         &[0.9 * 0.25 + 1.25],
         1e-6,
     );
     let rv2 = 0.9 * (0.9 + 0.5 / 3.0) + 0.5 / 3.0;
-    assert_close("running_var 2", &flat(bn.running_var())?, &[rv2], 1e-6);
+    assert_close(
+        "running_var 2",
+        &to_f64_vec(bn.running_var())?,
+        &[rv2],
+        1e-6,
+    );
     // Evaluation mode leaves them alone.
     bn.forward_t(&x, false, false)?;
     assert_close(
         "running_mean eval",
-        &flat(bn.running_mean())?,
+        &to_f64_vec(bn.running_mean())?,
         &[0.9 * 0.25 + 1.25],
         1e-6,
     );
@@ -333,14 +353,14 @@ fn running_stats_match_candle_nn() -> TestResult {
     }
     assert_close(
         "running_mean",
-        &flat(ours.running_mean())?,
-        &flat(theirs.running_mean())?,
+        &to_f64_vec(ours.running_mean())?,
+        &to_f64_vec(theirs.running_mean())?,
         1e-6,
     );
     assert_close(
         "running_var",
-        &flat(ours.running_var())?,
-        &flat(theirs.running_var())?,
+        &to_f64_vec(ours.running_var())?,
+        &to_f64_vec(theirs.running_var())?,
         1e-6,
     );
     Ok(())
@@ -357,7 +377,7 @@ fn loss(x: &Tensor, gamma: &Tensor, beta: &Tensor, up: &Tensor, relu: bool) -> T
 /// Central differences of [`loss`] with respect to every element of `which` (0: x, 1: γ, 2: β).
 fn finite_diff(args: [&Tensor; 4], which: usize, relu: bool) -> TestResult<Vec<f64>> {
     let h = 1e-6;
-    let target = flat(args[which])?;
+    let target = to_f64_vec(args[which])?;
     let shape = args[which].dims().to_vec();
     let mut out = Vec::with_capacity(target.len());
     for i in 0..target.len() {
@@ -462,7 +482,7 @@ proptest! {
         prop_assume!(b * t >= 2);
         let run = || -> TestResult {
             let x = ((tensor(&[b, c, t], seed, DType::F64)? * scale)? + offset)?;
-            let xs = flat(&x)?;
+            let xs = to_f64_vec(&x)?;
             // Channels whose values nearly coincide make the gradients ill-conditioned in f32.
             for ch in 0..c {
                 let vals: Vec<f64> = (0..b).flat_map(|bi| (0..t).map(move |ti| (bi, ti)))

@@ -7,7 +7,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use common::batch_norm::{assert_grads_close, layer, ours, var};
-use common::{TestResult, assert_close, flat, tensor};
+use common::{TestResult, assert_close, tensor, to_f64_vec};
 use nemo_asr::Error;
 use nemo_asr::kernels::{BatchNorm1d, batch_norm_train};
 
@@ -36,14 +36,14 @@ fn half_precision_fallback() -> TestResult {
     bn32.forward_t(&x, true, false)?;
     assert_close(
         "running_mean",
-        &flat(bn16.running_mean())?,
-        &flat(bn32.running_mean())?,
+        &to_f64_vec(bn16.running_mean())?,
+        &to_f64_vec(bn32.running_mean())?,
         1e-2,
     );
     assert_close(
         "running_var",
-        &flat(bn16.running_var())?,
-        &flat(bn32.running_var())?,
+        &to_f64_vec(bn16.running_var())?,
+        &to_f64_vec(bn32.running_var())?,
         1e-2,
     );
     Ok(())
@@ -69,7 +69,7 @@ fn non_contiguous_input() -> TestResult {
         .get(v.as_tensor())
         .ok_or("missing gradient")?
         .transpose(1, 2)?;
-    assert_close("dx through transpose", &flat(&dv)?, &a.dx, 0.0);
+    assert_close("dx through transpose", &to_f64_vec(&dv)?, &a.dx, 0.0);
     Ok(())
 }
 
@@ -90,7 +90,7 @@ fn sum_loss_gradients() -> TestResult {
     )?;
     let grads = y.sum_all()?.backward()?;
     let grad = |v: &Var| -> TestResult<Vec<f64>> {
-        flat(grads.get(v.as_tensor()).ok_or("missing gradient")?)
+        to_f64_vec(grads.get(v.as_tensor()).ok_or("missing gradient")?)
     };
     assert_close("dx", &grad(&x)?, &vec![0.0; b * c * t], 1e-5);
     assert_close("dgamma", &grad(&gamma)?, &[0.0; 4], 1e-4);
@@ -129,10 +129,19 @@ fn large_offset_statistics() -> TestResult {
     let (_, s32) = batch_norm_train(&x, &gamma, &beta, 1e-3, false)?;
     let to64 = |t: &Tensor| t.to_dtype(DType::F64);
     let (_, s64) = batch_norm_train(&to64(&x)?, &to64(&gamma)?, &to64(&beta)?, 1e-3, false)?;
-    assert_close("mean", &flat(&s32.mean)?, &flat(&s64.mean)?, 1e-7);
-    assert_close("var", &flat(&s32.var)?, &flat(&s64.var)?, 1e-6);
+    assert_close(
+        "mean",
+        &to_f64_vec(&s32.mean)?,
+        &to_f64_vec(&s64.mean)?,
+        1e-7,
+    );
+    assert_close("var", &to_f64_vec(&s32.var)?, &to_f64_vec(&s64.var)?, 1e-6);
     // Uniform on [-1, 1): variance about 1/3.
-    assert!(flat(&s64.var)?.iter().all(|v| (v - 1.0 / 3.0).abs() < 0.05));
+    assert!(
+        to_f64_vec(&s64.var)?
+            .iter()
+            .all(|v| (v - 1.0 / 3.0).abs() < 0.05)
+    );
     // The normalized values and gradients keep f32 precision although μ ≈ 1e4 is not an f32
     // (rounding μ alone to f32 would shift every x̂ by up to 4.9e-4/σ ≈ 8e-4).
     let g32 = ours(&x, &gamma, &beta, &up, false)?;
@@ -155,11 +164,11 @@ fn eval_mode_gradients() -> TestResult {
     let y = bn.forward_t(x.as_tensor(), false, false)?;
     let grads = y.sum_all()?.backward()?;
     // γ = 1, running stats (0, 1): y = x/√(1 + eps), ∂y/∂x = 1/√(1 + eps).
-    let dx = flat(grads.get(x.as_tensor()).ok_or("no dx")?)?;
+    let dx = to_f64_vec(grads.get(x.as_tensor()).ok_or("no dx")?)?;
     assert_close("dx", &dx, &[1.0 / (1.0f64 + 1e-3).sqrt(); 24], 1e-6);
     assert_close(
         "dbeta",
-        &flat(grads.get(bn.bias()).ok_or("no dbeta")?)?,
+        &to_f64_vec(grads.get(bn.bias()).ok_or("no dbeta")?)?,
         &[8.0; 3],
         1e-6,
     );
@@ -246,10 +255,16 @@ fn rejects_bad_inputs() -> TestResult {
 #[test]
 fn initial_values() -> TestResult {
     let (vm, bn) = layer(5, DType::F32)?;
-    assert_eq!(flat(var(&vm, "weight")?.as_tensor())?, vec![1.0; 5]);
-    assert_eq!(flat(var(&vm, "bias")?.as_tensor())?, vec![0.0; 5]);
-    assert_eq!(flat(var(&vm, "running_mean")?.as_tensor())?, vec![0.0; 5]);
-    assert_eq!(flat(var(&vm, "running_var")?.as_tensor())?, vec![1.0; 5]);
+    assert_eq!(to_f64_vec(var(&vm, "weight")?.as_tensor())?, vec![1.0; 5]);
+    assert_eq!(to_f64_vec(var(&vm, "bias")?.as_tensor())?, vec![0.0; 5]);
+    assert_eq!(
+        to_f64_vec(var(&vm, "running_mean")?.as_tensor())?,
+        vec![0.0; 5]
+    );
+    assert_eq!(
+        to_f64_vec(var(&vm, "running_var")?.as_tensor())?,
+        vec![1.0; 5]
+    );
     assert_eq!((bn.channels(), bn.eps(), bn.momentum()), (5, 1e-3, 0.1));
     Ok(())
 }

@@ -15,7 +15,7 @@ use nemo_core::NeuralModule;
 use proptest::prelude::*;
 use serde_json::Value;
 
-type TestResult<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+use nemo_core::testing::{TestResult, to_f64_vec};
 
 const FIXTURES: [&str; 7] = [
     "varlen",
@@ -140,10 +140,6 @@ fn assert_close(actual: &[f64], expected: &[f64], rtol: f64, atol: f64, what: &s
     }
 }
 
-fn values(t: &Tensor) -> TestResult<Vec<f64>> {
-    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
-}
-
 fn check_fixture(name: &str, dtype: DType, rtol: f64, atol: f64) -> TestResult {
     let fx = load(name)?;
     for (key, reduction) in REDUCTIONS {
@@ -167,7 +163,7 @@ fn check_fixture(name: &str, dtype: DType, rtol: f64, atol: f64) -> TestResult {
         assert_eq!(loss.dtype(), dtype);
         let what = format!("{name}/{key}/{dtype:?}");
         assert_close(
-            &values(&loss)?,
+            &to_f64_vec(&loss)?,
             &flat_vec(&entry["loss"])?,
             rtol,
             atol,
@@ -177,7 +173,7 @@ fn check_fixture(name: &str, dtype: DType, rtol: f64, atol: f64) -> TestResult {
             let grads = loss.backward()?;
             let g = grads.get(&logits).ok_or("no gradient for the logits")?;
             assert_close(
-                &values(g)?,
+                &to_f64_vec(g)?,
                 &flat_vec(&entry["grad_logits"])?,
                 rtol,
                 atol,
@@ -223,7 +219,7 @@ fn half_precision_and_non_contiguous_inputs() -> TestResult {
         &fx.target_lengths,
         &fx.config,
     )?;
-    assert_close(&values(&loss)?, &expected, 1e-9, 1e-11, "strided");
+    assert_close(&to_f64_vec(&loss)?, &expected, 1e-9, 1e-11, "strided");
     let loss = ctc_loss(
         &log_probs.to_dtype(DType::F16)?,
         &fx.targets,
@@ -232,7 +228,7 @@ fn half_precision_and_non_contiguous_inputs() -> TestResult {
         &fx.config,
     )?;
     assert_eq!(loss.dtype(), DType::F16);
-    assert_close(&values(&loss)?, &expected, 2e-3, 1e-2, "f16");
+    assert_close(&to_f64_vec(&loss)?, &expected, 2e-3, 1e-2, "f16");
     // u32 targets and lengths give the same values as i64.
     let u32s = |t: &Tensor| t.to_dtype(DType::U32);
     let loss = ctc_loss(
@@ -242,7 +238,7 @@ fn half_precision_and_non_contiguous_inputs() -> TestResult {
         &u32s(&fx.target_lengths)?,
         &fx.config,
     )?;
-    assert_close(&values(&loss)?, &expected, 1e-9, 1e-11, "u32");
+    assert_close(&to_f64_vec(&loss)?, &expected, 1e-9, 1e-11, "u32");
     Ok(())
 }
 
@@ -274,7 +270,7 @@ fn log_prob_gradient_matches_finite_differences() -> TestResult {
             &target_lengths,
             &config,
         )?;
-        let analytic = values(loss.backward()?.get(&var).ok_or("no gradient")?)?;
+        let analytic = to_f64_vec(loss.backward()?.get(&var).ok_or("no gradient")?)?;
         let eval = |x: &[f64]| -> TestResult<f64> {
             let t = Tensor::from_vec(x.to_vec(), (b, t, d), &dev)?;
             let l = ctc_loss(&t, &targets, &input_lengths, &target_lengths, &config)?;
@@ -349,8 +345,8 @@ fn zero_infinity_zeroes_loss_and_gradient() -> TestResult {
     assert!(loss.to_scalar::<f64>()?.is_finite());
     let g = loss.backward()?;
     let g = g.get(&var).ok_or("no gradient")?;
-    assert!(values(&g.i(0)?)?.iter().all(|&x| x == 0.0));
-    assert!(values(&g.i(1)?)?.iter().any(|&x| x != 0.0));
+    assert!(to_f64_vec(&g.i(0)?)?.iter().all(|&x| x == 0.0));
+    assert!(to_f64_vec(&g.i(1)?)?.iter().any(|&x| x != 0.0));
     Ok(())
 }
 

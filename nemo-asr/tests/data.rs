@@ -5,6 +5,7 @@
 //! sox's own 16 kHz resampling as reference, and a stereo file whose channels are `c` and `c / 2`.
 //! Manifests under `tests/fixtures/manifests` point at them by relative path.
 
+use nemo_core::testing::TestResult;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -14,8 +15,6 @@ use nemo_asr::data::{
     OnBadSample, Vocabulary, WavSampleFormat, normalize_transcript, resample, wav_info,
 };
 use proptest::prelude::*;
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -65,7 +64,7 @@ fn err_string<T: std::fmt::Debug>(r: nemo_asr::Result<T>) -> String {
 // audio
 
 #[test]
-fn integer_formats_match_the_float_master() -> Result<()> {
+fn integer_formats_match_the_float_master() -> TestResult<()> {
     let master = load("a_f32_16k.wav")?;
     assert_eq!(master.len(), 15758);
     assert!(rms(&master) > 0.01, "the fixture is not silent");
@@ -99,7 +98,7 @@ fn integer_formats_match_the_float_master() -> Result<()> {
 }
 
 #[test]
-fn stereo_is_averaged() -> Result<()> {
+fn stereo_is_averaged() -> TestResult<()> {
     let mono = load("c_s16_16k.wav")?;
     let stereo = load("c_s16_16k_stereo.wav")?;
     assert_eq!(wav_info(wav("c_s16_16k_stereo.wav"))?.channels, 2);
@@ -111,7 +110,7 @@ fn stereo_is_averaged() -> Result<()> {
 }
 
 #[test]
-fn hound_written_formats_scale_exactly() -> Result<()> {
+fn hound_written_formats_scale_exactly() -> TestResult<()> {
     let dir = tempfile::tempdir()?;
     // (bits, format, values written, values expected) for a 3-channel file: the mean is decoded.
     let path = dir.path().join("i24x3.wav");
@@ -165,7 +164,7 @@ fn load_path(p: &Path) -> nemo_asr::Result<Vec<f32>> {
 }
 
 #[test]
-fn offset_and_duration_select_frames() -> Result<()> {
+fn offset_and_duration_select_frames() -> TestResult<()> {
     let full = load("a_s16_16k.wav")?;
     let part = AudioSegment::from_file(wav("a_s16_16k.wav"), None, 0.25, 0.5)?;
     assert_eq!(part.samples(), &full[4000..12000]);
@@ -186,7 +185,7 @@ fn offset_and_duration_select_frames() -> Result<()> {
 }
 
 #[test]
-fn resampling_matches_sox() -> Result<()> {
+fn resampling_matches_sox() -> TestResult<()> {
     let src = load("b_s16_22050.wav")?;
     let reference = load("b_s16_16k_sox.wav")?;
     let ours = AudioSegment::from_file(wav("b_s16_22050.wav"), Some(16000), 0.0, 0.0)?;
@@ -206,7 +205,7 @@ fn resampling_matches_sox() -> Result<()> {
 }
 
 #[test]
-fn resampling_keeps_a_sine_aligned() -> Result<()> {
+fn resampling_keeps_a_sine_aligned() -> TestResult<()> {
     for (from, to) in [
         (22050u32, 16000u32),
         (8000, 16000),
@@ -233,7 +232,7 @@ fn resampling_keeps_a_sine_aligned() -> Result<()> {
 }
 
 #[test]
-fn audio_errors_name_the_file() -> Result<()> {
+fn audio_errors_name_the_file() -> TestResult<()> {
     let dir = tempfile::tempdir()?;
     let missing = dir.path().join("nope.wav");
     let e = AudioSegment::from_file(&missing, None, 0.0, 0.0).err();
@@ -269,7 +268,7 @@ fn audio_errors_name_the_file() -> Result<()> {
 // manifests
 
 #[test]
-fn manifest_lines_and_paths() -> Result<()> {
+fn manifest_lines_and_paths() -> TestResult<()> {
     let m = Manifest::from_file(fixture("manifests/small.json"))?;
     let lines: Vec<usize> = m.entries().iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![1, 2, 4, 5, 6]);
@@ -299,7 +298,7 @@ fn manifest_errors() {
 // dataset and data layer
 
 #[test]
-fn dataset_normalizes_resamples_and_downmixes() -> Result<()> {
+fn dataset_normalizes_resamples_and_downmixes() -> TestResult<()> {
     let layer = AudioToTextDataLayer::new(config("small.json", 8))?;
     let ds = layer.dataset();
     let texts: Vec<&str> = ds.samples().iter().map(|s| s.text.as_str()).collect();
@@ -331,7 +330,7 @@ fn dataset_normalizes_resamples_and_downmixes() -> Result<()> {
 }
 
 #[test]
-fn char_outside_labels_names_file_line_and_char() -> Result<()> {
+fn char_outside_labels_names_file_line_and_char() -> TestResult<()> {
     let e = err_string(AudioToTextDataLayer::new(config("oov.json", 2)));
     assert!(e.contains("oov.json:2:"), "{e}");
     assert!(e.contains("'1'") && e.contains("room 101"), "{e}");
@@ -347,7 +346,7 @@ fn char_outside_labels_names_file_line_and_char() -> Result<()> {
 }
 
 #[test]
-fn missing_audio_names_manifest_line() -> Result<()> {
+fn missing_audio_names_manifest_line() -> TestResult<()> {
     let e = err_string(AudioToTextDataLayer::new(config("missing_audio.json", 2)));
     assert!(
         e.contains("missing_audio.json:2:") && e.contains("does_not_exist.wav"),
@@ -361,7 +360,7 @@ fn missing_audio_names_manifest_line() -> Result<()> {
 }
 
 #[test]
-fn duration_filters_are_counted() -> Result<()> {
+fn duration_filters_are_counted() -> TestResult<()> {
     let mut c = config("small.json", 2);
     c.min_duration = Some(0.7);
     let s = AudioToTextDataLayer::new(c)?.summary();
@@ -386,7 +385,7 @@ fn duration_filters_are_counted() -> Result<()> {
 }
 
 /// A manifest of `(wav, text)` rows over the fixtures, written to `dir`.
-fn manifest_of(dir: &Path, rows: &[(&str, &str)]) -> Result<PathBuf> {
+fn manifest_of(dir: &Path, rows: &[(&str, &str)]) -> TestResult<PathBuf> {
     let path = dir.join("m.json");
     let mut text = String::new();
     for (name, t) in rows {
@@ -404,7 +403,7 @@ fn manifest_of(dir: &Path, rows: &[(&str, &str)]) -> Result<PathBuf> {
 }
 
 #[test]
-fn unalignable_utterances_are_refused_or_skipped() -> Result<()> {
+fn unalignable_utterances_are_refused_or_skipped() -> TestResult<()> {
     let dir = tempfile::tempdir()?;
     // 0.98 s of audio; 50 CTC steps per second (hop 160, stride 2) give 49 steps.
     let long = "xy".repeat(25); // 50 labels, no repeats
@@ -465,7 +464,7 @@ fn unalignable_utterances_are_refused_or_skipped() -> Result<()> {
 }
 
 #[test]
-fn batches_are_padded() -> Result<()> {
+fn batches_are_padded() -> TestResult<()> {
     let mut c = config("small.json", 2);
     c.pad_id = Some(99);
     let layer = AudioToTextDataLayer::new(c)?;
@@ -510,7 +509,7 @@ fn batches_are_padded() -> Result<()> {
 }
 
 /// A manifest of `n` utterances (all the same file) in `dir`.
-fn many(dir: &Path, n: usize) -> Result<PathBuf> {
+fn many(dir: &Path, n: usize) -> TestResult<PathBuf> {
     let path = dir.join("many.json");
     let audio = wav("c_s16_16k.wav");
     let lines: Vec<String> = (0..n)
@@ -527,7 +526,7 @@ fn many(dir: &Path, n: usize) -> Result<PathBuf> {
 }
 
 #[test]
-fn shuffling_is_seeded_per_epoch() -> Result<()> {
+fn shuffling_is_seeded_per_epoch() -> TestResult<()> {
     let dir = tempfile::tempdir()?;
     let manifest = many(dir.path(), 40)?;
     let make = |seed: u64| {
@@ -555,7 +554,7 @@ fn shuffling_is_seeded_per_epoch() -> Result<()> {
 }
 
 /// A manifest of `n` utterances of durations 0.1·(1 + (i·7 mod n)) seconds in `dir`.
-fn varied(dir: &Path, n: usize) -> Result<PathBuf> {
+fn varied(dir: &Path, n: usize) -> TestResult<PathBuf> {
     let path = dir.join("varied.json");
     let audio = wav("c_s16_16k.wav");
     let lines: Vec<String> = (0..n)
@@ -572,7 +571,7 @@ fn varied(dir: &Path, n: usize) -> Result<PathBuf> {
 }
 
 #[test]
-fn semi_sorted_batches_hold_similar_durations() -> Result<()> {
+fn semi_sorted_batches_hold_similar_durations() -> TestResult<()> {
     let dir = tempfile::tempdir()?;
     let manifest = varied(dir.path(), 43)?;
     let make = |shuffle: bool, semi: bool| {
@@ -619,7 +618,7 @@ fn semi_sorted_batches_hold_similar_durations() -> Result<()> {
 }
 
 #[test]
-fn preload_gives_the_same_batches() -> Result<()> {
+fn preload_gives_the_same_batches() -> TestResult<()> {
     let mut lazy = config("small.json", 2);
     lazy.shuffle = true;
     lazy.seed = 3;
@@ -648,7 +647,7 @@ fn preload_gives_the_same_batches() -> Result<()> {
 }
 
 #[test]
-fn undecodable_audio_at_load() -> Result<()> {
+fn undecodable_audio_at_load() -> TestResult<()> {
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("bad.wav"), b"RIFF....WAVEjunk")?;
     std::fs::copy(wav("c_s16_16k.wav"), dir.path().join("good.wav"))?;
@@ -705,7 +704,7 @@ fn undecodable_audio_at_load() -> Result<()> {
 }
 
 #[test]
-fn config_reads_nemo_yaml() -> Result<()> {
+fn config_reads_nemo_yaml() -> TestResult<()> {
     let yaml = r#"
 manifest_filepath: a.json,b.json
 labels: [" ", "a", "b", "c", "'"]

@@ -8,7 +8,7 @@ mod common;
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use common::{
-    TestResult, assert_close, finite_differences, flat, is_shape_error, second_order, tensor,
+    TestResult, assert_close, finite_differences, is_shape_error, second_order, tensor, to_f64_vec,
 };
 use nemo_asr::kernels::depthwise_conv1d;
 use proptest::prelude::*;
@@ -213,7 +213,7 @@ fn ours_with_grads(cfg: &Cfg, x: &Var, w: &Var, g: &Tensor) -> TestResult<[Vec<f
     let grads = y.mul(g)?.sum_all()?.backward()?;
     let dx = grads.get(x).ok_or("no gradient for x")?;
     let dw = grads.get(w).ok_or("no gradient for w")?;
-    Ok([flat(&y)?, flat(dx)?, flat(dw)?])
+    Ok([to_f64_vec(&y)?, to_f64_vec(dx)?, to_f64_vec(dw)?])
 }
 
 /// Inputs of one configuration: `(x, w, g)`.
@@ -232,7 +232,7 @@ fn depthwise_matches_candle_grouped_conv1d_and_its_autograd() -> TestResult {
 
         let y_ref = x.conv1d(&w, cfg.padding, cfg.stride, cfg.dilation, cfg.c)?;
         assert_eq!(y_ref.dims(), [cfg.b, cfg.c, cfg.t_out()], "{cfg:?}");
-        assert_close(&format!("y {cfg:?}"), &y, &flat(&y_ref)?, 1e-5);
+        assert_close(&format!("y {cfg:?}"), &y, &to_f64_vec(&y_ref)?, 1e-5);
 
         // candle's conv1d backward computes `(T_out − 1)·stride − 2·padding` in `usize` (in
         // `conv_transpose1d`): it overflows, and panics in debug builds, when the padding is
@@ -243,8 +243,8 @@ fn depthwise_matches_candle_grouped_conv1d_and_its_autograd() -> TestResult {
         let grads = y_ref.mul(&g)?.sum_all()?.backward()?;
         let dx_ref = grads.get(&x).ok_or("candle: no gradient for x")?;
         let dw_ref = grads.get(&w).ok_or("candle: no gradient for w")?;
-        assert_close(&format!("dx {cfg:?}"), &dx, &flat(dx_ref)?, 1e-5);
-        assert_close(&format!("dw {cfg:?}"), &dw, &flat(dw_ref)?, 1e-4);
+        assert_close(&format!("dx {cfg:?}"), &dx, &to_f64_vec(dx_ref)?, 1e-5);
+        assert_close(&format!("dw {cfg:?}"), &dw, &to_f64_vec(dw_ref)?, 1e-4);
     }
     Ok(())
 }
@@ -254,7 +254,7 @@ fn depthwise_f64_matches_the_definition() -> TestResult {
     for (i, cfg) in CASES.iter().enumerate() {
         let (x, w, g) = inputs(cfg, 100 + 10 * i as u64, DType::F64)?;
         let [y, dx, dw] = ours_with_grads(cfg, &x, &w, &g)?;
-        let (xv, wv, gv) = (flat(&x)?, flat(&w)?, flat(&g)?);
+        let (xv, wv, gv) = (to_f64_vec(&x)?, to_f64_vec(&w)?, to_f64_vec(&g)?);
         let (dx_ref, dw_ref) = naive_depthwise_grads(cfg, &xv, &wv, &gv);
         assert_close(
             &format!("y {cfg:?}"),
@@ -320,15 +320,15 @@ fn depthwise_gradients_match_finite_differences() -> TestResult {
     for (i, cfg) in cfgs.iter().enumerate() {
         let (x, w, g) = inputs(cfg, 1000 + 10 * i as u64, DType::F64)?;
         let [_, dx, dw] = ours_with_grads(cfg, &x, &w, &g)?;
-        let (xv, wv) = (flat(&x)?, flat(&w)?);
+        let (xv, wv) = (to_f64_vec(&x)?, to_f64_vec(&w)?);
         let loss = |xv: &[f64], wv: &[f64]| -> TestResult<f64> {
             let x = Tensor::from_slice(xv, x.dims(), &Device::Cpu)?;
             let w = Tensor::from_slice(wv, w.dims(), &Device::Cpu)?;
             let y = depthwise_conv1d(&x, &w, cfg.stride, cfg.padding, cfg.dilation)?;
             Ok(y.mul(&g)?.sum_all()?.to_scalar::<f64>()?)
         };
-        let dx_fd = finite_differences(&xv, |xp| loss(xp, &wv))?;
-        let dw_fd = finite_differences(&wv, |wp| loss(&xv, wp))?;
+        let dx_fd = finite_differences(&xv, 1e-6, |xp| loss(xp, &wv))?;
+        let dw_fd = finite_differences(&wv, 1e-6, |wp| loss(&xv, wp))?;
         assert_close(&format!("dx {cfg:?}"), &dx, &dx_fd, 1e-7);
         assert_close(&format!("dw {cfg:?}"), &dw, &dw_fd, 1e-7);
     }
@@ -359,14 +359,14 @@ fn depthwise_second_order_gradients_match_finite_differences() -> TestResult {
         )?)
     };
     let (_, dsx, dsw) = second_order(&op, &x, &w, &g, &h1, &h2)?;
-    let (xv, wv) = (flat(&x)?, flat(&w)?);
+    let (xv, wv) = (to_f64_vec(&x)?, to_f64_vec(&w)?);
     let s = |xv: &[f64], wv: &[f64]| -> TestResult<f64> {
         let x = Var::from_slice(xv, x.dims(), &Device::Cpu)?;
         let w = Var::from_slice(wv, w.dims(), &Device::Cpu)?;
         Ok(second_order(&op, &x, &w, &g, &h1, &h2)?.0)
     };
-    let dsx_fd = finite_differences(&xv, |xp| s(xp, &wv))?;
-    let dsw_fd = finite_differences(&wv, |wp| s(&xv, wp))?;
+    let dsx_fd = finite_differences(&xv, 1e-6, |xp| s(xp, &wv))?;
+    let dsw_fd = finite_differences(&wv, 1e-6, |wp| s(&xv, wp))?;
     assert_close("d²/dx", &dsx, &dsx_fd, 1e-7);
     assert_close("d²/dw", &dsw, &dsw_fd, 1e-7);
     Ok(())
@@ -390,7 +390,7 @@ fn depthwise_accepts_non_contiguous_inputs() -> TestResult {
     assert!(!x.is_contiguous() && !w.is_contiguous());
     let y = depthwise_conv1d(&x, &w, cfg.stride, cfg.padding, cfg.dilation)?;
     let y_ref = depthwise_conv1d(&x.contiguous()?, &w.contiguous()?, 2, 3, 1)?;
-    assert_eq!(flat(&y)?, flat(&y_ref)?);
+    assert_eq!(to_f64_vec(&y)?, to_f64_vec(&y_ref)?);
 
     // Gradients flow back through the implicit copies.
     let xv = Var::from_tensor(&tensor(&[cfg.b, cfg.t, cfg.c], 1, DType::F32)?)?;
@@ -415,11 +415,11 @@ fn depthwise_half_precision_uses_the_candle_fallback() -> TestResult {
         dilation: 1,
     };
     let (x, w, _) = inputs(&cfg, 3, DType::F32)?;
-    let y32 = flat(&depthwise_conv1d(&x, &w, 2, 2, 1)?)?;
+    let y32 = to_f64_vec(&depthwise_conv1d(&x, &w, 2, 2, 1)?)?;
     for dtype in [DType::F16, DType::BF16] {
         let y = depthwise_conv1d(&x.to_dtype(dtype)?, &w.to_dtype(dtype)?, 2, 2, 1)?;
         assert_eq!(y.dtype(), dtype);
-        assert_close(&format!("{dtype:?}"), &flat(&y)?, &y32, 3e-2);
+        assert_close(&format!("{dtype:?}"), &to_f64_vec(&y)?, &y32, 3e-2);
     }
     Ok(())
 }
@@ -436,7 +436,7 @@ fn depthwise_output_length_follows_pytorch() -> TestResult {
     let x = Tensor::ones((1, 1, 3), DType::F32, &Device::Cpu)?;
     let w = Tensor::ones((1, 1, 5), DType::F32, &Device::Cpu)?;
     let y = depthwise_conv1d(&x, &w, 1, 1, 1)?;
-    assert_eq!(flat(&y)?, [3.0]);
+    assert_eq!(to_f64_vec(&y)?, [3.0]);
     // An empty batch gives an empty result.
     let x = Tensor::zeros((0, 2, 10), DType::F32, &Device::Cpu)?;
     let w = Tensor::zeros((2, 1, 3), DType::F32, &Device::Cpu)?;
@@ -477,7 +477,7 @@ fn check_random_case(cfg: Cfg, seed: u64) -> TestResult {
     // f64: exact agreement with the definition, gradients included.
     let (x, w, g) = inputs(&cfg, seed, DType::F64)?;
     let [y, dx, dw] = ours_with_grads(&cfg, &x, &w, &g)?;
-    let (xv, wv, gv) = (flat(&x)?, flat(&w)?, flat(&g)?);
+    let (xv, wv, gv) = (to_f64_vec(&x)?, to_f64_vec(&w)?, to_f64_vec(&g)?);
     let (dx_ref, dw_ref) = naive_depthwise_grads(&cfg, &xv, &wv, &gv);
     assert_close("y", &y, &naive_depthwise(&cfg, &xv, &wv), 1e-12);
     assert_close("dx", &dx, &dx_ref, 1e-12);
@@ -486,7 +486,7 @@ fn check_random_case(cfg: Cfg, seed: u64) -> TestResult {
     let (x, w, _) = inputs(&cfg, seed, DType::F32)?;
     let y = depthwise_conv1d(&x, &w, cfg.stride, cfg.padding, cfg.dilation)?;
     let y_ref = x.conv1d(&w, cfg.padding, cfg.stride, cfg.dilation, cfg.c)?;
-    assert_close("y f32", &flat(&y)?, &flat(&y_ref)?, 1e-5);
+    assert_close("y f32", &to_f64_vec(&y)?, &to_f64_vec(&y_ref)?, 1e-5);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use nemo_asr::modules::*;
 use nemo_asr::preprocessing::AudioToMelSpectrogramPreprocessorConfig;
 use nemo_core::dag::{DataLayer, Graph};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 fn small_manifest() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,7 @@ mod common;
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::{Conv1d, Conv1dConfig, Module};
 use common::{
-    TestResult, assert_close, finite_differences, flat, is_shape_error, second_order, tensor,
+    TestResult, assert_close, finite_differences, is_shape_error, second_order, tensor, to_f64_vec,
 };
 use nemo_asr::Error;
 use nemo_asr::kernels::{add_relu, pointwise_conv1d, time_mask};
@@ -25,14 +25,9 @@ fn pointwise_with_grads(
 ) -> TestResult<[Vec<f64>; 4]> {
     let y = op(x, w, bias)?;
     let grads = y.mul(g)?.sum_all()?.backward()?;
-    let get = |v: &Var| {
-        grads
-            .get(v)
-            .ok_or("missing gradient")
-            .map_err(Box::from)
-            .and_then(flat)
-    };
-    Ok([flat(&y)?, get(x)?, get(w)?, get(bias)?])
+    let get =
+        |v: &Var| -> TestResult<Vec<f64>> { to_f64_vec(grads.get(v).ok_or("missing gradient")?) };
+    Ok([to_f64_vec(&y)?, get(x)?, get(w)?, get(bias)?])
 }
 
 /// The 1×1 convolution through candle's batched matmul, whose autograd is the reference.
@@ -82,14 +77,19 @@ fn pointwise_matches_candle_conv1d_and_matmul_autograd() -> TestResult {
         assert_close(
             &format!("candle_nn {what}"),
             &ours[0],
-            &flat(&conv.forward(&x)?)?,
+            &to_f64_vec(&conv.forward(&x)?)?,
             1e-4,
         );
 
         // Without bias and with a (C_out, C_in) weight.
         let y = pointwise_conv1d(&x, &w.squeeze(2)?, None)?;
         let y_ref = x.conv1d(&w, 0, 1, 1, 1)?;
-        assert_close(&format!("no bias {what}"), &flat(&y)?, &flat(&y_ref)?, 1e-4);
+        assert_close(
+            &format!("no bias {what}"),
+            &to_f64_vec(&y)?,
+            &to_f64_vec(&y_ref)?,
+            1e-4,
+        );
     }
     Ok(())
 }
@@ -108,7 +108,7 @@ fn pointwise_gradients_match_finite_differences() -> TestResult {
         &bias,
         &g,
     )?;
-    let (xv, wv, bv) = (flat(&x)?, flat(&w)?, flat(&bias)?);
+    let (xv, wv, bv) = (to_f64_vec(&x)?, to_f64_vec(&w)?, to_f64_vec(&bias)?);
     let loss = |xv: &[f64], wv: &[f64], bv: &[f64]| -> TestResult<f64> {
         let dev = Device::Cpu;
         let y = pointwise_conv1d(
@@ -121,19 +121,19 @@ fn pointwise_gradients_match_finite_differences() -> TestResult {
     assert_close(
         "dx",
         &dx,
-        &finite_differences(&xv, |p| loss(p, &wv, &bv))?,
+        &finite_differences(&xv, 1e-6, |p| loss(p, &wv, &bv))?,
         1e-7,
     );
     assert_close(
         "dw",
         &dw,
-        &finite_differences(&wv, |p| loss(&xv, p, &bv))?,
+        &finite_differences(&wv, 1e-6, |p| loss(&xv, p, &bv))?,
         1e-7,
     );
     assert_close(
         "db",
         &db,
-        &finite_differences(&bv, |p| loss(&xv, &wv, p))?,
+        &finite_differences(&bv, 1e-6, |p| loss(&xv, &wv, p))?,
         1e-7,
     );
 
@@ -145,7 +145,7 @@ fn pointwise_gradients_match_finite_differences() -> TestResult {
     let h2 = tensor(w.dims(), 6, DType::F64)?;
     let op = |x: &Tensor, w: &Tensor| -> TestResult<Tensor> { Ok(pointwise_conv1d(x, w, None)?) };
     let (_, dsx, dsw) = second_order(&op, &x, &w, &g, &h1, &h2)?;
-    let wv = flat(&w)?;
+    let wv = to_f64_vec(&w)?;
     let s = |xv: &[f64], wv: &[f64]| -> TestResult<f64> {
         let x = Var::from_slice(xv, x.dims(), &Device::Cpu)?;
         let w = Var::from_slice(wv, w.dims(), &Device::Cpu)?;
@@ -154,13 +154,13 @@ fn pointwise_gradients_match_finite_differences() -> TestResult {
     assert_close(
         "d²/dx",
         &dsx,
-        &finite_differences(&xv, |p| s(p, &wv))?,
+        &finite_differences(&xv, 1e-6, |p| s(p, &wv))?,
         1e-7,
     );
     assert_close(
         "d²/dw",
         &dsw,
-        &finite_differences(&wv, |p| s(&xv, p))?,
+        &finite_differences(&wv, 1e-6, |p| s(&xv, p))?,
         1e-7,
     );
     Ok(())
@@ -174,7 +174,12 @@ fn pointwise_half_precision_and_non_contiguous_inputs() -> TestResult {
     let y = pointwise_conv1d(&x, &w, Some(&bias))?;
     let y_ref = Conv1d::new(w.clone(), Some(bias.clone()), Conv1dConfig::default())
         .forward(&x.contiguous()?)?;
-    assert_close("non-contiguous", &flat(&y)?, &flat(&y_ref)?, 1e-5);
+    assert_close(
+        "non-contiguous",
+        &to_f64_vec(&y)?,
+        &to_f64_vec(&y_ref)?,
+        1e-5,
+    );
     for dtype in [DType::F16, DType::BF16] {
         let y = pointwise_conv1d(
             &x.to_dtype(dtype)?,
@@ -182,7 +187,12 @@ fn pointwise_half_precision_and_non_contiguous_inputs() -> TestResult {
             Some(&bias.to_dtype(dtype)?),
         )?;
         assert_eq!(y.dtype(), dtype);
-        assert_close(&format!("{dtype:?}"), &flat(&y)?, &flat(&y_ref)?, 3e-2);
+        assert_close(
+            &format!("{dtype:?}"),
+            &to_f64_vec(&y)?,
+            &to_f64_vec(&y_ref)?,
+            3e-2,
+        );
     }
     Ok(())
 }
@@ -241,24 +251,39 @@ fn check_block_ops(b: usize, c: usize, t: usize, lengths: &[usize], seed: u64) -
 
         let ours = time_mask(&x, lengths)?;
         let theirs = mask_product(&x, lengths)?;
-        assert_close("time_mask y", &flat(&ours)?, &flat(&theirs)?, tol);
+        assert_close(
+            "time_mask y",
+            &to_f64_vec(&ours)?,
+            &to_f64_vec(&theirs)?,
+            tol,
+        );
         let dx = ours.mul(&g)?.sum_all()?.backward()?;
         let dx_ref = theirs.mul(&g)?.sum_all()?.backward()?;
         let (dx, dx_ref) = (
             dx.get(&x).ok_or("no dx")?,
             dx_ref.get(&x).ok_or("no ref dx")?,
         );
-        assert_close("time_mask dx", &flat(dx)?, &flat(dx_ref)?, tol);
+        assert_close("time_mask dx", &to_f64_vec(dx)?, &to_f64_vec(dx_ref)?, tol);
 
         let ours = add_relu(&x, &r)?;
         let theirs = (x.as_tensor() + r.as_tensor())?.relu()?;
-        assert_close("add_relu y", &flat(&ours)?, &flat(&theirs)?, tol);
+        assert_close(
+            "add_relu y",
+            &to_f64_vec(&ours)?,
+            &to_f64_vec(&theirs)?,
+            tol,
+        );
         let grads = ours.mul(&g)?.sum_all()?.backward()?;
         let grads_ref = theirs.mul(&g)?.sum_all()?.backward()?;
         for (name, v) in [("dx", &x), ("dr", &r)] {
             let got = grads.get(v).ok_or(format!("add_relu: no {name}"))?;
             let want = grads_ref.get(v).ok_or(format!("reference: no {name}"))?;
-            assert_close(&format!("add_relu {name}"), &flat(got)?, &flat(want)?, tol);
+            assert_close(
+                &format!("add_relu {name}"),
+                &to_f64_vec(got)?,
+                &to_f64_vec(want)?,
+                tol,
+            );
         }
     }
     Ok(())
@@ -288,20 +313,30 @@ fn time_mask_and_add_relu_gradients_match_finite_differences() -> TestResult {
         let y = add_relu(&time_mask(&x, &lengths)?, &r)?;
         Ok(y.mul(&g)?.sum_all()?.to_scalar::<f64>()?)
     };
-    let (xv, rv) = (flat(&x)?, flat(&r)?);
+    let (xv, rv) = (to_f64_vec(&x)?, to_f64_vec(&r)?);
     // Away from the ReLU's kink, where finite differences are defined.
     let y = add_relu(&time_mask(&x, &lengths)?, &r)?;
     assert!(
-        flat(&y)?
+        to_f64_vec(&y)?
             .iter()
-            .zip(flat(&(time_mask(&x, &lengths)? + r.as_tensor())?)?)
+            .zip(to_f64_vec(&(time_mask(&x, &lengths)? + r.as_tensor())?)?)
             .all(|(_, s)| s.abs() > 1e-4)
     );
     let grads = y.mul(&g)?.sum_all()?.backward()?;
-    let dx_fd = finite_differences(&xv, |xp| loss(xp, &rv))?;
-    let dr_fd = finite_differences(&rv, |rp| loss(&xv, rp))?;
-    assert_close("dx", &flat(grads.get(&x).ok_or("no dx")?)?, &dx_fd, 1e-7);
-    assert_close("dr", &flat(grads.get(&r).ok_or("no dr")?)?, &dr_fd, 1e-7);
+    let dx_fd = finite_differences(&xv, 1e-6, |xp| loss(xp, &rv))?;
+    let dr_fd = finite_differences(&rv, 1e-6, |rp| loss(&xv, rp))?;
+    assert_close(
+        "dx",
+        &to_f64_vec(grads.get(&x).ok_or("no dx")?)?,
+        &dx_fd,
+        1e-7,
+    );
+    assert_close(
+        "dr",
+        &to_f64_vec(grads.get(&r).ok_or("no dr")?)?,
+        &dr_fd,
+        1e-7,
+    );
 
     Ok(())
 }
@@ -330,7 +365,12 @@ fn time_mask_and_add_relu_refuse_bad_shapes() -> TestResult {
     assert!(err.to_string().contains("dtype"), "{err}");
     // Other dtypes take candle's ops.
     let h = add_relu(&x.to_dtype(DType::F16)?, &x.to_dtype(DType::F16)?)?;
-    assert_close("f16", &flat(&h)?, &flat(&(&x + &x)?.relu()?)?, 1e-3);
+    assert_close(
+        "f16",
+        &to_f64_vec(&h)?,
+        &to_f64_vec(&(&x + &x)?.relu()?)?,
+        1e-3,
+    );
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
-type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 /// One case of a `mel_*.json` fixture.
 #[derive(Deserialize)]
@@ -33,7 +33,7 @@ struct Fixture {
     cases: Vec<Case>,
 }
 
-fn load(name: &str) -> std::result::Result<Fixture, Box<dyn std::error::Error>> {
+fn load(name: &str) -> TestResult<Fixture> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
@@ -217,7 +217,7 @@ fn bad_inputs_are_shape_errors() -> TestResult {
     Ok(())
 }
 
-fn config_key_error(json: &str) -> std::result::Result<String, Box<dyn std::error::Error>> {
+fn config_key_error(json: &str) -> TestResult<String> {
     let config: AudioToMelSpectrogramPreprocessorConfig = serde_json::from_str(json)?;
     match config.init() {
         Err(Error::Config { key, .. }) => Ok(key),

@@ -13,13 +13,13 @@ use nemo_core::ForwardCtx;
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig, latest_checkpoint};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-fn tiny_config() -> Result<EncDecCtcModelConfig, Box<dyn std::error::Error>> {
+fn tiny_config() -> TestResult<EncDecCtcModelConfig> {
     let labels = ENGLISH_LABELS.map(String::from);
     let yaml = format!(
         r#"
@@ -39,15 +39,13 @@ decoder: {{feat_in: 128, num_classes: 28}}
     Ok(EncDecCtcModelConfig::from_yaml(&yaml)?)
 }
 
-fn optimizer() -> Result<OptimizerConfig, Box<dyn std::error::Error>> {
+fn optimizer() -> TestResult<OptimizerConfig> {
     Ok(serde_json::from_str(
         r#"{"name": "novograd", "betas": [0.9, 0.5], "weight_decay": 0.0}"#,
     )?)
 }
 
-#[test]
-fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
-    let dev = Device::Cpu;
+nemo_core::test_device!(fn jasper_ctc_learns_the_fixtures_and_resumes_exactly(dev) {
     let manifest = fixtures().join("manifests/small.json");
     let config = tiny_config()?;
     let run = tempfile::tempdir()?;
@@ -57,7 +55,7 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     tcfg.checkpoint_every = Some(80);
 
     // The full run.
-    let model = EncDecCtcModel::new(config.clone(), 7, &dev)?;
+    let model = EncDecCtcModel::new(config.clone(), 7, dev)?;
     let train = train_data_layer(
         &model,
         &manifest,
@@ -74,6 +72,14 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     let first = full.history.first().map(|r| r.loss).unwrap_or(f64::NAN);
     let last = full.history.last().map(|r| r.loss).unwrap_or(f64::NAN);
     assert!(last < first * 0.05, "loss {first} -> {last}: did not learn");
+    assert!(
+        model
+            .params()
+            .tensors()
+            .iter()
+            .all(|(_, t)| t.device().same_device(dev)),
+        "weights left the device"
+    );
     let wer = evaluate(&model, &train)?;
     assert!(
         wer.wer().unwrap_or(1.0) <= 0.25,
@@ -84,12 +90,12 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
     // The saved model directory transcribes the same way.
     let dir = run.path().join("model");
     model.save(&dir)?;
-    let loaded = EncDecCtcModel::load(&dir, &dev)?;
+    let loaded = EncDecCtcModel::load(&dir, dev)?;
     assert_eq!(evaluate(&loaded, &train)?.wer(), wer.wer());
 
     // A fresh model (another seed) resumed from the run's step-80 checkpoint continues exactly as
     // the uninterrupted run did: same weights, optimizer state, data order and augmentation.
-    let model3 = EncDecCtcModel::new(config, 99, &dev)?;
+    let model3 = EncDecCtcModel::new(config, 99, dev)?;
     let mut task3 = SpeechTrainTask::new(&model3, &train, Some(&train), 1)?;
     let mut opt3 = optimizer()?.build(model3.params().trainable_vars())?;
     let resumed_trainer = Trainer::new(tcfg, run.path().join("resumed"))?;
@@ -108,7 +114,7 @@ fn jasper_ctc_learns_the_fixtures_and_resumes_exactly() -> TestResult {
         );
     }
     Ok(())
-}
+});
 
 #[test]
 fn a_corrupt_checkpoint_is_refused_and_the_model_is_untouched() -> TestResult {
@@ -205,7 +211,7 @@ fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResul
     let b = layer.epoch(0, &Device::Cpu).next().ok_or("no batch")??;
     // The loss and each trainable variable's gradient.
     type Pass = (f64, Vec<(String, Vec<f32>)>);
-    let pass = |dtype| -> Result<Pass, Box<dyn std::error::Error>> {
+    let pass = |dtype| -> TestResult<Pass> {
         model.set_compute_dtype(dtype)?;
         let (loss, _) = model.loss(
             &b.audio_signal,
@@ -251,10 +257,16 @@ fn bf16_mixed_precision_gives_f32_gradients_close_to_the_f32_ones() -> TestResul
     Ok(())
 }
 
-#[test]
-fn the_trainer_runs_the_ctc_task_in_bf16() -> TestResult {
+// Mixed precision as each device runs it: f16 with dynamic loss scaling on a GPU (NeMo's AMP
+// O1), bf16 on the CPU (no f16 matmul kernels worth using there).
+nemo_core::test_device!(fn the_trainer_runs_the_ctc_task_in_mixed_precision(dev) {
+    let (mode, dtype) = if dev.is_cuda() {
+        ("f16", candle_core::DType::F16)
+    } else {
+        ("bf16", candle_core::DType::BF16)
+    };
     let config = tiny_config()?;
-    let model = EncDecCtcModel::new(config.clone(), 7, &Device::Cpu)?;
+    let model = EncDecCtcModel::new(config.clone(), 7, dev)?;
     let train = train_data_layer(
         &model,
         &fixtures().join("manifests/small.json"),
@@ -268,20 +280,22 @@ fn the_trainer_runs_the_ctc_task_in_bf16() -> TestResult {
     let mut opt = optimizer()?.build(model.params().trainable_vars())?;
     let mut tcfg = TrainerConfig::new(40);
     tcfg.progress = false;
-    tcfg.precision = serde_json::from_str(r#"{"mode": "bf16"}"#)?;
+    tcfg.precision = serde_json::from_str(&format!(r#"{{"mode": "{mode}"}}"#))?;
     let run = tempfile::tempdir()?;
     let schedule = LrSchedule::new(LrPolicy::CosineAnnealing, 0.02).with_warmup_steps(5);
     let summary = Trainer::new(tcfg, run.path())?.fit(&mut task, opt.as_mut(), &schedule, 0)?;
-    assert_eq!(model.compute_dtype(), candle_core::DType::BF16);
+    assert_eq!(model.compute_dtype(), dtype);
     let first = summary.history.first().map_or(f64::NAN, |r| r.loss);
     let last = summary.history.last().map_or(f64::NAN, |r| r.loss);
-    assert!(
-        summary.history.iter().all(|r| !r.skipped),
-        "bf16 needs no loss scaling"
-    );
+    if mode == "bf16" {
+        assert!(
+            summary.history.iter().all(|r| !r.skipped),
+            "bf16 needs no loss scaling"
+        );
+    }
     assert!(
         last < first * 0.5,
-        "loss {first} -> {last}: did not learn in bf16"
+        "loss {first} -> {last}: did not learn in {mode}"
     );
     // Master weights stay f32.
     assert!(
@@ -292,4 +306,4 @@ fn the_trainer_runs_the_ctc_task_in_bf16() -> TestResult {
             .all(|(_, t)| t.dtype() == candle_core::DType::F32)
     );
     Ok(())
-}
+});

@@ -16,7 +16,7 @@ use nemo_core::ForwardCtx;
 use nemo_core::config::{BuiltModel, ModelConfig};
 use nemo_core::params::Parameters;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -27,8 +27,7 @@ fn graph_path() -> PathBuf {
 }
 
 /// The typed model of `configs/an4_small.yaml` with seed 7 and the first fixture batch.
-fn typed_model_and_batch() -> Result<(EncDecCtcModel, AudioToTextBatch), Box<dyn std::error::Error>>
-{
+fn typed_model_and_batch() -> TestResult<(EncDecCtcModel, AudioToTextBatch)> {
     let config = EncDecCtcModelConfig::from_yaml_file(&repo().join("configs/an4_small.yaml"))?;
     let model = EncDecCtcModel::new(config, 7, &Device::Cpu)?;
     let manifest =
@@ -49,9 +48,7 @@ fn graph_inputs(batch: &AudioToTextBatch) -> HashMap<String, Tensor> {
 
 /// The graph model with the typed model's weights (through a safetensors file). Its nodes have
 /// the typed model's module names, so a `ForwardCtx` gives both the same random draws.
-fn graph_like(
-    typed: &EncDecCtcModel,
-) -> Result<(BuiltModel, Parameters), Box<dyn std::error::Error>> {
+fn graph_like(typed: &EncDecCtcModel) -> TestResult<(BuiltModel, Parameters)> {
     nemo_asr::registry::ensure_registered();
     let config = ModelConfig::from_yaml_file(graph_path())?;
     let params = Parameters::new();
@@ -136,7 +133,7 @@ fn the_graph_gives_the_typed_models_loss_in_eval_and_training_mode() -> TestResu
 }
 
 /// Builds the shipped config with one line replaced; the build's error message.
-fn miswired(from: &str, to: &str) -> Result<String, Box<dyn std::error::Error>> {
+fn miswired(from: &str, to: &str) -> TestResult<String> {
     nemo_asr::registry::ensure_registered();
     let text = std::fs::read_to_string(graph_path())?;
     assert!(
@@ -247,7 +244,7 @@ fn a_yaml_model_trains_evaluates_and_infers_through_the_graph_actions() -> TestR
         .handle("decoder.logprobs")
         .ok_or("no logprobs")?
         .clone();
-    let eval_loss = |graph: &Graph| -> Result<f64, Box<dyn std::error::Error>> {
+    let eval_loss = |graph: &Graph| -> TestResult<f64> {
         let mut mean = BatchMean::new("loss", 0);
         let out = graph.eval(std::slice::from_ref(&loss), &mut [&mut mean])?;
         Ok(*out.get("loss").ok_or("no mean")?)

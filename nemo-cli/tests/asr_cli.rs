@@ -9,14 +9,20 @@ use std::process::{Command, Output};
 use candle_core::Tensor;
 use nemo_asr::data::ENGLISH_LABELS;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../nemo-asr/tests/fixtures")
 }
 
+/// Runs `nemo-asr`: `$NEMO_ASR_BIN` (the packed binary on the GPU machine, `scripts/gpu_run.sh`),
+/// else the one cargo built for this test.
 fn nemo_asr(args: &[&str]) -> Result<Output, std::io::Error> {
-    Command::new(env!("CARGO_BIN_EXE_nemo-asr"))
+    let bin = std::env::var_os("NEMO_ASR_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_nemo-asr")),
+        PathBuf::from,
+    );
+    Command::new(bin)
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
@@ -317,5 +323,64 @@ fn an_unknown_or_missing_device_is_refused_before_any_work() -> TestResult {
             "{err}"
         );
     }
+    Ok(())
+}
+
+/// The percentage on the `WER: <p>%` last line of `eval`.
+#[cfg(feature = "cuda")]
+fn wer_of(out: &Output) -> TestResult<f64> {
+    let stdout = ok(out)?;
+    let last = last_line(&stdout);
+    Ok(last
+        .strip_prefix("WER: ")
+        .and_then(|w| w.strip_suffix('%'))
+        .ok_or_else(|| format!("last line `{last}`"))?
+        .parse()?)
+}
+
+/// Trained on CUDA (`--device cuda`), the model evaluates alike on the GPU and the CPU. Built
+/// with the `cuda` feature only (`scripts/gpu_build.sh`, then `scripts/gpu_run.sh` on the GPU
+/// machine).
+#[cfg(feature = "cuda")]
+#[test]
+fn the_cli_trains_on_cuda_and_the_model_evaluates_alike_on_gpu_and_cpu() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("ctc.yaml");
+    std::fs::write(
+        &config,
+        ctc_config(64).replace("max_steps: 80", "max_steps: 120"),
+    )?;
+    let manifest = fixtures().join("manifests/small.json");
+    let manifest = manifest.to_str().ok_or("fixture path")?;
+    let model = dir.path().join("model");
+    let model = model.to_str().ok_or("temp path")?;
+    let config = config.to_str().ok_or("temp path")?;
+    let mut args = vec!["--device", "cuda"];
+    args.extend(["train", "--config", config, "--train-manifest", manifest]);
+    args.extend(["--val-manifest", manifest, "--out", model, "--no-progress"]);
+    let stdout = ok(&nemo_asr(&args)?)?;
+    assert!(last_line(&stdout).starts_with("dev WER: "), "{stdout}");
+    let eval = |device: &str| -> TestResult<f64> {
+        let args = [
+            "--device",
+            device,
+            "eval",
+            "--model",
+            model,
+            "--manifest",
+            manifest,
+        ];
+        wer_of(&nemo_asr(&args)?)
+    };
+    let (on_gpu, on_cpu) = (eval("cuda")?, eval("cpu")?);
+    assert!(
+        on_gpu <= 25.0,
+        "the CUDA-trained model did not learn: WER {on_gpu}%"
+    );
+    // Other kernels, other rounding: greedy decoding may flip a rare frame, not a transcript.
+    assert!(
+        (on_gpu - on_cpu).abs() <= 5.0,
+        "WER {on_gpu}% on CUDA, {on_cpu}% on the CPU"
+    );
     Ok(())
 }

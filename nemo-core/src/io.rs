@@ -111,7 +111,7 @@ mod tests {
 
     use super::*;
 
-    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+    use crate::testing::TestResult;
 
     /// Version `v` of the file: 256 KiB of the byte `v`, long enough that interleaved writes
     /// through one temporary file would mix versions.

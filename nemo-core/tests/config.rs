@@ -139,13 +139,13 @@ connections:
 outputs: [loss.loss, add.y]
 ";
 
-type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 /// A built chain's node order and output.
 type ChainRun = (Vec<String>, Vec<Vec<f32>>);
 
 /// Builds `text`; the error, if any, as a [`ConfigError`].
-fn build_err(text: &str) -> std::result::Result<Box<ConfigError>, Box<dyn std::error::Error>> {
+fn build_err(text: &str) -> TestResult<Box<ConfigError>> {
     let params = Parameters::new();
     let built = ModelConfig::from_yaml_str(text).and_then(|c| c.build(&params, &Device::Cpu));
     match built {
@@ -402,7 +402,7 @@ fn build_options_set_dtype() -> TestResult {
 }
 
 /// A chain of `n` affine modules behind an adder, as a config with modules in the given order.
-fn chain_config(order: &[usize]) -> std::result::Result<ModelConfig, Box<dyn std::error::Error>> {
+fn chain_config(order: &[usize]) -> TestResult<ModelConfig> {
     let mut text = String::from("inputs: {x: \"(B, D: 2) Channel\"}\nmodules:\n");
     for &i in order {
         text.push_str(&format!(
@@ -428,7 +428,7 @@ proptest! {
     fn any_module_order_builds_the_same_graph(
         order in Just((0..6).collect::<Vec<usize>>()).prop_shuffle()
     ) {
-        let run = |order: &[usize]| -> std::result::Result<ChainRun, Box<dyn std::error::Error>> {
+        let run = |order: &[usize]| -> TestResult<ChainRun> {
             let model = chain_config(order)?.build(&Parameters::new(), &Device::Cpu)?;
             let names = model.node_names().iter().map(|s| s.to_string()).collect();
             let out = model.forward(&inputs()?)?;

@@ -3,6 +3,7 @@
 //! and f16 mixed precision with dynamic loss scaling on CUDA against the same run in f32.
 #![cfg(feature = "cuda")]
 
+use nemo_core::testing::TestResult;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,14 +15,12 @@ use nemo_core::params::Parameters;
 use nemo_core::train::{MixedPrecision, PrecisionMode, TrainTask, Trainer, TrainerConfig};
 use nemo_core::tutorials::*;
 
-type Res<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-fn cuda() -> Res<Device> {
+fn cuda() -> TestResult<Device> {
     Ok(Device::new_cuda(0)?)
 }
 
 #[test]
-fn dag_tutorial_trains_on_cuda() -> Res<()> {
+fn dag_tutorial_trains_on_cuda() -> TestResult<()> {
     let dev = cuda()?;
     let graph = Graph::new();
     let vb = graph.params().var_builder(DType::F32, &dev);
@@ -67,7 +66,7 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(dev: &Device) -> Res<Self> {
+    fn new(dev: &Device) -> TestResult<Self> {
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, dev);
         let init = candle_nn::init::Init::Randn {
@@ -116,7 +115,7 @@ impl TrainTask for Mlp {
 }
 
 #[test]
-fn f16_mixed_precision_trains_on_cuda_like_f32() -> Res<()> {
+fn f16_mixed_precision_trains_on_cuda_like_f32() -> TestResult<()> {
     let dev = cuda()?;
     let mut finals = Vec::new();
     for mode in [PrecisionMode::F32, PrecisionMode::F16] {

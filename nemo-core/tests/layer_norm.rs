@@ -11,97 +11,15 @@ use nemo_core::nn::{LayerNorm, LayerNormConfig, layer_norm};
 use nemo_core::params::Parameters;
 use proptest::prelude::*;
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+use nemo_core::testing::{
+    Op, TestResult, assert_close_scaled, check_gradients, input_gradients, to_f64_vec,
+    uniform_tensor,
+};
 
-/// An op under test on a list of input tensors.
-type Op<'a> = &'a dyn Fn(&[Tensor]) -> TestResult<Tensor>;
-
-/// Deterministic pseudo-random values in `[-1, 1)` (a 64-bit LCG).
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-/// `scale · values + offset` as a tensor of `shape` and `dtype`.
+/// `scale · u + offset` for seeded `u` uniform in `[-1, 1)`, as a tensor of `shape` and `dtype`.
 fn tensor(shape: &[usize], seed: u64, scale: f64, offset: f64, dtype: DType) -> TestResult<Tensor> {
-    let n = shape.iter().product();
-    let v: Vec<f64> = values(n, seed).iter().map(|x| x * scale + offset).collect();
-    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)?)
-}
-
-fn flat(t: &Tensor) -> TestResult<Vec<f64>> {
-    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
-}
-
-/// Asserts `|a − b| ≤ tol·max(1, max|b|)` element-wise.
-fn assert_close(what: &str, a: &[f64], b: &[f64], tol: f64) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= tol * scale,
-            "{what}: element {i}: {x} vs {y} (tolerance {tol} × {scale})"
-        );
-    }
-}
-
-/// `L = Σ up ⊙ f(inputs)`.
-fn loss(f: Op, inputs: &[Tensor], up: &Tensor) -> TestResult<Tensor> {
-    Ok((f(inputs)? * up)?.sum_all()?)
-}
-
-/// `∂L/∂input` for every input, by candle's autograd.
-fn autograd(f: Op, inputs: &[Tensor], up: &Tensor) -> TestResult<Vec<Vec<f64>>> {
-    let vars: Vec<Var> = inputs
-        .iter()
-        .map(Var::from_tensor)
-        .collect::<Result<_, _>>()?;
-    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let grads = loss(f, &tensors, up)?.backward()?;
-    vars.iter()
-        .map(|v| flat(grads.get(v.as_tensor()).ok_or("an input got no gradient")?))
-        .collect()
-}
-
-/// `∂L/∂input` for every input, by central differences with step `h`.
-fn finite_differences(f: Op, inputs: &[Tensor], up: &Tensor, h: f64) -> TestResult<Vec<Vec<f64>>> {
-    let mut out = Vec::new();
-    for k in 0..inputs.len() {
-        let base = flat(&inputs[k])?;
-        let mut grad = Vec::with_capacity(base.len());
-        for i in 0..base.len() {
-            let at = |delta: f64| -> TestResult<f64> {
-                let mut v = base.clone();
-                v[i] += delta;
-                let mut moved = inputs.to_vec();
-                moved[k] = Tensor::from_vec(v, inputs[k].shape(), &Device::Cpu)?;
-                Ok(loss(f, &moved, up)?.to_scalar::<f64>()?)
-            };
-            grad.push((at(h)? - at(-h)?) / (2.0 * h));
-        }
-        out.push(grad);
-    }
-    Ok(out)
-}
-
-/// The gradients of `f` at `inputs` (all `f64`) by autograd against finite differences.
-fn check_gradients(what: &str, f: Op, inputs: &[Tensor], out_shape: &[usize]) -> TestResult {
-    let up = tensor(out_shape, 99, 1.0, 0.0, DType::F64)?;
-    let ours = autograd(f, inputs, &up)?;
-    let numeric = finite_differences(f, inputs, &up, 1e-6)?;
-    for (k, (a, n)) in ours.iter().zip(&numeric).enumerate() {
-        assert_close(&format!("{what}, input {k}"), a, n, 1e-6);
-    }
-    Ok(())
+    let u = uniform_tensor(shape, seed, DType::F64, &Device::Cpu)?;
+    Ok(u.affine(scale, offset)?.to_dtype(dtype)?)
 }
 
 #[test]
@@ -120,7 +38,7 @@ fn gradients_match_finite_differences_in_f64() -> TestResult {
         ];
         let ln =
             |t: &[Tensor]| -> TestResult<Tensor> { Ok(layer_norm(&t[0], &t[1], &t[2], 1e-5)?) };
-        check_gradients(&format!("rank {}", shape.len()), &ln, &inputs, shape)?;
+        check_gradients(&format!("rank {}", shape.len()), &ln, &inputs, shape, 1e-6)?;
     }
     // A permuted, non-contiguous input, far from zero.
     let inputs = [
@@ -133,7 +51,7 @@ fn gradients_match_finite_differences_in_f64() -> TestResult {
         assert!(!x.is_contiguous());
         Ok(layer_norm(&x, &t[1], &t[2], 1e-5)?)
     };
-    check_gradients("non-contiguous", &permuted, &inputs, &[2, 3, 7])?;
+    check_gradients("non-contiguous", &permuted, &inputs, &[2, 3, 7], 1e-6)?;
     Ok(())
 }
 
@@ -141,8 +59,8 @@ fn gradients_match_finite_differences_in_f64() -> TestResult {
 fn run_f32(f: Op, x: &Tensor, w: &Tensor, b: &Tensor) -> TestResult<Vec<Vec<f64>>> {
     let up = tensor(x.dims(), 7, 1.0, 0.0, DType::F32)?;
     let inputs = [x.clone(), w.clone(), b.clone()];
-    let mut out = vec![flat(&f(&inputs)?)?];
-    out.extend(autograd(f, &inputs, &up)?);
+    let mut out = vec![to_f64_vec(&f(&inputs)?)?];
+    out.extend(input_gradients(f, &inputs, &up)?);
     Ok(out)
 }
 
@@ -168,7 +86,7 @@ fn forward_and_gradients_match_candles_composed_ops_in_f32() -> TestResult {
         let a = run_f32(&ours, &x, &w, &b)?;
         let r = run_f32(&candle_composed, &x, &w, &b)?;
         for (name, (p, q)) in ["y", "dx", "dweight", "dbias"].iter().zip(a.iter().zip(&r)) {
-            assert_close(&format!("{shape:?} {name}"), p, q, 2e-5);
+            assert_close_scaled(&format!("{shape:?} {name}"), p, q, 2e-5);
         }
     }
     Ok(())
@@ -182,7 +100,7 @@ fn half_precision_computes_in_f32() -> TestResult {
     for (dtype, tol) in [(DType::F16, 4e-3), (DType::BF16, 3e-2)] {
         let x = x32.to_dtype(dtype)?;
         // The reference: the f32 kernel on the same (rounded) input.
-        let expected = flat(&layer_norm(&x.to_dtype(DType::F32)?, &w32, &b32, 1e-5)?)?;
+        let expected = to_f64_vec(&layer_norm(&x.to_dtype(DType::F32)?, &w32, &b32, 1e-5)?)?;
         // Parameters in f32 (mixed precision) or in the input's dtype.
         for (w, b) in [
             (w32.clone(), b32.clone()),
@@ -192,7 +110,7 @@ fn half_precision_computes_in_f32() -> TestResult {
             let wv = Var::from_tensor(&w)?;
             let y = layer_norm(xv.as_tensor(), wv.as_tensor(), &b, 1e-5)?;
             assert_eq!(y.dtype(), dtype);
-            assert_close(&format!("{dtype:?}"), &flat(&y)?, &expected, tol);
+            assert_close_scaled(&format!("{dtype:?}"), &to_f64_vec(&y)?, &expected, tol);
             let grads = y.to_dtype(DType::F32)?.sum_all()?.backward()?;
             let gw = grads.get(wv.as_tensor()).ok_or("no weight gradient")?;
             assert_eq!(gw.dtype(), w.dtype());
@@ -267,16 +185,16 @@ proptest! {
             let b = tensor(&[last], seed + 2, 1.0, 0.0, DType::F64)?;
             let up = tensor(&shape, seed + 3, 1.0, 0.0, DType::F64)?;
             let inputs = [x.clone(), w.clone(), b.clone()];
-            let a = autograd(&ours, &inputs, &up)?;
-            let r = autograd(&candle_composed, &inputs, &up)?;
+            let a = input_gradients(&ours, &inputs, &up)?;
+            let r = input_gradients(&candle_composed, &inputs, &up)?;
             for (p, q) in a.iter().zip(&r) {
-                assert_close("f64 gradient", p, q, 1e-9);
+                assert_close_scaled("f64 gradient", p, q, 1e-9);
             }
-            assert_close("f64 forward", &flat(&ours(&inputs)?)?, &flat(&candle_composed(&inputs)?)?, 1e-10);
+            assert_close_scaled("f64 forward", &to_f64_vec(&ours(&inputs)?)?, &to_f64_vec(&candle_composed(&inputs)?)?, 1e-10);
             // The f32 kernel against the f64 reference of the same rounded inputs.
             let inputs32: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F32)).collect::<Result<_, _>>()?;
             let rounded: Vec<Tensor> = inputs32.iter().map(|t| t.to_dtype(DType::F64)).collect::<Result<_, _>>()?;
-            assert_close("f32 forward", &flat(&ours(&inputs32)?)?, &flat(&candle_composed(&rounded)?)?, 2e-5);
+            assert_close_scaled("f32 forward", &to_f64_vec(&ours(&inputs32)?)?, &to_f64_vec(&candle_composed(&rounded)?)?, 2e-5);
             Ok(())
         };
         prop_assert!(check().is_ok(), "{:?}", check().err());

@@ -16,7 +16,7 @@ use nemo_core::optim::{
 };
 use serde::Deserialize;
 
-type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 const NOTHING_FROZEN: &dyn Fn(&str) -> bool = &|_| false;
 
@@ -261,7 +261,7 @@ struct ScheduleCase {
     lr: Vec<f64>,
 }
 
-fn fixture() -> std::result::Result<Fixture, Box<dyn std::error::Error>> {
+fn fixture() -> TestResult<Fixture> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/optim.json");
     Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
 }

@@ -10,94 +10,14 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use nemo_core::nn::softmax;
 use proptest::prelude::*;
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+use nemo_core::testing::{
+    TestResult, assert_close_scaled, check_gradients, input_gradients, to_f64_vec, uniform_tensor,
+};
 
-/// An op under test on a list of input tensors.
-type Op<'a> = &'a dyn Fn(&[Tensor]) -> TestResult<Tensor>;
-
-/// Deterministic pseudo-random values in `[-1, 1)` (a 64-bit LCG).
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
-
+/// `scale · u` for seeded `u` uniform in `[-1, 1)`, as a tensor of `shape` and `dtype`.
 fn tensor(shape: &[usize], seed: u64, scale: f64, dtype: DType) -> TestResult<Tensor> {
-    let n = shape.iter().product();
-    let v: Vec<f64> = values(n, seed).iter().map(|x| x * scale).collect();
-    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)?)
-}
-
-fn flat(t: &Tensor) -> TestResult<Vec<f64>> {
-    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
-}
-
-/// Asserts `|a − b| ≤ tol·max(1, max|b|)` element-wise.
-fn assert_close(what: &str, a: &[f64], b: &[f64], tol: f64) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= tol * scale,
-            "{what}: element {i}: {x} vs {y} (tolerance {tol} × {scale})"
-        );
-    }
-}
-
-fn loss(f: Op, inputs: &[Tensor], up: &Tensor) -> TestResult<Tensor> {
-    Ok((f(inputs)? * up)?.sum_all()?)
-}
-
-/// `∂L/∂input` for every input of `L = Σ up ⊙ f(inputs)`, by candle's autograd.
-fn autograd(f: Op, inputs: &[Tensor], up: &Tensor) -> TestResult<Vec<Vec<f64>>> {
-    let vars: Vec<Var> = inputs
-        .iter()
-        .map(Var::from_tensor)
-        .collect::<Result<_, _>>()?;
-    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let grads = loss(f, &tensors, up)?.backward()?;
-    vars.iter()
-        .map(|v| flat(grads.get(v.as_tensor()).ok_or("an input got no gradient")?))
-        .collect()
-}
-
-/// The same by central differences with step `h`.
-fn finite_differences(f: Op, inputs: &[Tensor], up: &Tensor, h: f64) -> TestResult<Vec<Vec<f64>>> {
-    let mut out = Vec::new();
-    for k in 0..inputs.len() {
-        let base = flat(&inputs[k])?;
-        let mut grad = Vec::with_capacity(base.len());
-        for i in 0..base.len() {
-            let at = |delta: f64| -> TestResult<f64> {
-                let mut v = base.clone();
-                v[i] += delta;
-                let mut moved = inputs.to_vec();
-                moved[k] = Tensor::from_vec(v, inputs[k].shape(), &Device::Cpu)?;
-                Ok(loss(f, &moved, up)?.to_scalar::<f64>()?)
-            };
-            grad.push((at(h)? - at(-h)?) / (2.0 * h));
-        }
-        out.push(grad);
-    }
-    Ok(out)
-}
-
-fn check_gradients(what: &str, f: Op, inputs: &[Tensor], out_shape: &[usize]) -> TestResult {
-    let up = tensor(out_shape, 99, 1.0, DType::F64)?;
-    let ours = autograd(f, inputs, &up)?;
-    let numeric = finite_differences(f, inputs, &up, 1e-6)?;
-    for (k, (a, n)) in ours.iter().zip(&numeric).enumerate() {
-        assert_close(&format!("{what}, input {k}"), a, n, 1e-7);
-    }
-    Ok(())
+    let u = uniform_tensor(shape, seed, DType::F64, &Device::Cpu)?;
+    Ok(u.affine(scale, 0.0)?.to_dtype(dtype)?)
 }
 
 #[test]
@@ -116,6 +36,7 @@ fn gradients_match_finite_differences_in_f64() -> TestResult {
             &plain,
             std::slice::from_ref(&x),
             shape,
+            1e-7,
         )?;
         // A mask broadcast over every axis but the first and the last, itself differentiated.
         let mut mshape = vec![1; shape.len()];
@@ -127,6 +48,7 @@ fn gradients_match_finite_differences_in_f64() -> TestResult {
             &masked,
             &[x, mask],
             shape,
+            1e-7,
         )?;
     }
     // A transposed (non-contiguous) input, and a mask read through strides (its last axis is
@@ -141,7 +63,7 @@ fn gradients_match_finite_differences_in_f64() -> TestResult {
         assert!(!x.is_contiguous() && !m.is_contiguous());
         Ok(softmax(&x, Some(&m))?)
     };
-    check_gradients("strided", &strided, &inputs, &[2, 3, 7])?;
+    check_gradients("strided", &strided, &inputs, &[2, 3, 7], 1e-7)?;
     Ok(())
 }
 
@@ -171,19 +93,19 @@ fn attention_shapes_match_candles_composed_ops_in_f32() -> TestResult {
     };
     let up = tensor(&[b, h, t, t], 2, 1.0, DType::F32)?;
     let inputs = [scores];
-    assert_close(
+    assert_close_scaled(
         "forward",
-        &flat(&ours(&inputs)?)?,
-        &flat(&composed(&inputs)?)?,
+        &to_f64_vec(&ours(&inputs)?)?,
+        &to_f64_vec(&composed(&inputs)?)?,
         1e-6,
     );
     let (a, r) = (
-        autograd(&ours, &inputs, &up)?,
-        autograd(&composed, &inputs, &up)?,
+        input_gradients(&ours, &inputs, &up)?,
+        input_gradients(&composed, &inputs, &up)?,
     );
-    assert_close("gradient", &a[0], &r[0], 1e-6);
+    assert_close_scaled("gradient", &a[0], &r[0], 1e-6);
     // Masked entries are exactly 0, as candle's exp(−10000) is.
-    let y = flat(&ours(&inputs)?)?;
+    let y = to_f64_vec(&ours(&inputs)?)?;
     assert_eq!(y[t - 1], 0.0);
     Ok(())
 }
@@ -194,7 +116,7 @@ fn half_precision_computes_in_f32() -> TestResult {
     let m32 = tensor(&[3, 1, 50], 6, 2.0, DType::F32)?;
     for (dtype, tol) in [(DType::F16, 2e-3), (DType::BF16, 1e-2)] {
         let x = x32.to_dtype(dtype)?;
-        let expected = flat(&softmax(
+        let expected = to_f64_vec(&softmax(
             &x.to_dtype(DType::F32)?,
             Some(&m32.to_dtype(dtype)?.to_dtype(DType::F32)?),
         )?)?;
@@ -202,7 +124,7 @@ fn half_precision_computes_in_f32() -> TestResult {
         // An f32 mask is cast to the input's dtype.
         let y = softmax(xv.as_tensor(), Some(&m32))?;
         assert_eq!(y.dtype(), dtype);
-        assert_close(&format!("{dtype:?}"), &flat(&y)?, &expected, tol);
+        assert_close_scaled(&format!("{dtype:?}"), &to_f64_vec(&y)?, &expected, tol);
         let up = tensor(&[3, 4, 50], 7, 1.0, dtype)?;
         let grads = (y * up)?.sum_all()?.backward()?;
         let g = grads.get(xv.as_tensor()).ok_or("no gradient")?;
@@ -246,18 +168,18 @@ proptest! {
                 Ok(candle_nn::ops::softmax(&t[0].broadcast_add(&t[1])?, D::Minus1)?)
             };
             let inputs = [x, m];
-            let (a, r) = (autograd(&ours, &inputs, &up)?, autograd(&composed, &inputs, &up)?);
-            assert_close("f64 input gradient", &a[0], &r[0], 1e-12);
-            assert_close("f64 mask gradient", &a[1], &r[1], 1e-12);
-            let reference = flat(&composed(&inputs)?)?;
-            assert_close("f64 forward", &flat(&ours(&inputs)?)?, &reference, 1e-14);
+            let (a, r) = (input_gradients(&ours, &inputs, &up)?, input_gradients(&composed, &inputs, &up)?);
+            assert_close_scaled("f64 input gradient", &a[0], &r[0], 1e-12);
+            assert_close_scaled("f64 mask gradient", &a[1], &r[1], 1e-12);
+            let reference = to_f64_vec(&composed(&inputs)?)?;
+            assert_close_scaled("f64 forward", &to_f64_vec(&ours(&inputs)?)?, &reference, 1e-14);
             // The f32 kernel against the f64 reference of the same rounded inputs.
             let inputs32: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F32)).collect::<Result<_, _>>()?;
             let rounded: Vec<Tensor> = inputs32.iter().map(|t| t.to_dtype(DType::F64)).collect::<Result<_, _>>()?;
-            assert_close("f32 forward", &flat(&ours(&inputs32)?)?, &flat(&composed(&rounded)?)?, 1e-6);
-            let plain = flat(&softmax(&inputs[0], None)?)?;
-            let plain_ref = flat(&candle_nn::ops::softmax(&inputs[0], D::Minus1)?)?;
-            assert_close("f64 forward without mask", &plain, &plain_ref, 1e-14);
+            assert_close_scaled("f32 forward", &to_f64_vec(&ours(&inputs32)?)?, &to_f64_vec(&composed(&rounded)?)?, 1e-6);
+            let plain = to_f64_vec(&softmax(&inputs[0], None)?)?;
+            let plain_ref = to_f64_vec(&candle_nn::ops::softmax(&inputs[0], D::Minus1)?)?;
+            assert_close_scaled("f64 forward without mask", &plain, &plain_ref, 1e-14);
             Ok(())
         };
         prop_assert!(check().is_ok(), "{:?} / {:?}: {:?}", shape, mshape, check().err());

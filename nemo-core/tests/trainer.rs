@@ -15,29 +15,22 @@ use candle_core::{DType, Device, Tensor};
 use nemo_core::ForwardCtx;
 use nemo_core::optim::{AdamWConfig, LrSchedule, Optimizer, OptimizerConfig, SgdConfig};
 use nemo_core::params::Parameters;
+use nemo_core::testing::{TestResult, uniform_values};
 #[cfg(feature = "plot")]
 use nemo_core::train::plot::{curves_size, default_font_paths};
 use nemo_core::train::{
     Callback, MixedPrecision, PrecisionMode, StepRecord, TrainTask, Trainer, TrainerConfig,
 };
 
-type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
-type Res<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
 const SAMPLES: usize = 64;
 const D_IN: usize = 4;
 const HIDDEN: usize = 16;
 
-/// Deterministic values in `[-1, 1)` (a 64-bit LCG).
-fn lcg(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
+/// Seeded values uniform in `[-1, 1)`.
+fn seeded(n: usize, seed: u64) -> Vec<f32> {
+    uniform_values(n, seed)
+        .into_iter()
+        .map(|v| v as f32)
         .collect()
 }
 
@@ -62,7 +55,7 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(seed: u64, micro_batch: usize, batches_per_step: usize) -> Res<Self> {
+    fn new(seed: u64, micro_batch: usize, batches_per_step: usize) -> TestResult<Self> {
         let dev = Device::Cpu;
         let params = Parameters::new();
         let vb = params.var_builder(DType::F32, &dev);
@@ -72,13 +65,13 @@ impl Mlp {
         let b_w = vb.pp("b").get_with_hints((1, HIDDEN), "weight", zero)?;
         let b_b = vb.pp("b").get_with_hints(1, "bias", zero)?;
         for (i, (_, var)) in params.named_vars().into_iter().enumerate() {
-            let values: Vec<f32> = lcg(var.elem_count(), seed * 100 + i as u64)
+            let values: Vec<f32> = seeded(var.elem_count(), seed * 100 + i as u64)
                 .into_iter()
                 .map(|v| v * 0.7)
                 .collect();
             var.set(&Tensor::from_vec(values, var.shape(), &dev)?)?;
         }
-        let xs = Tensor::from_vec(lcg(SAMPLES * D_IN, 7), (SAMPLES, D_IN), &dev)?;
+        let xs = Tensor::from_vec(seeded(SAMPLES * D_IN, 7), (SAMPLES, D_IN), &dev)?;
         // A smooth target: y = sin(x0 + 0.5 x1) - 0.5 x2 x3.
         let cols: Vec<Vec<f32>> = xs.to_vec2()?;
         let ys: Vec<f32> = cols
@@ -125,7 +118,7 @@ impl Mlp {
             .mean_all()
     }
 
-    fn optimizer(&self, config: OptimizerConfig) -> Res<Box<dyn Optimizer>> {
+    fn optimizer(&self, config: OptimizerConfig) -> TestResult<Box<dyn Optimizer>> {
         Ok(config.build(self.params.trainable_vars())?)
     }
 }
@@ -184,7 +177,7 @@ impl TrainTask for F32Only {
 }
 
 /// Every parameter's values, by name.
-fn weights(params: &Parameters) -> Res<BTreeMap<String, Vec<f32>>> {
+fn weights(params: &Parameters) -> TestResult<BTreeMap<String, Vec<f32>>> {
     let mut out = BTreeMap::new();
     for (name, var) in params.named_vars() {
         out.insert(name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?);
@@ -485,7 +478,7 @@ fn a_frozen_module_keeps_its_weights_and_optimizer_state() -> TestResult {
     let base: TrainerConfig = serde_norway::from_str(yaml)?;
     let mut task = Mlp::new(6, 8, 1)?;
     let mut opt = task.optimizer(adamw(0.01))?;
-    let state = |opt: &dyn Optimizer, prefix: &str| -> Res<Vec<(String, Vec<f32>)>> {
+    let state = |opt: &dyn Optimizer, prefix: &str| -> TestResult<Vec<(String, Vec<f32>)>> {
         let mut out = Vec::new();
         for (k, t) in opt.state_dict()? {
             if k.starts_with(prefix) {
@@ -580,12 +573,12 @@ fn f16_resume_continues_exactly_with_the_scaler_state() -> TestResult {
 
 /// Width and height from a PNG's signature and IHDR chunk; checks the IEND trailer.
 #[cfg(feature = "plot")]
-fn png_size(path: &Path) -> Res<(u32, u32)> {
+fn png_size(path: &Path) -> TestResult<(u32, u32)> {
     let bytes = std::fs::read(path)?;
     let sig: &[u8] = b"\x89PNG\r\n\x1a\n";
     assert_eq!(bytes.get(..8), Some(sig), "not a PNG");
     assert_eq!(bytes.get(12..16), Some(&b"IHDR"[..]));
-    let be = |r: std::ops::Range<usize>| -> Res<u32> {
+    let be = |r: std::ops::Range<usize>| -> TestResult<u32> {
         let b: [u8; 4] = bytes.get(r).ok_or("short")?.try_into()?;
         Ok(u32::from_be_bytes(b))
     };
@@ -595,7 +588,7 @@ fn png_size(path: &Path) -> Res<(u32, u32)> {
 }
 
 #[cfg(feature = "plot")]
-fn run_with_plot(dir: &Path, fonts: Option<Vec<PathBuf>>) -> Res<PathBuf> {
+fn run_with_plot(dir: &Path, fonts: Option<Vec<PathBuf>>) -> TestResult<PathBuf> {
     let mut task = Mlp::new(8, 8, 1)?;
     task.metrics = true;
     let mut opt = task.optimizer(adamw(0.0))?;

@@ -18,7 +18,7 @@ use nemo_core::{Error, ForwardCtx};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 const PAD: u32 = 0;
 const BOS: u32 = 1;

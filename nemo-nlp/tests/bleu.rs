@@ -12,7 +12,7 @@ use nemo_nlp::metrics::{Bleu, BleuScore, BleuTokenizer, Smoothing, sentence_bleu
 use nemo_nlp::text_file::read_lines;
 use serde_json::Value;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 /// The contract: scores equal SacreBLEU's to 0.01 BLEU.
 const SCORE_TOLERANCE: f64 = 0.01;
@@ -21,7 +21,7 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bleu")
 }
 
-fn expected() -> Result<Value, Box<dyn std::error::Error>> {
+fn expected() -> TestResult<Value> {
     let text = std::fs::read_to_string(fixtures().join("expected.json"))?;
     Ok(serde_json::from_str(&text)?)
 }

@@ -13,7 +13,7 @@ use nemo_nlp::tokenizer::{
 };
 use proptest::prelude::*;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 fn text(lang: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/text/genesis.{lang}"))

@@ -329,7 +329,7 @@ mod tests {
 
     use super::*;
 
-    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+    use nemo_core::testing::TestResult;
 
     fn config(residual: bool) -> JasperBlockConfig {
         JasperBlockConfig {

@@ -4,11 +4,10 @@
 use candle_core::{DType, Device, Tensor};
 use nemo_core::nn::{AttentionMethod, DecoderRnn, DecoderRnnConfig, RnnType};
 use nemo_core::params::Parameters;
-
-pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
+use nemo_core::testing::TestResult;
 
 /// `(B)` i64 lengths as a vector.
-pub fn usize_lens(lens: &Tensor) -> Res<Vec<usize>> {
+pub fn usize_lens(lens: &Tensor) -> TestResult<Vec<usize>> {
     Ok(lens
         .to_vec1::<i64>()?
         .into_iter()
@@ -21,7 +20,7 @@ pub fn decoder(
     dtype: DType,
     voc: usize,
     hidden: usize,
-) -> Res<(DecoderRnn, Parameters)> {
+) -> TestResult<(DecoderRnn, Parameters)> {
     let params = Parameters::new();
     let vb = params.var_builder(dtype, &Device::Cpu);
     let mut cfg = DecoderRnnConfig::new(voc, 0, hidden);
@@ -44,7 +43,7 @@ pub const ALL: [(RnnType, AttentionMethod, bool); 6] = [
     (RnnType::Lstm, AttentionMethod::Bahdanau, true),
 ];
 
-pub fn enc_batch(dtype: DType, h: usize) -> Res<(Tensor, Tensor, Tensor)> {
+pub fn enc_batch(dtype: DType, h: usize) -> TestResult<(Tensor, Tensor, Tensor)> {
     let dev = Device::Cpu;
     let enc = Tensor::arange(0f32, (2 * 5 * h) as f32, &dev)?
         .reshape((2, 5, h))?

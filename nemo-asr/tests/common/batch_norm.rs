@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
 use nemo_asr::kernels::{BatchNorm1d, batch_norm_train};
 
-use super::{TestResult, flat};
+use super::{TestResult, to_f64_vec};
 
 /// Asserts `|a − b| ≤ tol·max(1, max|b|)` element-wise: an error relative to the scale of `b`.
 pub fn assert_close_scaled(what: &str, a: &[f64], b: &[f64], tol: f64) {
@@ -62,10 +62,10 @@ pub fn ours(
     )?;
     let grads = (&y * up)?.sum_all()?.backward()?;
     let grad = |v: &Var| -> TestResult<Vec<f64>> {
-        flat(grads.get(v.as_tensor()).ok_or("missing gradient")?)
+        to_f64_vec(grads.get(v.as_tensor()).ok_or("missing gradient")?)
     };
     Ok(Grads {
-        y: flat(&y)?,
+        y: to_f64_vec(&y)?,
         dx: grad(&x)?,
         dgamma: grad(&gamma)?,
         dbeta: grad(&beta)?,
@@ -100,10 +100,10 @@ pub fn candle_reference(
     let y = if relu { y.relu()? } else { y };
     let grads = (&y * up)?.sum_all()?.backward()?;
     let grad = |v: &Var| -> TestResult<Vec<f64>> {
-        flat(grads.get(v.as_tensor()).ok_or("missing gradient")?)
+        to_f64_vec(grads.get(v.as_tensor()).ok_or("missing gradient")?)
     };
     Ok(Grads {
-        y: flat(&y)?,
+        y: to_f64_vec(&y)?,
         dx: grad(&x)?,
         dgamma: grad(&gamma)?,
         dbeta: grad(&beta)?,

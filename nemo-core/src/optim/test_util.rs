@@ -7,21 +7,13 @@ use super::UpdateRule;
 use super::fused::update_cpu_in_place;
 use crate::Result;
 
-/// Result of the tests.
-pub(crate) type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+pub(crate) use crate::testing::TestResult;
 
-/// Deterministic values in about `[-2, 2]` (a 64-bit LCG).
+/// Seeded values uniform in `[-2, 2)`.
 pub(crate) fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
+    crate::testing::uniform_values(n, seed)
+        .into_iter()
+        .map(|v| (2.0 * v) as f32)
         .collect()
 }
 

@@ -49,37 +49,48 @@ pub fn finite_differences(
     Ok(out)
 }
 
+/// An op under test on a list of input tensors.
+pub type Op<'a> = &'a dyn Fn(&[Tensor]) -> TestResult<Tensor>;
+
+/// `∂L/∂input` for every input of `L = Σ up ⊙ op(inputs)`, by candle's autograd, as f64.
+pub fn input_gradients(op: Op, inputs: &[Tensor], up: &Tensor) -> TestResult<Vec<Vec<f64>>> {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(Var::from_tensor)
+        .collect::<Result<_, _>>()?;
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let grads = (op(&tensors)? * up)?.sum_all()?.backward()?;
+    vars.iter()
+        .enumerate()
+        .map(|(k, v)| {
+            let g = grads
+                .get(v.as_tensor())
+                .ok_or_else(|| format!("input {k} got no gradient"))?;
+            to_f64_vec(g)
+        })
+        .collect()
+}
+
 /// Checks the gradients of `op` at `inputs` (f64 CPU tensors): for `L = Σ up ⊙ op(inputs)`
 /// with a seeded `up` of `out_shape`, candle's autograd of every input against central
 /// differences with step 1e-6, to `tol` ([`assert_close_scaled`]). Panics naming `what`, the
 /// input and the element that differs.
 pub fn check_gradients(
     what: &str,
-    op: &dyn Fn(&[Tensor]) -> TestResult<Tensor>,
+    op: Op,
     inputs: &[Tensor],
     out_shape: &[usize],
     tol: f64,
 ) -> TestResult {
     let up = uniform_tensor(out_shape, 99, DType::F64, &Device::Cpu)?;
-    let loss = |xs: &[Tensor]| -> TestResult<Tensor> { Ok((op(xs)? * &up)?.sum_all()?) };
-    let vars: Vec<Var> = inputs
-        .iter()
-        .map(Var::from_tensor)
-        .collect::<Result<_, _>>()?;
-    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let grads = loss(&tensors)?.backward()?;
-    for (k, var) in vars.iter().enumerate() {
-        let ours = to_f64_vec(
-            grads
-                .get(var.as_tensor())
-                .ok_or_else(|| format!("{what}: input {k} got no gradient"))?,
-        )?;
+    let ours = input_gradients(op, inputs, &up)?;
+    for (k, ours) in ours.iter().enumerate() {
         let numeric = finite_differences(&to_f64_vec(&inputs[k])?, 1e-6, |v| {
             let mut moved = inputs.to_vec();
             moved[k] = Tensor::from_vec(v.to_vec(), inputs[k].shape(), &Device::Cpu)?;
-            Ok(loss(&moved)?.to_scalar::<f64>()?)
+            Ok((op(&moved)? * &up)?.sum_all()?.to_scalar::<f64>()?)
         })?;
-        assert_close_scaled(&format!("{what}, input {k}"), &ours, &numeric, tol);
+        assert_close_scaled(&format!("{what}, input {k}"), ours, &numeric, tol);
     }
     Ok(())
 }

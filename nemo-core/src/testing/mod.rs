@@ -4,7 +4,8 @@
 //! * [`TestResult`], the `?`-friendly result every test returns;
 //! * seeded values ([`seeded_rng`], [`uniform_values`], [`uniform_tensor`]) — the same numbers
 //!   on every run and platform, without an RNG shared between tests;
-//! * gradient checks: [`check_gradients`] compares candle's autograd with central differences,
+//! * gradient checks: [`check_gradients`] compares candle's autograd ([`input_gradients`]) with
+//!   central differences,
 //!   [`finite_differences`] differentiates any scalar function, [`assert_close`] and
 //!   [`assert_close_scaled`] compare values;
 //! * [`vars_without_gradient`] and [`assert_all_vars_receive_gradients`]: candle's fused ops
@@ -31,13 +32,14 @@
 //! # }
 //! ```
 
-
 mod device;
 mod gradient_check;
 mod gradients;
 mod values;
 
-pub use gradient_check::{assert_close, assert_close_scaled, check_gradients, finite_differences};
+pub use gradient_check::{
+    Op, assert_close, assert_close_scaled, check_gradients, finite_differences, input_gradients,
+};
 pub use gradients::{
     GradientProblem, GradientReport, assert_all_vars_receive_gradients, vars_without_gradient,
 };

@@ -28,7 +28,7 @@ pub fn uniform_tensor(shape: &[usize], seed: u64, dtype: DType, device: &Device)
 }
 
 /// The elements of `t` in row-major order, as f64 (on the host).
-pub fn to_f64_vec(t: &Tensor) -> Result<Vec<f64>> {
+pub fn to_f64_vec(t: &Tensor) -> TestResult<Vec<f64>> {
     Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
 }
 

@@ -116,7 +116,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+    use crate::testing::TestResult;
 
     fn write(dir: &Path, name: &str, tensors: &[(&str, Tensor)]) -> Result<PathBuf> {
         let path = dir.join(name);

@@ -352,7 +352,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+    use crate::testing::TestResult;
 
     #[test]
     fn yaml_defaults_and_aliases() -> TestResult {

@@ -8,7 +8,7 @@ use nemo_core::Error;
 use nemo_core::typed::elements::{Spectrogram, Void};
 use nemo_core::types::{ElementInfo, NeuralType};
 
-pub type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+pub use nemo_core::testing::TestResult;
 
 nemo_core::axis_kind! {
     /// Bark bands: an axis kind declared outside `nemo-core`.
