@@ -72,8 +72,9 @@ fn main() -> anyhow::Result<()> {
     let schedule = LrSchedule::new(LrPolicy::CosineAnnealing, 0.02).with_warmup_steps(10);
 
     let mut step = 0;
-    'train: loop {
-        for batch in data.epoch(step, &dev) {
+    // Each epoch reshuffles with its own number as the seed offset.
+    'train: for epoch in 0.. {
+        for batch in data.epoch(epoch, &dev) {
             let batch = batch?;
             // The data layer's ports, checked and typed.
             let batch = data.wrap_outputs(batch)?;
