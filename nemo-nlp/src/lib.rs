@@ -34,9 +34,13 @@
 pub mod data;
 pub mod element_types;
 pub mod error;
+pub mod losses;
 pub mod metrics;
+pub mod models;
+pub mod modules;
 pub mod text_file;
 pub mod tokenizer;
+pub mod train;
 
 pub use data::{TranslationDataLayer, TranslationDataLayerConfig};
 pub use element_types::TokenIds;

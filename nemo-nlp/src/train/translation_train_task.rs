@@ -1,0 +1,127 @@
+//! The training task the core runner fits for a translation model: micro-batch `g` of a run is
+//! batch `g mod n` of epoch `g / n` in the data layer's seeded order (so `--resume` replays
+//! exactly the batches of an uninterrupted run), and the loss of an update is normalised by the
+//! target tokens of all its micro-batches.
+//!
+//! Token normalisation: batches are packed by token count, so their numbers of target tokens
+//! differ. Each micro-batch's loss (a mean over its tokens) is weighted by its share of the
+//! update's tokens — the trainer's `1 / batches_per_step` scaling included — so the gradient
+//! of an update is that of the mean over all its target tokens, as fairseq and NeMo (which
+//! counts tokens per batch) normalise.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use nemo_core::ForwardCtx;
+use nemo_core::params::Parameters;
+use nemo_core::train::TrainTask;
+
+use crate::data::TranslationDataLayer;
+use crate::models::MtEncDecModel;
+use crate::{Error, Result};
+
+use super::translation_eval_set::TranslationEvalSet;
+
+/// Trains an [`MtEncDecModel`] on a [`TranslationDataLayer`], evaluating on a
+/// [`TranslationEvalSet`]: `val_loss` and greedy `val_bleu`.
+#[derive(Debug)]
+pub struct TranslationTrainTask<'a> {
+    model: &'a MtEncDecModel,
+    train: &'a TranslationDataLayer,
+    val: Option<&'a TranslationEvalSet>,
+    batches_per_step: usize,
+    /// The epoch whose order is cached, and that order.
+    order: (u64, Vec<usize>),
+    /// Target tokens (labels) of each batch, in packing order.
+    label_tokens: Vec<usize>,
+}
+
+impl<'a> TranslationTrainTask<'a> {
+    /// A task training `model` on `train` with `batches_per_step` micro-batches per update,
+    /// evaluating on `val`.
+    pub fn new(
+        model: &'a MtEncDecModel,
+        train: &'a TranslationDataLayer,
+        val: Option<&'a TranslationEvalSet>,
+        batches_per_step: usize,
+    ) -> Result<Self> {
+        if train.num_batches() == 0 {
+            return Err(Error::Config {
+                key: "train_ds".into(),
+                msg: "the training text gave no batch".into(),
+            });
+        }
+        let dataset = train.dataset();
+        let label_tokens = dataset
+            .batches()
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .filter_map(|&i| dataset.pair(i))
+                    .map(|p| p.tgt.len() + 1)
+                    .sum()
+            })
+            .collect();
+        Ok(TranslationTrainTask {
+            model,
+            train,
+            val,
+            batches_per_step: batches_per_step.max(1),
+            order: (0, train.epoch_order(0)),
+            label_tokens,
+        })
+    }
+
+    /// The packed batch (index into the dataset's batches) of global micro-batch `g`.
+    fn batch_of(&mut self, g: u64) -> usize {
+        let n = self.train.num_batches().max(1) as u64;
+        let (epoch, pos) = (g / n, (g % n) as usize);
+        if self.order.0 != epoch {
+            self.order = (epoch, self.train.epoch_order(epoch));
+        }
+        self.order.1.get(pos).copied().unwrap_or(0)
+    }
+
+    /// Target tokens of global micro-batch `g`.
+    fn tokens_of(&mut self, g: u64) -> usize {
+        let b = self.batch_of(g);
+        self.label_tokens.get(b).copied().unwrap_or(0)
+    }
+}
+
+impl TrainTask for TranslationTrainTask<'_> {
+    fn params(&self) -> &Parameters {
+        self.model.params()
+    }
+
+    fn loss(&mut self, step: u64, micro: usize, ctx: &ForwardCtx) -> nemo_core::Result<Tensor> {
+        let bps = self.batches_per_step as u64;
+        let first = step * bps;
+        let total: usize = (first..first + bps).map(|g| self.tokens_of(g)).sum();
+        let g = first + micro as u64;
+        let tokens = self.tokens_of(g);
+        let b = self.batch_of(g);
+        let batch = self
+            .train
+            .dataset()
+            .collate_batch(b, self.model.device())?;
+        let mean = self.model.batch_loss(&batch, ctx)?;
+        // The trainer divides by `batches_per_step`; this makes the sum over the update the
+        // mean over all its target tokens.
+        let weight = (tokens as f64 * bps as f64) / total.max(1) as f64;
+        Ok(if bps == 1 { mean } else { (mean * weight)? })
+    }
+
+    fn evaluate(&mut self, _step: u64) -> nemo_core::Result<BTreeMap<String, f64>> {
+        let Some(val) = self.val else {
+            return Ok(BTreeMap::new());
+        };
+        let decoding = self.model.config().decoding.greedy();
+        let eval = val.evaluate(self.model, &decoding)?;
+        Ok(BTreeMap::from([
+            ("val_loss".to_string(), eval.loss),
+            ("val_bleu".to_string(), eval.bleu.score),
+        ]))
+    }
+}
