@@ -1,6 +1,7 @@
-//! Training and evaluating a [`SpeechModel`] on manifests: the run config (`model:`,
-//! `train_ds:`, `train:`), the data layers, WER evaluation, and the one training task the core
-//! runner ([`nemo_core::train::run`]) fits, whichever model it is.
+//! Training a [`SpeechModel`] on manifests: the run config (`model:`, `train_ds:`, `train:`),
+//! the training data layer, and the one training task the core runner
+//! ([`nemo_core::train::run`]) fits, whichever model it is (evaluating with
+//! [`models::evaluate`](crate::models::evaluate)).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,9 +12,8 @@ use nemo_core::params::Parameters;
 use nemo_core::train::TrainTask;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{AudioToTextBatch, AudioToTextDataLayer, OnBadSample, Vocabulary};
-use crate::metrics::WordErrorRate;
-use crate::models::SpeechModel;
+use crate::data::{AudioToTextBatch, AudioToTextDataLayer, OnBadSample};
+use crate::models::{SpeechModel, evaluate};
 use crate::{Error, Result};
 
 /// A whole ASR run: the model `C`'s config, the `train_ds:` section, and the core `train:`
@@ -83,18 +83,6 @@ pub fn read_run_config<M: SpeechModel>(path: &Path) -> Result<RunConfig<M::Confi
     Ok(cfg)
 }
 
-/// An evaluation data layer over `manifest` for a model of `config`: in manifest order, batched
-/// by similar duration (little padding), audio decoded up front.
-pub fn eval_data_layer<M: SpeechModel>(
-    config: &M::Config,
-    manifest: &Path,
-    batch_size: usize,
-) -> Result<AudioToTextDataLayer> {
-    let mut cfg = M::layer_config(config, manifest, batch_size);
-    cfg.semi_sorted_batching = true;
-    AudioToTextDataLayer::new(cfg)
-}
-
 /// The training data layer of a run: shuffled with `seed`, as `train_ds` says, without the
 /// utterances `model` cannot learn from ([`SpeechModel::retain_trainable`]).
 pub fn train_data_layer<M: SpeechModel>(
@@ -112,52 +100,6 @@ pub fn train_data_layer<M: SpeechModel>(
     let mut layer = AudioToTextDataLayer::new(cfg)?;
     model.retain_trainable(&mut layer)?;
     Ok(layer)
-}
-
-/// The reference transcripts of a batch: ids up to each length, labels only (EOS and PAD, which
-/// an attention model's batches carry, dropped).
-pub fn batch_references(labels: &Vocabulary, batch: &AudioToTextBatch) -> Result<Vec<String>> {
-    let n = labels.len() as i64;
-    let lens: Vec<i64> = batch.transcript_length.to_dtype(DType::I64)?.to_vec1()?;
-    let rows: Vec<Vec<i64>> = batch.transcripts.to_dtype(DType::I64)?.to_vec2()?;
-    rows.into_iter()
-        .zip(lens)
-        .map(|(row, len)| {
-            let ids: Vec<u32> = row
-                .into_iter()
-                .take(len.max(0) as usize)
-                .filter(|&v| (0..n).contains(&v))
-                .map(|v| v as u32)
-                .collect();
-            labels.decode(&ids)
-        })
-        .collect()
-}
-
-/// WER and CER of `transcribe` over every utterance of `layer`, against its references in
-/// `labels`' encoding.
-pub fn evaluate_with(
-    layer: &AudioToTextDataLayer,
-    labels: &Vocabulary,
-    device: &Device,
-    mut transcribe: impl FnMut(&AudioToTextBatch) -> Result<Vec<String>>,
-) -> Result<WordErrorRate> {
-    let mut wer = WordErrorRate::new();
-    for batch in layer.epoch(0, device) {
-        let batch = batch?;
-        let hyps = transcribe(&batch)?;
-        for (h, r) in hyps.iter().zip(batch_references(labels, &batch)?) {
-            wer.update(h, &r);
-        }
-    }
-    Ok(wer)
-}
-
-/// Greedy-decoding WER and CER of `model` over every utterance of `layer`.
-pub fn evaluate<M: SpeechModel>(model: &M, layer: &AudioToTextDataLayer) -> Result<WordErrorRate> {
-    evaluate_with(layer, model.labels(), model.device(), |b| {
-        model.transcribe_greedy(b)
-    })
 }
 
 /// Batch `index` of an endless run of epochs over a training data layer — epoch

@@ -14,9 +14,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::kernels::{add_relu, batch_norm_train, depthwise_conv1d, time_mask};
 use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
-use nemo_asr::train::{
-    SpeechTrainTask, TrainDataConfig, eval_data_layer, evaluate, train_data_layer,
-};
+use nemo_asr::models::{eval_data_layer, evaluate};
+use nemo_asr::train::{SpeechTrainTask, TrainDataConfig, train_data_layer};
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig};
 

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use nemo_asr::data::ENGLISH_LABELS;
 use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
-use nemo_asr::train::{
-    SpeechTrainTask, TrainDataConfig, eval_data_layer, evaluate, train_data_layer,
-};
+use nemo_asr::models::{eval_data_layer, evaluate};
+use nemo_asr::train::{SpeechTrainTask, TrainDataConfig, train_data_layer};
 use nemo_core::ForwardCtx;
 use nemo_core::optim::{LrPolicy, LrSchedule, OptimizerConfig};
 use nemo_core::train::{Trainer, TrainerConfig, latest_checkpoint};

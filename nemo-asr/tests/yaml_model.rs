@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use nemo_asr::data::AudioToTextBatch;
+use nemo_asr::models::eval_data_layer;
 use nemo_asr::models::{EncDecCtcModel, EncDecCtcModelConfig};
-use nemo_asr::train::eval_data_layer;
 use nemo_core::ForwardCtx;
 use nemo_core::config::{BuiltModel, ModelConfig};
 use nemo_core::params::Parameters;

@@ -33,6 +33,7 @@ pub mod nn;
 pub mod optim;
 pub mod params;
 pub mod registry;
+pub mod suggest;
 pub mod testing;
 pub mod train;
 pub mod tutorials;

@@ -101,7 +101,7 @@ fn neural_type() -> impl Strategy<Value = NeuralType> {
 }
 
 /// Whether `t` carries a non-finite parameter (which the parser currently accepts; see the ignored
-/// `non_finite_parameters_are_rejected` in `tests/types.rs`).
+/// `non_finite_parameters_are_rejected` in `tests/type_parse.rs`).
 fn has_non_finite_param(t: &NeuralType) -> bool {
     t.element()
         .params()

@@ -9,6 +9,8 @@
 
 pub mod audio;
 pub mod audio_to_text;
+mod audio_to_text_config;
+mod audio_to_text_dataset;
 pub mod manifest;
 pub mod vocabulary;
 

@@ -17,17 +17,23 @@
 //!   its residual sum with ReLU, each one pass forward and one backward where candle's composite
 //!   ops take five to eight.
 //!
-//! They take and return candle [`Tensor`](candle_core::Tensor)s, record their backward in candle's
+//! They take and return candle [`Tensor`]s, record their backward in candle's
 //! autograd graph, and fall back to candle's own ops where the fast path does not apply (dtypes
 //! other than `f32`/`f64`, devices other than the CPU), so callers never need to branch.
 
 pub mod add_relu;
 pub mod batch_norm;
+mod batch_norm_cpu;
+mod batch_norm_op;
 mod cpu_args;
 pub(crate) mod ctc;
+mod ctc_recursion;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod depthwise_conv1d;
+mod depthwise_cpu;
+mod depthwise_geometry;
+mod log_space;
 pub mod pointwise_conv1d;
 pub mod time_mask;
 

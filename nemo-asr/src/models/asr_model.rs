@@ -10,10 +10,9 @@ use nemo_core::params::Parameters;
 use crate::data::AudioToTextDataLayer;
 use crate::decoding::CtcBeamSearch;
 use crate::metrics::WordErrorRate;
-use crate::train::{eval_data_layer, evaluate, evaluate_with};
 use crate::{Error, Result};
 
-use super::{EncDecAttentionModel, EncDecCtcModel};
+use super::{EncDecAttentionModel, EncDecCtcModel, eval_data_layer, evaluate, evaluate_with};
 
 fn read_yaml_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     Ok(nemo_core::yaml::read_yaml_file(path)?)

@@ -8,7 +8,9 @@
 //!   stripes and Cutout rectangles on `(B, D, T)` inside each row's valid length.
 
 pub mod mel;
+mod mel_config;
 pub mod mel_filters;
+mod normalize;
 pub mod spectrogram_augmentation;
 
 pub use mel::{

@@ -73,66 +73,42 @@ impl LengthPenalty {
     }
 }
 
-fn default_beam() -> usize {
-    1
-}
-
-fn default_max_len() -> usize {
-    256
-}
-
-fn default_coverage_threshold() -> f64 {
-    0.5
-}
-
-fn default_max_len_a() -> f64 {
-    1.0
-}
-
 /// The search settings (a model's `decoding:` section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct BeamSearchConfig {
     /// Hypotheses kept per item; 1 (the default) is greedy search.
-    #[serde(default = "default_beam")]
     pub beam_size: usize,
     /// `α` of the length penalty; 0 (the default) disables it.
-    #[serde(default)]
     pub length_penalty: f64,
     /// Which length penalty; default GNMT's.
-    #[serde(default)]
     pub length_penalty_kind: LengthPenalty,
     /// The most tokens a hypothesis may have, EOS excluded (default 256).
-    #[serde(default = "default_max_len")]
     pub max_len: usize,
     /// Tokens allowed per source position (fairseq's `max_len_a`; default 1): an item of source
     /// length `T` may have `min(max_len, floor(max_len_a × T) + max_len_b)` tokens
     /// ([`limit`](Self::limit)). NeMo 0.x's `max_delta_length` is `max_len_a: 1`,
     /// `max_len_b: delta`.
-    #[serde(default = "default_max_len_a")]
     pub max_len_a: f64,
     /// Tokens allowed on top of `max_len_a` × source length (default 0).
-    #[serde(default)]
     pub max_len_b: usize,
     /// `β` of the coverage term (beam search only); 0 (the default) disables it.
-    #[serde(default)]
     pub coverage_penalty: f64,
     /// `τ`: the summed attention above which a source position counts as covered (default 0.5).
-    #[serde(default = "default_coverage_threshold")]
     pub coverage_threshold: f64,
 }
 
 impl Default for BeamSearchConfig {
     fn default() -> Self {
         BeamSearchConfig {
-            beam_size: default_beam(),
+            beam_size: 1,
             length_penalty: 0.0,
             length_penalty_kind: LengthPenalty::default(),
-            max_len: default_max_len(),
-            max_len_a: default_max_len_a(),
+            max_len: 256,
+            max_len_a: 1.0,
             max_len_b: 0,
             coverage_penalty: 0.0,
-            coverage_threshold: default_coverage_threshold(),
+            coverage_threshold: 0.5,
         }
     }
 }

@@ -20,10 +20,9 @@
 //! batched product over all steps.
 
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
+use candle_nn::{Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::rnn::linear;
 use crate::{Error, Result};
 
 /// How queries are scored against the context (NeMo's `attention_method`).
@@ -44,11 +43,11 @@ pub enum AttentionMethod {
 pub struct Attention {
     method: AttentionMethod,
     hidden_size: usize,
-    linear_in: Option<Tensor>,
-    query_proj: Option<Tensor>,
-    key_proj: Option<(Tensor, Tensor)>,
-    v: Option<Tensor>,
-    linear_out: Tensor,
+    linear_in: Option<Linear>,
+    query_proj: Option<Linear>,
+    key_proj: Option<Linear>,
+    v: Option<Linear>,
+    linear_out: Linear,
 }
 
 /// A context prepared once for many queries: the encoder outputs, their projection (Bahdanau)
@@ -134,26 +133,28 @@ impl Attention {
         match method {
             AttentionMethod::Dot => {}
             AttentionMethod::General => {
-                linear_in = Some(
-                    vb.pp("linear_in")
-                        .get_with_hints((h, h), "weight", uni(h))?,
-                );
+                let w = vb
+                    .pp("linear_in")
+                    .get_with_hints((h, h), "weight", uni(h))?;
+                linear_in = Some(Linear::new(w, None));
             }
             AttentionMethod::Bahdanau => {
-                query_proj = Some(
-                    vb.pp("query_proj")
-                        .get_with_hints((h, h), "weight", uni(h))?,
-                );
-                key_proj = Some((
-                    vb.pp("key_proj").get_with_hints((h, h), "weight", uni(h))?,
-                    vb.pp("key_proj").get_with_hints(h, "bias", uni(h))?,
-                ));
-                v = Some(vb.pp("v").get_with_hints((1, h), "weight", uni(h))?);
+                let wq = vb
+                    .pp("query_proj")
+                    .get_with_hints((h, h), "weight", uni(h))?;
+                query_proj = Some(Linear::new(wq, None));
+                let wk = vb.pp("key_proj").get_with_hints((h, h), "weight", uni(h))?;
+                let bk = vb.pp("key_proj").get_with_hints(h, "bias", uni(h))?;
+                key_proj = Some(Linear::new(wk, Some(bk)));
+                let wv = vb.pp("v").get_with_hints((1, h), "weight", uni(h))?;
+                v = Some(Linear::new(wv, None));
             }
         }
-        let linear_out = vb
-            .pp("linear_out")
-            .get_with_hints((h, 2 * h), "weight", uni(2 * h))?;
+        let linear_out = Linear::new(
+            vb.pp("linear_out")
+                .get_with_hints((h, 2 * h), "weight", uni(2 * h))?,
+            None,
+        );
         Ok(Attention {
             method,
             hidden_size,
@@ -195,7 +196,7 @@ impl Attention {
             None => None,
         };
         let keys = match &self.key_proj {
-            Some((w, bias)) => Some(linear(context, w, Some(bias))?),
+            Some(proj) => Some(proj.forward(context)?),
             None => None,
         };
         Ok(AttentionContext {
@@ -211,7 +212,7 @@ impl Attention {
         let (q, scores) = match self.method {
             AttentionMethod::Dot | AttentionMethod::General => {
                 let q = match &self.linear_in {
-                    Some(w) => linear(query, w, None)?,
+                    Some(proj) => proj.forward(query)?,
                     None => query.clone(),
                 };
                 let scores = q.matmul(&ctx.context.transpose(1, 2)?.contiguous()?)?;
@@ -224,16 +225,16 @@ impl Attention {
                         msg: "the bahdanau context was not prepared by this layer".into(),
                     });
                 };
-                let qp = linear(query, wq, None)?.unsqueeze(2)?; // (B, T_q, 1, H)
+                let qp = wq.forward(query)?.unsqueeze(2)?; // (B, T_q, 1, H)
                 let e = qp.broadcast_add(&keys.unsqueeze(1)?)?.tanh()?; // (B, T_q, T_k, H)
-                let scores = linear(&e, v, None)?.squeeze(3)?; // (B, T_q, T_k)
+                let scores = v.forward(&e)?.squeeze(3)?; // (B, T_q, T_k)
                 (query.clone(), scores)
             }
         };
         let weights = masked_softmax(&scores, ctx.mask.as_ref())?;
         let mix = weights.matmul(&ctx.context)?; // (B, T_q, H)
         let combined = Tensor::cat(&[&mix, &q], 2)?;
-        let out = linear(&combined, &self.linear_out, None)?.tanh()?;
+        let out = self.linear_out.forward(&combined)?.tanh()?;
         Ok((out, weights))
     }
 }

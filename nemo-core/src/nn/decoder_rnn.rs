@@ -27,7 +27,7 @@
 
 use crate::{Forward, ForwardCtx, neural_module};
 use candle_core::{D, DType, Tensor};
-use candle_nn::VarBuilder;
+use candle_nn::{Linear, Module, VarBuilder};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,7 @@ use super::attention::{Attention, AttentionContext, AttentionMethod};
 use super::dropout::dropout;
 use super::lengths::lengths_to_vec;
 use super::log_softmax::log_softmax;
-use super::rnn::{Rnn, RnnState, RnnType, linear};
+use super::rnn::{Rnn, RnnState, RnnType};
 use crate::decoding::{StepDecoder, StepOutput};
 use crate::{Error, Result};
 
@@ -180,8 +180,8 @@ pub struct DecoderRnn {
     embedding: Tensor,
     rnn: Rnn,
     attention: Attention,
-    out_weight: Tensor,
-    out_bias: Tensor,
+    /// The projection to the vocabulary, `out.weight` (the embedding when tied) and `out.bias`.
+    out: Linear,
 }
 
 /// What a decoder carries from one step to the next.
@@ -254,6 +254,7 @@ impl DecoderRnn {
             vb.pp("out").get_with_hints((v, h), "weight", init)?
         };
         let out_bias = vb.pp("out").get_with_hints(v, "bias", init)?;
+        let out = Linear::new(out_weight, Some(out_bias));
         Ok(DecoderRnn {
             voc_size: v,
             hidden_size: h,
@@ -261,8 +262,7 @@ impl DecoderRnn {
             embedding,
             rnn,
             attention,
-            out_weight,
-            out_bias,
+            out,
         })
     }
 
@@ -331,7 +331,7 @@ impl DecoderRnn {
     }
 
     fn project(&self, x: &Tensor) -> Result<Tensor> {
-        log_softmax(&linear(x, &self.out_weight, Some(&self.out_bias))?)
+        log_softmax(&self.out.forward(x)?)
     }
 
     /// One inference step (no dropout): previous tokens `(B)` → next-token log-probabilities.

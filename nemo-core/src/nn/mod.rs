@@ -34,7 +34,7 @@ pub use dropout::dropout;
 pub use layer_norm::{LayerNorm, LayerNormConfig, layer_norm};
 pub use lengths::lengths_to_vec;
 pub use log_softmax::log_softmax;
-pub use rnn::{Rnn, RnnState, RnnType, linear};
+pub use rnn::{Rnn, RnnState, RnnType};
 pub use seeded_init::seeded_var_builder;
 pub use sequence_loss::*;
 pub use softmax::softmax;

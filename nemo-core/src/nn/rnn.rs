@@ -17,7 +17,7 @@
 //! in candle on every dtype.
 
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
+use candle_nn::{Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -67,12 +67,12 @@ impl RnnState {
     }
 }
 
+/// One layer's input and recurrent projections, `x W_ih^T + b_ih` and `h W_hh^T + b_hh`, with
+/// all gates stacked (`(G·H, in)` and `(G·H, H)` weights).
 #[derive(Debug, Clone)]
 struct RnnLayer {
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor,
-    b_hh: Tensor,
+    ih: Linear,
+    hh: Linear,
 }
 
 /// A stack of GRU or LSTM layers, batch-first.
@@ -115,11 +115,14 @@ impl Rnn {
         let mut layers = Vec::with_capacity(num_layers);
         for l in 0..num_layers {
             let inp = if l == 0 { input_size } else { hidden_size };
+            // Created in PyTorch's order (the random init draws in this order).
+            let w_ih = vb.get_with_hints((g, inp), &format!("weight_ih_l{l}"), init)?;
+            let w_hh = vb.get_with_hints((g, hidden_size), &format!("weight_hh_l{l}"), init)?;
+            let b_ih = vb.get_with_hints(g, &format!("bias_ih_l{l}"), init)?;
+            let b_hh = vb.get_with_hints(g, &format!("bias_hh_l{l}"), init)?;
             layers.push(RnnLayer {
-                w_ih: vb.get_with_hints((g, inp), &format!("weight_ih_l{l}"), init)?,
-                w_hh: vb.get_with_hints((g, hidden_size), &format!("weight_hh_l{l}"), init)?,
-                b_ih: vb.get_with_hints(g, &format!("bias_ih_l{l}"), init)?,
-                b_hh: vb.get_with_hints(g, &format!("bias_hh_l{l}"), init)?,
+                ih: Linear::new(w_ih, Some(b_ih)),
+                hh: Linear::new(w_hh, Some(b_hh)),
             });
         }
         Ok(Rnn {
@@ -155,8 +158,8 @@ impl Rnn {
         };
         let z = Tensor::zeros(
             (batch, self.hidden_size),
-            first.w_hh.dtype(),
-            first.w_hh.device(),
+            first.hh.weight().dtype(),
+            first.hh.weight().device(),
         )?;
         let n = self.layers.len();
         Ok(RnnState {
@@ -178,7 +181,7 @@ impl Rnn {
         c: Option<&Tensor>,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let hs = self.hidden_size;
-        let hp = h.matmul(&layer.w_hh.t()?)?.broadcast_add(&layer.b_hh)?;
+        let hp = layer.hh.forward(h)?;
         match self.kind {
             RnnType::Gru => {
                 let rz = sigmoid(&(xp.narrow(1, 0, 2 * hs)? + hp.narrow(1, 0, 2 * hs)?)?)?;
@@ -239,12 +242,7 @@ impl Rnn {
         let mut input = x.clone();
         let n = self.layers.len();
         for (l, layer) in self.layers.iter().enumerate() {
-            let g = layer.w_ih.dim(0)?;
-            let xp = input
-                .reshape((b * t, input.dim(2)?))?
-                .matmul(&layer.w_ih.t()?)?
-                .broadcast_add(&layer.b_ih)?
-                .reshape((b, t, g))?;
+            let xp = layer.ih.forward(&input)?; // (B, T, G·H)
             let mut h = state.h.get(l).cloned().ok_or_else(|| missing(l))?;
             let mut c = state.c.get(l).cloned();
             let mut outs = Vec::with_capacity(t);
@@ -292,7 +290,7 @@ impl Rnn {
             c: Vec::new(),
         };
         for (l, layer) in self.layers.iter().enumerate() {
-            let xp = input.matmul(&layer.w_ih.t()?)?.broadcast_add(&layer.b_ih)?;
+            let xp = layer.ih.forward(&input)?;
             let h = state.h.get(l).ok_or_else(|| missing(l))?;
             let (h_new, c_new) = self.cell(layer, &xp, h, state.c.get(l))?;
             new.h.push(h_new.clone());
@@ -311,15 +309,6 @@ fn missing(layer: usize) -> Error {
     Error::Shape {
         op: "Rnn",
         msg: format!("the state has no hidden state for layer {layer}"),
-    }
-}
-
-/// `x W^T (+ b)` over the last axis of `x` `(.., in)` with `W` `(out, in)`.
-pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    let y = x.broadcast_matmul(&w.t()?)?;
-    match b {
-        Some(b) => Ok(y.broadcast_add(b)?),
-        None => Ok(y),
     }
 }
 

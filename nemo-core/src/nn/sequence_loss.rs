@@ -23,10 +23,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-fn default_pad_id() -> u32 {
-    0
-}
-
 /// Where label smoothing puts its mass `ε = smoothing_coef`. NeMo has both: the same
 /// `(1 − s) · log p[y] + s · mean log p` with a different `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,34 +51,19 @@ impl LabelSmoothing {
     }
 }
 
-/// The loss configuration, NeMo's `loss:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The loss configuration, NeMo's `loss:` section; missing keys take the [`Default`] values.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SequenceLossConfig {
     /// The padding id whose positions are ignored (NeMo's `pad_id`, default 0).
-    #[serde(default = "default_pad_id")]
     pub pad_id: u32,
     /// Label smoothing `s` in `[0, 1)` (NeMo's `smoothing_coef`, default 0).
-    #[serde(default)]
     pub smoothing_coef: f64,
     /// Where the smoothing mass goes (default `all_classes`, NeMo's `SequenceLoss`).
-    #[serde(default)]
     pub smoothing: LabelSmoothing,
     /// Average per utterance first, then over the batch (NeMo's `sample_wise`, default false:
     /// average over all valid tokens of the batch).
-    #[serde(default)]
     pub sample_wise: bool,
-}
-
-impl Default for SequenceLossConfig {
-    fn default() -> Self {
-        SequenceLossConfig {
-            pad_id: 0,
-            smoothing_coef: 0.0,
-            smoothing: LabelSmoothing::AllClasses,
-            sample_wise: false,
-        }
-    }
 }
 
 impl SequenceLossConfig {

@@ -15,14 +15,14 @@
 //! State per parameter: `exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq`,
 //! all of the parameter's shape.
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, check_range,
-    par_update, update_cpu_in_place,
-};
-use crate::{Error, Result};
+use super::driver::{Driver, UpdateRule, lost_buffers};
+use super::fused::par_update;
+use super::state::{SlotShape, Slots};
+use super::{check_non_negative, check_range};
+use crate::Result;
 
 /// Options of [`AdamW`] (NeMo's `AdamWParams`; PyTorch's defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,65 +50,8 @@ impl Default for AdamWConfig {
     }
 }
 
-impl AdamWConfig {
-    /// Checks the options.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for betas outside `[0, 1)` or a negative or non-finite eps or weight decay.
-    pub fn validate(&self) -> Result<()> {
-        for beta in self.betas {
-            check_range("optim.betas", beta, 0.0, 1.0)?;
-        }
-        check_non_negative("optim.eps", self.eps)?;
-        check_non_negative("optim.weight_decay", self.weight_decay)
-    }
-}
-
 /// AdamW (see the module doc).
-#[derive(Debug)]
-pub struct AdamW {
-    config: AdamWConfig,
-    core: Core,
-}
-
-impl AdamW {
-    /// AdamW over `params` (checkpoint name, f32 variable).
-    ///
-    /// # Errors
-    /// [`Error::Config`] for invalid options; [`Error::Optimizer`] for empty or duplicated names
-    /// or non-f32 variables.
-    pub fn new(params: Vec<(String, Var)>, config: AdamWConfig) -> Result<Self> {
-        config.validate()?;
-        let mut slots = vec![
-            ("exp_avg", SlotShape::LikeParam),
-            ("exp_avg_sq", SlotShape::LikeParam),
-        ];
-        if config.amsgrad {
-            slots.push(("max_exp_avg_sq", SlotShape::LikeParam));
-        }
-        let core = Core::new(params, slots)?;
-        Ok(Self { config, core })
-    }
-
-    /// The options.
-    pub fn adamw_config(&self) -> &AdamWConfig {
-        &self.config
-    }
-}
-
-/// One AdamW update of `param`: in place on the CPU, else the new value.
-fn update(
-    c: &AdamWConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<Option<Tensor>> {
-    if update_cpu(c, param, grad, state, lr)? {
-        return Ok(None);
-    }
-    update_tensors(c, param, grad, state, lr).map(Some)
-}
+pub type AdamW = Driver<AdamWConfig>;
 
 /// Step size `lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)` for the parameter's update `t`.
 fn bias_corrections(c: &AdamWConfig, t: u64, lr: f64) -> (f64, f64) {
@@ -118,138 +61,115 @@ fn bias_corrections(c: &AdamWConfig, t: u64, lr: f64) -> (f64, f64) {
     (lr / (1.0 - beta1.powi(t)), (1.0 - beta2.powi(t)).sqrt())
 }
 
-/// [`update`] as one fused in-place pass over contiguous f32 CPU data; `false` (nothing done)
-/// for other tensors.
-fn update_cpu(
-    c: &AdamWConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<bool> {
-    let (step_size, bc2_sqrt) = bias_corrections(c, state.step + 1, lr);
-    let (step_size, bc2_sqrt) = (step_size as f32, bc2_sqrt as f32);
-    let decay = (1.0 - lr * c.weight_decay) as f32;
-    let (wd, eps) = (c.weight_decay, c.eps as f32);
-    let [b1, b2] = c.betas.map(|b| b as f32);
-    let [c1, c2] = c.betas.map(|b| (1.0 - b) as f32);
-    // Updates p, m, v (and the running max) of one element; returns the new p.
-    let element = move |p: f32, g: f32, m: &mut f32, v: &mut f32, v_max: Option<&mut f32>| {
-        let p = if wd != 0.0 { p * decay } else { p };
-        *m = *m * b1 + c1 * g;
-        *v = *v * b2 + c2 * g * g;
-        let v_hat = match v_max {
-            Some(vm) => {
-                *vm = vm.max(*v);
-                *vm
-            }
-            None => *v,
-        };
-        let denom = v_hat.sqrt() / bc2_sqrt + eps;
-        p - step_size * (*m / denom)
-    };
-    let done = update_cpu_in_place(param, grad, &state.slots, |p, g, buffers| match buffers {
-        [m, v] => par_update([p, &mut **m, &mut **v], [g], |[p, m, v], [g]| {
-            let pmv = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut());
-            for (((p, m), v), &g) in pmv.zip(g) {
-                *p = element(*p, g, m, v, None);
-            }
-        }),
-        [m, v, vm] => par_update(
-            [p, &mut **m, &mut **v, &mut **vm],
-            [g],
-            |[p, m, v, vm], [g]| {
-                let pmv = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut());
-                for ((((p, m), v), vm), &g) in pmv.zip(vm.iter_mut()).zip(g) {
-                    *p = element(*p, g, m, v, Some(vm));
-                }
-            },
-        ),
-        _ => Err(lost_buffers()),
-    })?;
-    if done {
-        state.step += 1;
-    }
-    Ok(done)
-}
+impl UpdateRule for AdamWConfig {
+    const NAME: &'static str = "adamw";
 
-fn lost_buffers() -> Error {
-    Error::Optimizer {
-        msg: "adamw: parameter state lost its buffers".to_string(),
-    }
-}
-
-/// [`update`] with tensor operations, on any device.
-fn update_tensors(
-    c: &AdamWConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<Tensor> {
-    let [beta1, beta2] = c.betas;
-    let (m, v, v_max) = match state.slots.as_slice() {
-        [m, v] => (m, v, None),
-        [m, v, v_max] => (m, v, Some(v_max)),
-        _ => return Err(lost_buffers()),
-    };
-    let param = if c.weight_decay != 0.0 {
-        param.affine(1.0 - lr * c.weight_decay, 0.0)?
-    } else {
-        param.clone()
-    };
-    let m = (m.affine(beta1, 0.0)? + grad.affine(1.0 - beta1, 0.0)?)?;
-    let v = (v.affine(beta2, 0.0)? + grad.sqr()?.affine(1.0 - beta2, 0.0)?)?;
-    let v_max = v_max.map(|vm| vm.maximum(&v)).transpose()?;
-    let (step_size, bias_correction2_sqrt) = bias_corrections(c, state.step + 1, lr);
-    let denom = v_max
-        .as_ref()
-        .unwrap_or(&v)
-        .sqrt()?
-        .affine(1.0 / bias_correction2_sqrt, c.eps)?;
-    let next = (param - (m.div(&denom)?.affine(step_size, 0.0))?)?;
-    state.slots = match v_max {
-        Some(v_max) => vec![m, v, v_max],
-        None => vec![m, v],
-    };
-    state.step += 1;
-    Ok(next)
-}
-
-impl Optimizer for AdamW {
-    fn name(&self) -> &'static str {
-        "adamw"
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for betas outside `[0, 1)` or a negative or
+    /// non-finite eps or weight decay.
+    fn validate(&self) -> Result<()> {
+        for beta in self.betas {
+            check_range("optim.betas", beta, 0.0, 1.0)?;
+        }
+        check_non_negative("optim.eps", self.eps)?;
+        check_non_negative("optim.weight_decay", self.weight_decay)
     }
 
-    fn config(&self) -> OptimizerConfig {
-        OptimizerConfig::AdamW(self.config.clone())
+    /// `exp_avg`, `exp_avg_sq` and, with amsgrad, `max_exp_avg_sq`.
+    fn slots(&self) -> Slots {
+        let mut slots = vec![
+            ("exp_avg", SlotShape::LikeParam),
+            ("exp_avg_sq", SlotShape::LikeParam),
+        ];
+        if self.amsgrad {
+            slots.push(("max_exp_avg_sq", SlotShape::LikeParam));
+        }
+        slots
     }
 
-    fn params(&self) -> &[(String, Var)] {
-        self.core.params()
-    }
-
-    fn step_count(&self) -> u64 {
-        self.core.step_count()
-    }
-
-    fn step(
-        &mut self,
-        grads: &candle_core::backprop::GradStore,
+    fn update_in_place(
+        &self,
+        p: &mut [f32],
+        g: &[f32],
+        buffers: &mut [&mut [f32]],
+        t: u64,
         lr: f64,
-        frozen: &dyn Fn(&str) -> bool,
     ) -> Result<()> {
-        let c = &self.config;
-        self.core
-            .step(grads, lr, frozen, |p, g, s| update(c, p, g, s, lr))
+        let (step_size, bc2_sqrt) = bias_corrections(self, t, lr);
+        let (step_size, bc2_sqrt) = (step_size as f32, bc2_sqrt as f32);
+        let decay = (1.0 - lr * self.weight_decay) as f32;
+        let (wd, eps) = (self.weight_decay, self.eps as f32);
+        let [b1, b2] = self.betas.map(|b| b as f32);
+        let [c1, c2] = self.betas.map(|b| (1.0 - b) as f32);
+        // Updates p, m, v (and the running max) of one element; returns the new p.
+        let element = move |p: f32, g: f32, m: &mut f32, v: &mut f32, v_max: Option<&mut f32>| {
+            let p = if wd != 0.0 { p * decay } else { p };
+            *m = *m * b1 + c1 * g;
+            *v = *v * b2 + c2 * g * g;
+            let v_hat = match v_max {
+                Some(vm) => {
+                    *vm = vm.max(*v);
+                    *vm
+                }
+                None => *v,
+            };
+            let denom = v_hat.sqrt() / bc2_sqrt + eps;
+            p - step_size * (*m / denom)
+        };
+        match buffers {
+            [m, v] => par_update([p, &mut **m, &mut **v], [g], |[p, m, v], [g]| {
+                let pmv = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut());
+                for (((p, m), v), &g) in pmv.zip(g) {
+                    *p = element(*p, g, m, v, None);
+                }
+            }),
+            [m, v, vm] => par_update(
+                [p, &mut **m, &mut **v, &mut **vm],
+                [g],
+                |[p, m, v, vm], [g]| {
+                    let pmv = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut());
+                    for ((((p, m), v), vm), &g) in pmv.zip(vm.iter_mut()).zip(g) {
+                        *p = element(*p, g, m, v, Some(vm));
+                    }
+                },
+            ),
+            _ => Err(lost_buffers(Self::NAME)),
+        }
     }
 
-    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        self.core.state_dict()
-    }
-
-    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.core.load_state_dict(state)
+    fn update_tensors(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        buffers: &mut [Tensor],
+        t: u64,
+        lr: f64,
+    ) -> Result<Tensor> {
+        let [beta1, beta2] = self.betas;
+        let (m, v, mut v_max) = match &mut *buffers {
+            [m, v] => (m, v, None),
+            [m, v, v_max] => (m, v, Some(v_max)),
+            _ => return Err(lost_buffers(Self::NAME)),
+        };
+        let param = if self.weight_decay != 0.0 {
+            param.affine(1.0 - lr * self.weight_decay, 0.0)?
+        } else {
+            param.clone()
+        };
+        *m = (m.affine(beta1, 0.0)? + grad.affine(1.0 - beta1, 0.0)?)?;
+        *v = (v.affine(beta2, 0.0)? + grad.sqr()?.affine(1.0 - beta2, 0.0)?)?;
+        if let Some(vm) = v_max.as_deref_mut() {
+            *vm = vm.maximum(&*v)?;
+        }
+        let (step_size, bias_correction2_sqrt) = bias_corrections(self, t, lr);
+        let denom = v_max
+            .as_deref()
+            .unwrap_or(v)
+            .sqrt()?
+            .affine(1.0 / bias_correction2_sqrt, self.eps)?;
+        Ok((param - (m.div(&denom)?.affine(step_size, 0.0))?)?)
     }
 }
 
@@ -273,21 +193,7 @@ mod tests {
                 ..AdamWConfig::default()
             },
         ] {
-            let slots = {
-                let mut s = vec![
-                    ("exp_avg", SlotShape::LikeParam),
-                    ("exp_avg_sq", SlotShape::LikeParam),
-                ];
-                if c.amsgrad {
-                    s.push(("max_exp_avg_sq", SlotShape::LikeParam));
-                }
-                s
-            };
-            check_paths_agree(
-                &slots,
-                |p, g, s, lr| update_cpu(&c, p, g, s, lr),
-                |p, g, s, lr| update_tensors(&c, p, g, s, lr),
-            )?;
+            check_paths_agree(&c)?;
         }
         Ok(())
     }

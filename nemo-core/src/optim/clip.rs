@@ -8,7 +8,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 
-use super::{par_map, sum_squares, with_cpu_f32};
+use super::fused::{par_map, sum_squares, with_cpu_f32};
 use crate::{Error, Result};
 
 /// Added to the total norm in the clipping coefficient, as PyTorch.

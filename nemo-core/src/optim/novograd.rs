@@ -22,14 +22,14 @@
 //! Reference: NeMo at commit `a09a33f5e2eec648ab80e199a165010e4082b179`,
 //! `nemo/core/optim/novograd.py`, `Novograd.step`.
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, check_range,
-    par_update, sum_squares, update_cpu_in_place,
-};
-use crate::{Error, Result};
+use super::driver::{Driver, UpdateRule, lost_buffers};
+use super::fused::{par_update, sum_squares};
+use super::state::{SlotShape, Slots};
+use super::{check_non_negative, check_range};
+use crate::Result;
 
 /// Options of [`Novograd`] (NeMo's `NovogradParams` and `Novograd.__init__` defaults, the
 /// values QuartzNet trains with).
@@ -61,88 +61,60 @@ impl Default for NovogradConfig {
     }
 }
 
-impl NovogradConfig {
+/// NovoGrad (see the module doc).
+pub type Novograd = Driver<NovogradConfig>;
+
+impl UpdateRule for NovogradConfig {
+    const NAME: &'static str = "novograd";
+
     /// Checks the options.
     ///
     /// # Errors
-    /// [`Error::Config`] for betas outside `[0, 1)` or a negative or non-finite eps or weight decay.
-    pub fn validate(&self) -> Result<()> {
+    /// [`Error::Config`](crate::Error::Config) for betas outside `[0, 1)` or a negative or
+    /// non-finite eps or weight decay.
+    fn validate(&self) -> Result<()> {
         for beta in self.betas {
             check_range("optim.betas", beta, 0.0, 1.0)?;
         }
         check_non_negative("optim.eps", self.eps)?;
         check_non_negative("optim.weight_decay", self.weight_decay)
     }
-}
 
-/// NovoGrad (see the module doc).
-#[derive(Debug)]
-pub struct Novograd {
-    config: NovogradConfig,
-    core: Core,
-}
-
-impl Novograd {
-    /// NovoGrad over `params` (checkpoint name, f32 variable).
-    ///
-    /// # Errors
-    /// [`Error::Config`] for invalid options; [`Error::Optimizer`] for empty or duplicated names
-    /// or non-f32 variables.
-    pub fn new(params: Vec<(String, Var)>, config: NovogradConfig) -> Result<Self> {
-        config.validate()?;
+    /// `exp_avg` (the parameter's shape), `exp_avg_sq` and, with amsgrad, `max_exp_avg_sq`
+    /// (scalars).
+    fn slots(&self) -> Slots {
         let mut slots = vec![
             ("exp_avg", SlotShape::LikeParam),
             ("exp_avg_sq", SlotShape::Scalar),
         ];
-        if config.amsgrad {
+        if self.amsgrad {
             slots.push(("max_exp_avg_sq", SlotShape::Scalar));
         }
-        let core = Core::new(params, slots)?;
-        Ok(Self { config, core })
+        slots
     }
 
-    /// The options.
-    pub fn novograd_config(&self) -> &NovogradConfig {
-        &self.config
-    }
-}
-
-/// One NovoGrad update of `param`: in place on the CPU, else the new value.
-fn update(
-    c: &NovogradConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<Option<Tensor>> {
-    if update_cpu(c, param, grad, state, lr)? {
-        return Ok(None);
-    }
-    update_tensors(c, param, grad, state, lr).map(Some)
-}
-
-/// [`update`] as fused in-place passes over contiguous f32 CPU data (the squared norm, then the
-/// update); `false` (nothing done) for other tensors.
-fn update_cpu(
-    c: &NovogradConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<bool> {
-    let [b1, b2] = c.betas.map(|b| b as f32);
-    let [c1, c2] = c.betas.map(|b| (1.0 - b) as f32);
-    let (lr, eps, wd) = (lr as f32, c.eps as f32, c.weight_decay as f32);
-    let averaging = c.grad_averaging;
-    let done = update_cpu_in_place(param, grad, &state.slots, |p, g, buffers| {
+    /// Two passes: the squared norm, then the update.
+    fn update_in_place(
+        &self,
+        p: &mut [f32],
+        g: &[f32],
+        buffers: &mut [&mut [f32]],
+        _t: u64,
+        lr: f64,
+    ) -> Result<()> {
+        let [b1, b2] = self.betas.map(|b| b as f32);
+        let [c1, c2] = self.betas.map(|b| (1.0 - b) as f32);
+        let (lr, eps, wd) = (lr as f32, self.eps as f32, self.weight_decay as f32);
+        let averaging = self.grad_averaging;
+        let lost = || lost_buffers(Self::NAME);
         let (m, v, v_max) = match buffers {
             [m, v] => (m, v, None),
             [m, v, v_max] => (m, v, Some(v_max)),
-            _ => return Err(lost_buffers()),
+            _ => return Err(lost()),
         };
-        let v = v.first_mut().ok_or_else(lost_buffers)?;
+        let v = v.first_mut().ok_or_else(lost)?;
         let v_max = match v_max {
-            Some(vm) => Some(vm.first_mut().ok_or_else(lost_buffers)?),
+            Some(vm) => Some(vm.first_mut().ok_or_else(lost)?),
             None => None,
         };
         let norm = sum_squares(g) as f32; // ||g||^2
@@ -168,92 +140,44 @@ fn update_cpu(
                 *p -= lr * *m;
             }
         })
-    })?;
-    if done {
-        state.step += 1;
-    }
-    Ok(done)
-}
-
-fn lost_buffers() -> Error {
-    Error::Optimizer {
-        msg: "novograd: parameter state lost its buffers".to_string(),
-    }
-}
-
-/// [`update`] with tensor operations, on any device.
-///
-/// The second moment stays on the device (no host synchronisation): the `v == 0` test of NeMo is
-/// a `where_cond`.
-fn update_tensors(
-    c: &NovogradConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<Tensor> {
-    let [beta1, beta2] = c.betas;
-    let (m, v, v_max) = match state.slots.as_slice() {
-        [m, v] => (m, v, None),
-        [m, v, v_max] => (m, v, Some(v_max)),
-        _ => return Err(lost_buffers()),
-    };
-    let norm = grad.sqr()?.sum_all()?; // ()
-    let blended = (v.affine(beta2, 0.0)? + norm.affine(1.0 - beta2, 0.0)?)?;
-    let v = v.eq(0f32)?.where_cond(&norm, &blended)?;
-    let v_max = v_max.map(|vm| vm.maximum(&v)).transpose()?;
-    let denom = v_max.as_ref().unwrap_or(&v).sqrt()?.affine(1.0, c.eps)?;
-    let mut d = grad.broadcast_div(&denom)?;
-    if c.weight_decay != 0.0 {
-        d = (d + param.affine(c.weight_decay, 0.0)?)?;
-    }
-    if c.grad_averaging {
-        d = d.affine(1.0 - beta1, 0.0)?;
-    }
-    let m = (m.affine(beta1, 0.0)? + d)?;
-    let next = (param - m.affine(lr, 0.0)?)?;
-    state.slots = match v_max {
-        Some(v_max) => vec![m, v, v_max],
-        None => vec![m, v],
-    };
-    state.step += 1;
-    Ok(next)
-}
-
-impl Optimizer for Novograd {
-    fn name(&self) -> &'static str {
-        "novograd"
     }
 
-    fn config(&self) -> OptimizerConfig {
-        OptimizerConfig::Novograd(self.config.clone())
-    }
-
-    fn params(&self) -> &[(String, Var)] {
-        self.core.params()
-    }
-
-    fn step_count(&self) -> u64 {
-        self.core.step_count()
-    }
-
-    fn step(
-        &mut self,
-        grads: &candle_core::backprop::GradStore,
+    /// The second moment stays on the device (no host synchronisation): the `v == 0` test of
+    /// NeMo is a `where_cond`.
+    fn update_tensors(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        buffers: &mut [Tensor],
+        _t: u64,
         lr: f64,
-        frozen: &dyn Fn(&str) -> bool,
-    ) -> Result<()> {
-        let c = &self.config;
-        self.core
-            .step(grads, lr, frozen, |p, g, s| update(c, p, g, s, lr))
-    }
-
-    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        self.core.state_dict()
-    }
-
-    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.core.load_state_dict(state)
+    ) -> Result<Tensor> {
+        let [beta1, beta2] = self.betas;
+        let (m, v, mut v_max) = match &mut *buffers {
+            [m, v] => (m, v, None),
+            [m, v, v_max] => (m, v, Some(v_max)),
+            _ => return Err(lost_buffers(Self::NAME)),
+        };
+        let norm = grad.sqr()?.sum_all()?; // ()
+        let blended = (v.affine(beta2, 0.0)? + norm.affine(1.0 - beta2, 0.0)?)?;
+        *v = v.eq(0f32)?.where_cond(&norm, &blended)?;
+        if let Some(vm) = v_max.as_deref_mut() {
+            *vm = vm.maximum(&*v)?;
+        }
+        let denom = v_max
+            .as_deref()
+            .unwrap_or(v)
+            .sqrt()?
+            .affine(1.0, self.eps)?;
+        let mut d = grad.broadcast_div(&denom)?;
+        if self.weight_decay != 0.0 {
+            d = (d + param.affine(self.weight_decay, 0.0)?)?;
+        }
+        if self.grad_averaging {
+            d = d.affine(1.0 - beta1, 0.0)?;
+        }
+        *m = (m.affine(beta1, 0.0)? + d)?;
+        Ok((param - m.affine(lr, 0.0)?)?)
     }
 }
 
@@ -279,21 +203,7 @@ mod tests {
                 ..NovogradConfig::default()
             },
         ] {
-            let slots = {
-                let mut s = vec![
-                    ("exp_avg", SlotShape::LikeParam),
-                    ("exp_avg_sq", SlotShape::Scalar),
-                ];
-                if c.amsgrad {
-                    s.push(("max_exp_avg_sq", SlotShape::Scalar));
-                }
-                s
-            };
-            check_paths_agree(
-                &slots,
-                |p, g, s, lr| update_cpu(&c, p, g, s, lr),
-                |p, g, s, lr| update_tensors(&c, p, g, s, lr),
-            )?;
+            check_paths_agree(&c)?;
         }
         Ok(())
     }

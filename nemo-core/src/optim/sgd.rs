@@ -13,13 +13,13 @@
 //!
 //! State per parameter: `momentum_buffer` (shape of the parameter; absent without momentum).
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Core, Optimizer, OptimizerConfig, ParamState, SlotShape, check_non_negative, par_update,
-    update_cpu_in_place,
-};
+use super::check_non_negative;
+use super::driver::{Driver, UpdateRule, lost_buffers};
+use super::fused::par_update;
+use super::state::{SlotShape, Slots};
 use crate::{Error, Result};
 
 /// Options of [`Sgd`] (NeMo's `SGDParams`; PyTorch's defaults).
@@ -55,13 +55,20 @@ impl SgdConfig {
             ..Self::default()
         }
     }
+}
+
+/// SGD with momentum, Nesterov and L2 weight decay (see the module doc).
+pub type Sgd = Driver<SgdConfig>;
+
+impl UpdateRule for SgdConfig {
+    const NAME: &'static str = "sgd";
 
     /// Checks the options.
     ///
     /// # Errors
     /// [`Error::Config`] for a negative or non-finite value, or Nesterov without momentum or
     /// with dampening.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         check_non_negative("optim.momentum", self.momentum)?;
         check_non_negative("optim.dampening", self.dampening)?;
         check_non_negative("optim.weight_decay", self.weight_decay)?;
@@ -77,157 +84,73 @@ impl SgdConfig {
         }
         Ok(())
     }
-}
 
-/// SGD with momentum, Nesterov and L2 weight decay (see the module doc).
-#[derive(Debug)]
-pub struct Sgd {
-    config: SgdConfig,
-    core: Core,
-}
-
-impl Sgd {
-    /// SGD over `params` (checkpoint name, f32 variable).
-    ///
-    /// # Errors
-    /// [`Error::Config`] for invalid options; [`Error::Optimizer`] for empty or duplicated names
-    /// or non-f32 variables.
-    pub fn new(params: Vec<(String, Var)>, config: SgdConfig) -> Result<Self> {
-        config.validate()?;
-        let slots = if config.momentum != 0.0 {
+    /// `momentum_buffer` with momentum, nothing without.
+    fn slots(&self) -> Slots {
+        if self.momentum != 0.0 {
             vec![("momentum_buffer", SlotShape::LikeParam)]
         } else {
             Vec::new()
-        };
-        let core = Core::new(params, slots)?;
-        Ok(Self { config, core })
+        }
     }
 
-    /// The options.
-    pub fn sgd_config(&self) -> &SgdConfig {
-        &self.config
-    }
-}
-
-/// One SGD update of `param`: in place on the CPU, else the new value.
-fn update(
-    c: &SgdConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<Option<Tensor>> {
-    if update_cpu(c, param, grad, state, lr)? {
-        return Ok(None);
-    }
-    update_tensors(c, param, grad, state, lr).map(Some)
-}
-
-/// [`update`] as one fused in-place pass over contiguous f32 CPU data; `false` (nothing done)
-/// for other tensors.
-fn update_cpu(
-    c: &SgdConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<bool> {
-    let (lr, wd) = (lr as f32, c.weight_decay as f32);
-    let (momentum, keep) = (c.momentum as f32, (1.0 - c.dampening) as f32);
-    let (first, nesterov) = (state.step == 0, c.nesterov);
-    let decayed = move |p: f32, g: f32| if wd != 0.0 { g + wd * p } else { g };
-    let done = update_cpu_in_place(param, grad, &state.slots, |p, g, buffers| match buffers {
-        [] => par_update([p], [g], |[p], [g]| {
-            for (p, &g) in p.iter_mut().zip(g) {
-                *p -= lr * decayed(*p, g);
-            }
-        }),
-        [b] => par_update([p, &mut **b], [g], |[p, b], [g]| {
-            for ((p, b), &g) in p.iter_mut().zip(b.iter_mut()).zip(g) {
-                let d = decayed(*p, g);
-                *b = if first { d } else { *b * momentum + keep * d };
-                let d = if nesterov { d + momentum * *b } else { *b };
-                *p -= lr * d;
-            }
-        }),
-        _ => Err(lost_buffers()),
-    })?;
-    if done {
-        state.step += 1;
-    }
-    Ok(done)
-}
-
-fn lost_buffers() -> Error {
-    Error::Optimizer {
-        msg: "sgd: parameter state lost its buffers".to_string(),
-    }
-}
-
-/// [`update`] with tensor operations, on any device.
-fn update_tensors(
-    c: &SgdConfig,
-    param: &Tensor,
-    grad: &Tensor,
-    state: &mut ParamState,
-    lr: f64,
-) -> Result<Tensor> {
-    let mut d = if c.weight_decay != 0.0 {
-        (grad + param.affine(c.weight_decay, 0.0)?)?
-    } else {
-        grad.clone()
-    };
-    if let Some(buf) = state.slots.first_mut() {
-        let next = if state.step == 0 {
-            d.copy()? // owned: the buffer must not share the gradient's storage
-        } else {
-            (buf.affine(c.momentum, 0.0)? + d.affine(1.0 - c.dampening, 0.0)?)?
-        };
-        d = if c.nesterov {
-            (&d + next.affine(c.momentum, 0.0)?)?
-        } else {
-            next.clone()
-        };
-        *buf = next;
-    }
-    state.step += 1;
-    Ok((param - d.affine(lr, 0.0)?)?)
-}
-
-impl Optimizer for Sgd {
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-
-    fn config(&self) -> OptimizerConfig {
-        OptimizerConfig::Sgd(self.config.clone())
-    }
-
-    fn params(&self) -> &[(String, Var)] {
-        self.core.params()
-    }
-
-    fn step_count(&self) -> u64 {
-        self.core.step_count()
-    }
-
-    fn step(
-        &mut self,
-        grads: &candle_core::backprop::GradStore,
+    fn update_in_place(
+        &self,
+        p: &mut [f32],
+        g: &[f32],
+        buffers: &mut [&mut [f32]],
+        t: u64,
         lr: f64,
-        frozen: &dyn Fn(&str) -> bool,
     ) -> Result<()> {
-        let c = &self.config;
-        self.core
-            .step(grads, lr, frozen, |p, g, s| update(c, p, g, s, lr))
+        let (lr, wd) = (lr as f32, self.weight_decay as f32);
+        let (momentum, keep) = (self.momentum as f32, (1.0 - self.dampening) as f32);
+        let (first, nesterov) = (t == 1, self.nesterov);
+        let decayed = move |p: f32, g: f32| if wd != 0.0 { g + wd * p } else { g };
+        match buffers {
+            [] => par_update([p], [g], |[p], [g]| {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    *p -= lr * decayed(*p, g);
+                }
+            }),
+            [b] => par_update([p, &mut **b], [g], |[p, b], [g]| {
+                for ((p, b), &g) in p.iter_mut().zip(b.iter_mut()).zip(g) {
+                    let d = decayed(*p, g);
+                    *b = if first { d } else { *b * momentum + keep * d };
+                    let d = if nesterov { d + momentum * *b } else { *b };
+                    *p -= lr * d;
+                }
+            }),
+            _ => Err(lost_buffers(Self::NAME)),
+        }
     }
 
-    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        self.core.state_dict()
-    }
-
-    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.core.load_state_dict(state)
+    fn update_tensors(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        buffers: &mut [Tensor],
+        t: u64,
+        lr: f64,
+    ) -> Result<Tensor> {
+        let mut d = if self.weight_decay != 0.0 {
+            (grad + param.affine(self.weight_decay, 0.0)?)?
+        } else {
+            grad.clone()
+        };
+        if let Some(buf) = buffers.first_mut() {
+            let next = if t == 1 {
+                d.copy()? // owned: the buffer must not share the gradient's storage
+            } else {
+                (buf.affine(self.momentum, 0.0)? + d.affine(1.0 - self.dampening, 0.0)?)?
+            };
+            d = if self.nesterov {
+                (&d + next.affine(self.momentum, 0.0)?)?
+            } else {
+                next.clone()
+            };
+            *buf = next;
+        }
+        Ok((param - d.affine(lr, 0.0)?)?)
     }
 }
 
@@ -253,16 +176,7 @@ mod tests {
                 ..SgdConfig::default()
             },
         ] {
-            let slots = if c.momentum != 0.0 {
-                vec![("momentum_buffer", SlotShape::LikeParam)]
-            } else {
-                Vec::new()
-            };
-            check_paths_agree(
-                &slots,
-                |p, g, s, lr| update_cpu(&c, p, g, s, lr),
-                |p, g, s, lr| update_tensors(&c, p, g, s, lr),
-            )?;
+            check_paths_agree(&c)?;
         }
         Ok(())
     }

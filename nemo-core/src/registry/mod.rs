@@ -53,9 +53,7 @@
 //! should call its `ensure_registered()` (e.g. `nemo_asr::registry::ensure_registered()`).
 //!
 //! [`build_module`] looks a type up and builds it; an unknown type is an error listing the known
-//! types with the closest one suggested. [`crate::config::ModelConfig`] builds whole models.
-
-mod suggest;
+//! types with the closest one suggested ([`crate::suggest`]). [`crate::config::ModelConfig`] builds whole models.
 
 use std::sync::Arc;
 
@@ -63,12 +61,11 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
-use crate::config::{ConfigError, ConfigProblem, from_value, join_key};
 use crate::module::DynModule;
 use crate::params::Parameters;
+use crate::suggest::closest;
+use crate::yaml::{ConfigError, ConfigProblem, from_value, join_key};
 use crate::{Error, Result};
-
-pub use suggest::{closest, edit_distance};
 
 /// Builds a module from its config section and the build context.
 pub type BuildFn = fn(&serde_norway::Value, &BuildContext<'_>) -> Result<Arc<dyn DynModule>>;

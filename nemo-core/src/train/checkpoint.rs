@@ -54,20 +54,25 @@ pub(crate) fn save(
     keep: usize,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(io(root))?;
-    let tmp = root.join(format!(".tmp-step-{:08}-{}", ckpt.step, std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    // A unique staging directory: two writers (threads, processes) never share one.
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".tmp-step-{:08}-", ckpt.step))
+        .tempdir_in(root)
+        .map_err(io(root))?;
+    let tmp = staging.path();
     params.save(&tmp.join("weights.safetensors"))?;
     let state: HashMap<String, Tensor> = optimizer.state_dict()?.into_iter().collect();
     crate::io::write_safetensors_atomic(&state, &tmp.join("optimizer.safetensors"))?;
     let json = serde_json::to_vec_pretty(ckpt).map_err(|e| Error::Checkpoint {
-        path: tmp.clone(),
+        path: tmp.to_path_buf(),
         msg: e.to_string(),
     })?;
     crate::io::write_atomic(&tmp.join("trainer.json"), &json)?;
     let dest = step_dir(root, ckpt.step);
     let _ = std::fs::remove_dir_all(&dest);
-    std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+    // Renamed away, the staging directory is no longer there for its drop to delete.
+    std::fs::rename(tmp, &dest).map_err(io(&dest))?;
+    crate::io::sync_dir(root)?;
     let mut all = list_checkpoints(root)?;
     all.sort();
     let excess = all.len().saturating_sub(keep.max(1));

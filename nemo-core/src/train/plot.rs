@@ -292,28 +292,8 @@ pub fn write_curves(path: &Path, curves: &Curves, font_paths: &[PathBuf]) -> Res
              (install fonts-dejavu-core or set {FONT_ENV})"
         );
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "curves.png".into());
-    // The image encoder picks the format from the extension, so the temporary name keeps it.
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}.png", std::process::id()));
-    let result = draw(&tmp, curves, text).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map(|()| text)
+    // The image encoder picks the format from the extension, which the temporary name keeps.
+    crate::io::write_atomic_with(path, |tmp| draw(tmp, curves, text)).map(|()| text)
 }
 
 fn draw(tmp: &Path, curves: &Curves, text: bool) -> Result<()> {

@@ -67,43 +67,21 @@ impl PrecisionMode {
     }
 }
 
-fn init_scale() -> f64 {
-    65536.0
-}
-fn growth_factor() -> f64 {
-    2.0
-}
-fn backoff_factor() -> f64 {
-    0.5
-}
-fn growth_interval() -> u64 {
-    2000
-}
-fn max_consecutive_skips() -> u64 {
-    16
-}
-
 /// The `precision:` section of the trainer config; the defaults are `torch.amp.GradScaler`'s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MixedPrecision {
     /// The compute dtype. Default `f32`.
-    #[serde(default)]
     pub mode: PrecisionMode,
     /// The first loss scale (f16 only). Default 65536 (2^16).
-    #[serde(default = "init_scale")]
     pub init_scale: f64,
     /// Factor applied to the scale after `growth_interval` clean steps. Default 2.
-    #[serde(default = "growth_factor")]
     pub growth_factor: f64,
     /// Factor applied to the scale after an overflow. Default 0.5.
-    #[serde(default = "backoff_factor")]
     pub backoff_factor: f64,
     /// Consecutive clean steps before the scale grows. Default 2000.
-    #[serde(default = "growth_interval")]
     pub growth_interval: u64,
     /// Skipped (overflowed) steps in a row after which the run stops with an error. Default 16.
-    #[serde(default = "max_consecutive_skips")]
     pub max_consecutive_skips: u64,
 }
 
@@ -111,11 +89,11 @@ impl Default for MixedPrecision {
     fn default() -> Self {
         MixedPrecision {
             mode: PrecisionMode::F32,
-            init_scale: init_scale(),
-            growth_factor: growth_factor(),
-            backoff_factor: backoff_factor(),
-            growth_interval: growth_interval(),
-            max_consecutive_skips: max_consecutive_skips(),
+            init_scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+            max_consecutive_skips: 16,
         }
     }
 }

@@ -42,57 +42,35 @@ impl RealFunction {
     }
 }
 
-/// Settings of [`RealFunctionDataLayer`] (NeMo 0.x's arguments, plus `seed` and `shuffle`).
+/// Settings of [`RealFunctionDataLayer`] (NeMo 0.x's arguments, plus `seed` and `shuffle`);
+/// missing keys take the [`Default`] values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RealFunctionDataLayerConfig {
     /// Samples per epoch. Default 10000.
-    #[serde(default = "default_n")]
     pub n: usize,
     /// Samples per batch. Default 128.
-    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// The function (NeMo's `f_name`): `sin`, `cos`, `square` or `identity`. Default `sin`.
-    #[serde(default = "default_f_name")]
     pub f_name: RealFunction,
     /// Lower end of the range of `x`. Default -4.
-    #[serde(default = "default_x_lo")]
     pub x_lo: f64,
     /// Upper end of the range of `x`. Default 4.
-    #[serde(default = "default_x_hi")]
     pub x_hi: f64,
     /// Seed of the samples and of the shuffling. Default 0.
-    #[serde(default)]
     pub seed: u64,
     /// Reorder the samples every epoch (seeded by `seed` and the epoch). Default false.
-    #[serde(default)]
     pub shuffle: bool,
-}
-
-fn default_n() -> usize {
-    10_000
-}
-fn default_batch_size() -> usize {
-    128
-}
-fn default_f_name() -> RealFunction {
-    RealFunction::Sin
-}
-fn default_x_lo() -> f64 {
-    -4.0
-}
-fn default_x_hi() -> f64 {
-    4.0
 }
 
 impl Default for RealFunctionDataLayerConfig {
     fn default() -> Self {
         RealFunctionDataLayerConfig {
-            n: default_n(),
-            batch_size: default_batch_size(),
-            f_name: default_f_name(),
-            x_lo: default_x_lo(),
-            x_hi: default_x_hi(),
+            n: 10_000,
+            batch_size: 128,
+            f_name: RealFunction::Sin,
+            x_lo: -4.0,
+            x_hi: 4.0,
             seed: 0,
             shuffle: false,
         }

@@ -1,9 +1,8 @@
 //! [`NeuralType`]: axes, an element type and an optional flag — the type of one port.
 
 use std::fmt;
-use std::str::FromStr;
 
-use super::{AxisKind, AxisType, Comparison, ElementInfo, ElementType};
+use super::{AxisKind, AxisType, Comparison, ElementType};
 
 /// The neural type of a port: its axes (or none, for scalars such as a loss), the meaning of its
 /// elements, and whether the port may be left unconnected.
@@ -208,20 +207,4 @@ impl fmt::Display for NeuralType {
         }
         Ok(())
     }
-}
-
-impl FromStr for NeuralType {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> crate::Result<Self> {
-        super::parse::parse_neural_type(s)
-    }
-}
-
-/// Looks up an element type by name, for parsers: `void`/`Void`/`VoidType` included.
-pub(crate) fn lookup_element(name: &str) -> Option<&'static ElementInfo> {
-    if name.eq_ignore_ascii_case("void") {
-        return Some(crate::typed::elements::void_info());
-    }
-    ElementInfo::lookup(name)
 }

@@ -1,4 +1,5 @@
 //! The parser of the textual form of [`NeuralType`] (see its docs for the grammar by example).
+//! `FromStr for NeuralType` is implemented here, so the type's module does not depend on it.
 //!
 //! ```text
 //! type     := [ "(" axis { "," axis } ")" ] element [ "?" ]
@@ -7,9 +8,28 @@
 //! ```
 //! Errors say what was expected, what was found and at which character.
 
-use super::neural_type::lookup_element;
+use std::str::FromStr;
+
 use super::{AxisKind, AxisType, ElementInfo, ElementType, NeuralType};
+use crate::suggest::did_you_mean;
 use crate::{Error, Result};
+
+impl FromStr for NeuralType {
+    type Err = Error;
+
+    /// Parses the textual form, e.g. `(B, D:64, T) MelSpectrogram`.
+    fn from_str(s: &str) -> Result<Self> {
+        parse_neural_type(s)
+    }
+}
+
+/// Looks up an element type by name, for the parser: `void`/`Void`/`VoidType` included.
+fn lookup_element(name: &str) -> Option<&'static ElementInfo> {
+    if name.eq_ignore_ascii_case("void") {
+        return Some(crate::typed::elements::void_info());
+    }
+    ElementInfo::lookup(name)
+}
 
 struct Parser<'a> {
     src: &'a str,
@@ -141,11 +161,11 @@ impl<'a> Parser<'a> {
         let info: &'static ElementInfo = lookup_element(name).ok_or_else(|| {
             self.pos = start;
             self.skip_ws();
-            let mut msg = format!("unknown element type `{name}`");
-            if let Some(close) = closest(name) {
-                msg.push_str(&format!("; did you mean `{close}`?"));
-            }
-            self.err(msg)
+            let names = ElementInfo::all().into_iter().map(|i| i.name);
+            self.err(format!(
+                "unknown element type `{name}`{}",
+                did_you_mean(name, names)
+            ))
         })?;
         let mut element = ElementType::new(info);
         if self.eat('{') {
@@ -193,33 +213,8 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// The registered element name nearest to `name` (edit distance at most 3), for suggestions.
-fn closest(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    ElementInfo::all()
-        .into_iter()
-        .map(|i| (edit_distance(&lower, &i.name.to_ascii_lowercase()), i.name))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// Parses the textual form of a neural type.
-pub(crate) fn parse_neural_type(src: &str) -> Result<NeuralType> {
+fn parse_neural_type(src: &str) -> Result<NeuralType> {
     let mut p = Parser { src, pos: 0 };
     let axes = if p.eat('(') {
         if p.peek() == Some(')') {

@@ -9,7 +9,7 @@ use candle_core::cuda_backend::{CudaDType, CudaStorage, WrapErr};
 use candle_core::{Layout, Shape, bail};
 
 use super::{arg_view, as_i32, dispatch_half, dtype_suffix, elementwise_launch};
-use crate::kernels::depthwise_conv1d::Geometry;
+use crate::kernels::depthwise_geometry::Geometry;
 
 /// The kernels' PTX, built by `build.rs`.
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/depthwise_conv1d.ptx"));

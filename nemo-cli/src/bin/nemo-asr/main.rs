@@ -20,8 +20,10 @@ use clap::{Parser, Subcommand};
 
 use nemo_asr::data::{AudioSegment, Manifest, Vocabulary, normalize_transcript};
 use nemo_asr::decoding::{CtcBeamSearch, CtcBeamSearchConfig, NgramLm};
-use nemo_asr::models::{AsrModel, EncDecAttentionModel, EncDecCtcModel, ModelKind, SpeechModel};
-use nemo_asr::train::{SpeechTrainTask, eval_data_layer, read_run_config, train_data_layer};
+use nemo_asr::models::{
+    AsrModel, EncDecAttentionModel, EncDecCtcModel, ModelKind, SpeechModel, eval_data_layer,
+};
+use nemo_asr::train::{SpeechTrainTask, read_run_config, train_data_layer};
 use nemo_cli::{DeviceArg, TrainArgs};
 use nemo_host::ElementwisePool;
 

@@ -8,16 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::locate::{Location, locate};
 use crate::Error;
-
-/// A 1-based line and column in a YAML file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-}
 
 /// What is wrong with a configuration value.
 #[derive(Debug)]
@@ -100,7 +92,7 @@ impl ConfigError {
             self.file = file.map(Path::to_path_buf);
         }
         if self.location.is_none() && !self.key.is_empty() {
-            self.location = super::locate::locate(text, &self.key);
+            self.location = locate(text, &self.key);
         }
         self
     }

@@ -1,27 +1,5 @@
-//! Helpers for tests, usable from any crate's tests: [`vars_without_gradient`] and
-//! [`assert_all_vars_receive_gradients`] run backward of a loss and find the trainable
-//! variables whose gradient is missing or all zero.
-//!
-//! candle's fused ops (`layer_norm`, `rms_norm`, `softmax_last_dim`, `sdpa`) record no backward
-//! op, so every parameter upstream of one silently gets no gradient and never trains; a model
-//! test should call this once on a real batch.
-//!
-//! ```
-//! use candle_core::{DType, Device};
-//! use nemo_core::params::Parameters;
-//! use nemo_core::testing::vars_without_gradient;
-//! # fn main() -> nemo_core::Result<()> {
-//! let params = Parameters::new();
-//! let vb = params.var_builder(DType::F32, &Device::Cpu);
-//! let used = vb.get_with_hints(3, "used", candle_nn::init::ONE)?;
-//! let _unused = vb.get_with_hints(3, "unused", candle_nn::init::ONE)?;
-//! let loss = used.sqr()?.sum_all()?;
-//! let missing = vars_without_gradient(&loss, &params)?;
-//! assert_eq!(missing.len(), 1);
-//! assert_eq!(missing[0].name, "unused");
-//! # Ok(())
-//! # }
-//! ```
+//! [`vars_without_gradient`] and [`assert_all_vars_receive_gradients`]: run backward of a loss
+//! and find the trainable variables whose gradient is missing, all zero or not finite.
 
 use std::fmt;
 

@@ -11,7 +11,14 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::error::Location;
+/// A 1-based line and column in a YAML file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
