@@ -31,7 +31,6 @@
 //! # }
 //! ```
 
-
 mod device;
 mod gradient_check;
 mod gradients;
