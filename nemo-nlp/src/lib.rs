@@ -43,7 +43,7 @@ pub mod tokenizer;
 pub mod train;
 
 pub use data::{TranslationDataLayer, TranslationDataLayerConfig};
-pub use element_types::TokenIds;
+pub use element_types::{SourceMask, TargetMask, TokenIds};
 pub use error::{Error, Result};
 pub use metrics::{Bleu, BleuScore, corpus_bleu, sentence_bleu};
 pub use tokenizer::{

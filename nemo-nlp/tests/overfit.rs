@@ -26,16 +26,16 @@ const PAIRS: usize = 32;
 const MODEL: &str = r#"
 name: TinyGenesis
 tokenizer: {shared_tokenizer: true, vocab_size: 600}
-encoder: {d_model: 64, d_inner: 256, num_layers: 2, num_attn_heads: 4, max_seq_length: 160}
-decoder: {d_model: 64, d_inner: 256, num_layers: 2, num_attn_heads: 4, max_seq_length: 160}
+encoder: {d_model: 64, d_inner: 128, num_layers: 1, num_attn_heads: 4, max_seq_length: 160}
+decoder: {d_model: 64, d_inner: 128, num_layers: 1, num_attn_heads: 4, max_seq_length: 160}
 loss: {label_smoothing: 0.0}
 decoding: {beam_size: 2, max_delta_length: 20}
 "#;
 
 const TRAIN: &str = r#"
-trainer: {seed: 5, max_steps: 400, log_every: 50, progress: false, plot: false, grad_clip: 1.0}
+trainer: {seed: 5, max_steps: 150, log_every: 50, progress: false, plot: false, grad_clip: 1.0}
 optim: {name: adamw, betas: [0.9, 0.98], weight_decay: 0.0}
-sched: {name: CosineAnnealing, lr: 0.003, warmup_steps: 30, min_lr: 0.0001}
+sched: {name: CosineAnnealing, lr: 0.005, warmup_steps: 15, min_lr: 0.0001}
 "#;
 
 #[test]
@@ -65,7 +65,11 @@ fn a_tiny_model_learns_a_few_dozen_verse_pairs_by_heart() -> TestResult {
     let train: TrainSection = serde_norway::from_str(TRAIN)?;
     let mut task = TranslationTrainTask::new(&model, &layer, None, 1)?;
     let started = Instant::now();
-    let summary = nemo_core::train::run(&mut task, &train, &RunOptions::new(dir.path().join("model")))?;
+    let summary = nemo_core::train::run(
+        &mut task,
+        &train,
+        &RunOptions::new(dir.path().join("model")),
+    )?;
     let trained = started.elapsed();
 
     let started = Instant::now();

@@ -4,4 +4,6 @@
 
 pub mod mt_enc_dec_model;
 
-pub use mt_enc_dec_model::{MODEL_CONFIG_FILE, MtEncDecModel, MtEncDecModelConfig, WEIGHTS_FILE};
+pub use mt_enc_dec_model::{
+    MODEL_CONFIG_FILE, MtEncDecModel, MtEncDecModelConfig, TRANSLATE_TOKENS_IN_BATCH, WEIGHTS_FILE,
+};

@@ -31,7 +31,7 @@ use nemo_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{TranslationBatch, TranslationDataLayerOutputs};
-use crate::element_types::TokenIds;
+use crate::element_types::{SourceMask, TargetMask, TokenIds};
 use crate::losses::{
     PaddedSmoothedCrossEntropyLossNm, PaddedSmoothedCrossEntropyLossNmConfig,
     PaddedSmoothedCrossEntropyLossNmInputs,
@@ -43,7 +43,9 @@ use crate::modules::{
     TransformerEncoderNmInputs, TransformerLogSoftmaxNm, TransformerLogSoftmaxNmConfig,
     TransformerLogSoftmaxNmInputs,
 };
-use crate::tokenizer::{BOS_ID, EOS_ID, PAD_ID, TranslationTokenizers, TranslationTokenizersConfig};
+use crate::tokenizer::{
+    BOS_ID, EOS_ID, PAD_ID, TranslationTokenizers, TranslationTokenizersConfig,
+};
 use crate::{Error, Result};
 
 /// The config file of a model directory.
@@ -358,7 +360,12 @@ impl MtEncDecModel {
     /// Translates sentences with the config's `decoding:` section (see
     /// [`translate_with`](Self::translate_with)).
     pub fn translate<S: AsRef<str>>(&self, lines: &[S]) -> Result<Vec<String>> {
-        self.translate_with(lines, &self.config.decoding, TRANSLATE_TOKENS_IN_BATCH, |_| {})
+        self.translate_with(
+            lines,
+            &self.config.decoding,
+            TRANSLATE_TOKENS_IN_BATCH,
+            |_| {},
+        )
     }
 
     /// Translates sentences, one output per input in input order: each line is trimmed and
@@ -471,18 +478,24 @@ impl MtEncDecModel {
 }
 
 /// The typed ports of a plain batch, moved to `device`.
-pub fn typed_batch(batch: &TranslationBatch, device: &Device) -> Result<TranslationDataLayerOutputs> {
+pub fn typed_batch(
+    batch: &TranslationBatch,
+    device: &Device,
+) -> Result<TranslationDataLayerOutputs> {
     let ids = |t: &Tensor| -> Result<NTensor<(B, T), TokenIds>> {
         Ok(NTensor::new(t.to_device(device)?)?)
     };
-    let mask = |t: &Tensor| -> Result<NTensor<(B, T), Mask>> {
+    let src_mask = |t: &Tensor| -> Result<NTensor<(B, T), SourceMask>> {
+        Ok(NTensor::new(t.to_device(device)?)?)
+    };
+    let tgt_mask = |t: &Tensor| -> Result<NTensor<(B, T), TargetMask>> {
         Ok(NTensor::new(t.to_device(device)?)?)
     };
     Ok(TranslationDataLayerOutputs {
         src_ids: ids(&batch.src_ids)?,
-        src_mask: mask(&batch.src_mask)?,
+        src_mask: src_mask(&batch.src_mask)?,
         tgt_ids: ids(&batch.tgt_ids)?,
-        tgt_mask: mask(&batch.tgt_mask)?,
+        tgt_mask: tgt_mask(&batch.tgt_mask)?,
         labels: ids(&batch.labels)?,
         sent_ids: NTensor::new(batch.sent_ids.to_device(device)?)?,
     })

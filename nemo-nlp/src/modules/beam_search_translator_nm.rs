@@ -5,7 +5,7 @@
 //! | port | type | NeMo 0.11 |
 //! |---|---|---|
 //! | `hidden_states_src` | `(B, T_src, D) EncodedRepresentation` | `(B, T, D) ChannelType` |
-//! | `input_mask_src` | `(B, T_src) Mask` | `(B, T) ChannelType` |
+//! | `input_mask_src` | `(B, T_src) SourceMask` | `(B, T) ChannelType` |
 //! | `output_ids` | `(B, T_out) TokenIds` | `(B, T) ChannelType` |
 //!
 //! `output_ids` holds each row's tokens without `<BOS>` and `<EOS>`, padded with `<PAD>` (NeMo
@@ -18,12 +18,12 @@
 //! no weights of its own), so it is not one of the YAML types.
 
 use candle_core::Device;
-use nemo_core::decoding::{BeamSearchConfig, LengthPenalty};
+use nemo_core::decoding::{BeamSearchConfig, FinishedHypotheses, LengthPenalty};
 use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::element_types::TokenIds;
+use crate::element_types::{SourceMask, TokenIds};
 
 use super::transformer_decoder_nm::TransformerDecoderNm;
 use super::transformer_log_softmax_nm::TransformerLogSoftmaxNm;
@@ -39,6 +39,10 @@ fn default_max_seq_length() -> usize {
 
 fn default_max_delta_length() -> usize {
     50
+}
+
+fn default_finished_hypotheses() -> FinishedHypotheses {
+    FinishedHypotheses::Nemo
 }
 
 fn default_length_penalty_kind() -> LengthPenalty {
@@ -66,6 +70,11 @@ pub struct BeamSearchTranslatorNmConfig {
     /// A translation is at most this many tokens longer than its source (default 50, NeMo's).
     #[serde(default = "default_max_delta_length")]
     pub max_delta_length: usize,
+    /// What an ended hypothesis does: `nemo` (default; NeMo 0.x's generator: it stays in the
+    /// beam emitting `<PAD>`, the search stops when all have ended) or `retire` (it leaves the
+    /// beam; see `nemo_core::decoding::FinishedHypotheses`).
+    #[serde(default = "default_finished_hypotheses")]
+    pub finished_hypotheses: FinishedHypotheses,
 }
 
 impl Default for BeamSearchTranslatorNmConfig {
@@ -76,6 +85,7 @@ impl Default for BeamSearchTranslatorNmConfig {
             length_penalty_kind: default_length_penalty_kind(),
             max_seq_length: default_max_seq_length(),
             max_delta_length: default_max_delta_length(),
+            finished_hypotheses: default_finished_hypotheses(),
         }
     }
 }
@@ -91,6 +101,8 @@ impl BeamSearchTranslatorNmConfig {
             max_len: self.max_seq_length,
             max_len_a: 1.0,
             max_len_b: self.max_delta_length,
+            finished_hypotheses: self.finished_hypotheses,
+            pad_id: Some(crate::tokenizer::PAD_ID),
             ..BeamSearchConfig::default()
         }
     }
@@ -128,7 +140,7 @@ impl BeamSearchTranslatorNmConfig {
 #[neural_module(
     inputs(
         hidden_states_src: (B, T as src_time, D = d_model) EncodedRepresentation,
-        input_mask_src: (B, T as src_time) Mask,
+        input_mask_src: (B, T as src_time) SourceMask,
     ),
     outputs(output_ids: (B, T as out_time) TokenIds),
 )]

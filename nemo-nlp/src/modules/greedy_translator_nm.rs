@@ -5,7 +5,7 @@
 //! | port | type |
 //! |---|---|
 //! | `hidden_states_src` | `(B, T_src, D) EncodedRepresentation` |
-//! | `input_mask_src` | `(B, T_src) Mask` |
+//! | `input_mask_src` | `(B, T_src) SourceMask` |
 //! | `output_ids` | `(B, T_out) TokenIds` |
 //!
 //! Lengths follow NeMo's rule, `min(max_seq_length, source length + max_delta_length)`; the
@@ -16,7 +16,7 @@ use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::element_types::TokenIds;
+use crate::element_types::{SourceMask, TokenIds};
 
 use super::transformer_decoder_nm::TransformerDecoderNm;
 use super::transformer_log_softmax_nm::TransformerLogSoftmaxNm;
@@ -84,7 +84,7 @@ impl GreedyTranslatorNmConfig {
 #[neural_module(
     inputs(
         hidden_states_src: (B, T as src_time, D = d_model) EncodedRepresentation,
-        input_mask_src: (B, T as src_time) Mask,
+        input_mask_src: (B, T as src_time) SourceMask,
     ),
     outputs(output_ids: (B, T as out_time) TokenIds),
 )]

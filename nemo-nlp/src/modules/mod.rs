@@ -13,7 +13,7 @@
 //!
 //! - [`transformer_encoder_nm`], [`transformer_decoder_nm`], [`transformer_log_softmax_nm`];
 //! - [`beam_search_translator_nm`], [`greedy_translator_nm`]: generation;
-//! - [`translation_search`]: the step decoder over the K/V cache and the one search call;
+//! - [`translation_search`]: the one search call over the core's `TransformerStepDecoder`;
 //! - the loss is in [`crate::losses`].
 
 pub mod beam_search_translator_nm;
@@ -44,4 +44,4 @@ pub use transformer_log_softmax_nm::{
     TransformerLogSoftmaxNm, TransformerLogSoftmaxNmConfig, TransformerLogSoftmaxNmInputs,
     TransformerLogSoftmaxNmOutputs,
 };
-pub use translation_search::{TranslationStepDecoder, search};
+pub use translation_search::search;

@@ -7,17 +7,18 @@
 //! |---|---|---|
 //! | `input_ids_tgt` | `(B, T_tgt) TokenIds` | `(B, T) ChannelType` |
 //! | `hidden_states_src` | `(B, T_src, D) EncodedRepresentation` | `(B, T, D) ChannelType` |
-//! | `input_mask_src` | `(B, T_src) Mask` | `(B, T) ChannelType` |
-//! | `input_mask_tgt` | `(B, T_tgt) Mask` | `(B, T) ChannelType` |
+//! | `input_mask_src` | `(B, T_src) SourceMask` | `(B, T) ChannelType` |
+//! | `input_mask_tgt` | `(B, T_tgt) TargetMask` | `(B, T) ChannelType` |
 //! | `hidden_states` | `(B, T_tgt, D) Channel` | `(B, T, D) ChannelType` |
 //!
-//! `T_src` and `T_tgt` are two symbols of the same axis kind: a source mask wired into
-//! `input_mask_tgt` compiles (both are `(B, T) Mask`) and is refused when the call runs, naming
-//! the port and both lengths, unless the two lengths happen to be equal. The output is plain
+//! The masks are two element types, so the source mask wired into `input_mask_tgt` fails at
+//! build; `T_src` and `T_tgt` are two symbols of the time axis, whose lengths the call checks
+//! when it runs. The output is plain
 //! `Channel`, not an encoding of the source: it does not fit `hidden_states_src`.
 //!
-//! For generation, [`TransformerDecoderNm::start`] caches the source's keys and values and
-//! [`TransformerDecoderNm::step`] embeds and decodes new tokens against the cache.
+//! For generation, [`TransformerDecoderNm::start`] caches the source's keys and values; the
+//! core's `TransformerStepDecoder` steps [`TransformerDecoderNm::embedding`] and
+//! [`TransformerDecoderNm::decoder`] against the cache.
 //!
 //! Weights: `embedding_layer.*` and `decoder.*` (NeMo's names).
 
@@ -31,7 +32,7 @@ use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::element_types::TokenIds;
+use crate::element_types::{SourceMask, TargetMask, TokenIds};
 
 use super::transformer_settings::{check_settings, default_heads, default_max_seq_length};
 
@@ -174,8 +175,8 @@ impl TransformerDecoderNmConfig {
     inputs(
         input_ids_tgt: (B, T as tgt_time) TokenIds,
         hidden_states_src: (B, T as src_time, D = d_model) EncodedRepresentation,
-        input_mask_src: (B, T as src_time) Mask,
-        input_mask_tgt: (B, T as tgt_time) Mask,
+        input_mask_src: (B, T as src_time) SourceMask,
+        input_mask_tgt: (B, T as tgt_time) TargetMask,
     ),
     outputs(hidden_states: (B, T as tgt_time, D = d_model) Channel),
 )]
@@ -219,12 +220,9 @@ impl TransformerDecoderNm {
         input_mask_tgt: &Tensor,
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
-        let y = self.embedding.forward(
-            input_ids_tgt,
-            None,
-            0,
-            &ctx.for_module("embedding_layer"),
-        )?; // (B, T, D)
+        let y =
+            self.embedding
+                .forward(input_ids_tgt, None, 0, &ctx.for_module("embedding_layer"))?; // (B, T, D)
         Ok(self.decoder.forward(
             &y,
             Some(input_mask_tgt),
@@ -235,19 +233,14 @@ impl TransformerDecoderNm {
     }
 
     /// A cache for generating against `hidden_states_src` `(B, S, D)` with mask `(B, S)`.
-    pub fn start(&self, hidden_states_src: &Tensor, input_mask_src: &Tensor) -> Result<DecoderCache> {
+    pub fn start(
+        &self,
+        hidden_states_src: &Tensor,
+        input_mask_src: &Tensor,
+    ) -> Result<DecoderCache> {
         Ok(self
             .decoder
             .start(hidden_states_src, Some(input_mask_src))?)
-    }
-
-    /// Embeds `ids` `(N, T_new)` at the positions after those in `cache`, decodes them (eval
-    /// mode) and appends them to the cache; returns `(N, T_new, D)`.
-    pub fn step(&self, ids: &Tensor, cache: &mut DecoderCache) -> Result<Tensor> {
-        let y = self
-            .embedding
-            .forward(ids, None, cache.len(), &ForwardCtx::eval())?;
-        Ok(self.decoder.step(&y, None, cache)?)
     }
 }
 

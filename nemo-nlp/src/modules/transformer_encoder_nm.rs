@@ -6,11 +6,11 @@
 //! | port | type | NeMo 0.11 |
 //! |---|---|---|
 //! | `input_ids` | `(B, T) TokenIds` | `(B, T) ChannelType` |
-//! | `input_mask_src` | `(B, T) Mask` | `(B, T) ChannelType` |
+//! | `input_mask_src` | `(B, T) SourceMask` | `(B, T) ChannelType` |
 //! | `hidden_states` | `(B, T, D) EncodedRepresentation` | `(B, T, D) ChannelType` |
 //!
-//! The stricter types make a mask wired where ids go, or the decoder's own states wired where
-//! the source's encoding goes, a build error. Weights: `embedding_layer.*` and `encoder.*`
+//! The stricter types make a mask wired where ids go, the target's mask where the source's goes,
+//! or the decoder's own states wired where the source's encoding goes, a build error. Weights: `embedding_layer.*` and `encoder.*`
 //! (NeMo's names, so its checkpoints map key for key).
 //!
 //! ```
@@ -18,14 +18,14 @@
 //! use candle_core::{DType, Device, Tensor};
 //! use nemo_core::prelude::*;
 //! use nemo_core::params::Parameters;
-//! use nemo_nlp::TokenIds;
+//! use nemo_nlp::element_types::{SourceMask, TokenIds};
 //! use nemo_nlp::modules::{TransformerEncoderNmConfig, TransformerEncoderNmInputs};
 //!
 //! let params = Parameters::new();
 //! let vb = params.var_builder(DType::F32, &Device::Cpu);
 //! let encoder = TransformerEncoderNmConfig::new(100, 16, 32, 2, 2).init(vb.pp("encoder"))?;
 //! let ids = NTensor::<(B, T), TokenIds>::new(Tensor::new(&[[2i64, 7, 9, 3]], &Device::Cpu)?)?;
-//! let mask = NTensor::<(B, T), Mask>::new(Tensor::new(&[[1u8, 1, 1, 1]], &Device::Cpu)?)?;
+//! let mask = NTensor::<(B, T), SourceMask>::new(Tensor::new(&[[1u8, 1, 1, 1]], &Device::Cpu)?)?;
 //! let out = encoder.forward(TransformerEncoderNmInputs { input_ids: &ids, input_mask_src: &mask })?;
 //! assert_eq!(out.hidden_states.tensor().dims(), &[1, 4, 16]); // (B, T, D)
 //! # Ok(())
@@ -42,7 +42,7 @@ use nemo_core::{Forward, ForwardCtx, neural_module};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::element_types::TokenIds;
+use crate::element_types::{SourceMask, TokenIds};
 
 use super::transformer_settings::{check_settings, default_heads, default_max_seq_length};
 
@@ -187,7 +187,7 @@ impl TransformerEncoderNmConfig {
 #[neural_module(
     inputs(
         input_ids: (B, T as src_time) TokenIds,
-        input_mask_src: (B, T as src_time) Mask,
+        input_mask_src: (B, T as src_time) SourceMask,
     ),
     outputs(hidden_states: (B, T as src_time, D = d_model) EncodedRepresentation),
 )]
@@ -229,12 +229,9 @@ impl TransformerEncoderNm {
         input_mask_src: &Tensor,
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
-        let x = self.embedding.forward(
-            input_ids,
-            None,
-            0,
-            &ctx.for_module("embedding_layer"),
-        )?; // (B, T, D)
+        let x = self
+            .embedding
+            .forward(input_ids, None, 0, &ctx.for_module("embedding_layer"))?; // (B, T, D)
         Ok(self
             .encoder
             .forward(&x, Some(input_mask_src), &ctx.for_module("encoder"))?) // (B, T, D)

@@ -48,7 +48,7 @@ pub(crate) fn check_settings(
             return bad(key, "must be positive, got 0".into());
         }
     }
-    if d_model % num_attn_heads != 0 {
+    if !d_model.is_multiple_of(num_attn_heads) {
         return bad(
             "num_attn_heads",
             format!("{num_attn_heads} heads do not divide d_model {d_model}"),

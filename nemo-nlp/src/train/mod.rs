@@ -21,7 +21,8 @@ use crate::{Error, Result};
 
 /// A whole translation run: `model:` ([`MtEncDecModelConfig`]), `train_ds:`
 /// ([`TranslationDataConfig`]) and the core's `train:` section.
-pub type TranslationRunConfig = nemo_core::train::RunConfig<MtEncDecModelConfig, TranslationDataConfig>;
+pub type TranslationRunConfig =
+    nemo_core::train::RunConfig<MtEncDecModelConfig, TranslationDataConfig>;
 
 /// Reads and validates a run config; errors name the file, line and key.
 pub fn read_run_config(path: &Path) -> Result<TranslationRunConfig> {

@@ -84,7 +84,8 @@ impl TranslationEvalSet {
         decoding: &BeamSearchTranslatorNmConfig,
     ) -> Result<TranslationEval> {
         let loss = self.loss(model)?;
-        let hypotheses = model.translate_with(&self.sources, decoding, self.tokens_in_batch, |_| {})?;
+        let hypotheses =
+            model.translate_with(&self.sources, decoding, self.tokens_in_batch, |_| {})?;
         let bleu = Bleu::default().corpus_score(&hypotheses, &[&self.references])?;
         Ok(TranslationEval {
             loss,

@@ -102,10 +102,7 @@ impl TrainTask for TranslationTrainTask<'_> {
         let g = first + micro as u64;
         let tokens = self.tokens_of(g);
         let b = self.batch_of(g);
-        let batch = self
-            .train
-            .dataset()
-            .collate_batch(b, self.model.device())?;
+        let batch = self.train.dataset().collate_batch(b, self.model.device())?;
         let mean = self.model.batch_loss(&batch, ctx)?;
         // The trainer divides by `batches_per_step`; this makes the sum over the update the
         // mean over all its target tokens.
