@@ -53,13 +53,6 @@ pub const MODEL_CONFIG_FILE: &str = "model.yaml";
 /// The weights file of a model directory.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
-/// The encoder's token table, which the decoder's and the output projection share when tied.
-const ENCODER_TABLE: &str = "encoder.embedding_layer.token_embedding.weight";
-/// The decoder's token table.
-const DECODER_TABLE: &str = "decoder.embedding_layer.token_embedding.weight";
-/// The output projection's weight.
-const PROJECTION: &str = "log_softmax.dense.weight";
-
 fn default_name() -> String {
     "TransformerNMT".into()
 }
@@ -220,20 +213,18 @@ impl MtEncDecModel {
         let params = Parameters::new();
         let vb = seeded_var_builder(params.varmap(), seed, DType::F32, device);
         let encoder = config.encoder.init(vb.pp("encoder"))?;
-        // Tying by name: the decoder's table and the projection resolve to an existing variable.
-        let shared = tokenizers.is_shared();
-        let decoder_table = if shared { ENCODER_TABLE } else { DECODER_TABLE };
-        let tied = vb.clone().rename_f(move |name: &str| {
-            if shared && name == DECODER_TABLE {
-                ENCODER_TABLE.to_string()
-            } else if name == PROJECTION {
-                decoder_table.to_string()
-            } else {
-                name.to_string()
-            }
-        });
-        let decoder = config.decoder.init(tied.pp("decoder"))?;
-        let log_softmax = config.log_softmax().init(tied.pp("log_softmax"))?;
+        // Tied as NeMo's recipe ties them: the decoder's table (with a shared vocabulary) and
+        // the output projection are the encoder's table, one variable stored once.
+        let decoder = if tokenizers.is_shared() {
+            config
+                .decoder
+                .init_tied(encoder.embedding().token_embedding(), vb.pp("decoder"))?
+        } else {
+            config.decoder.init(vb.pp("decoder"))?
+        };
+        let log_softmax = config
+            .log_softmax()
+            .init_tied(decoder.embedding().token_embedding(), vb.pp("log_softmax"))?;
         let loss = config.loss.init()?;
         Ok(MtEncDecModel {
             config,

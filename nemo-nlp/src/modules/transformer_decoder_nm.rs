@@ -152,9 +152,8 @@ impl TransformerDecoderNmConfig {
         )
     }
 
-    /// Builds the decoder with weights from `vb`: `embedding_layer.*` and `decoder.*`. A model
-    /// that ties the token table to the encoder's hands in a `vb` that renames
-    /// `embedding_layer.token_embedding.weight` to the encoder's.
+    /// Builds the decoder with weights from `vb`: `embedding_layer.*` and `decoder.*` (a model
+    /// that ties the token table to the encoder's uses [`init_tied`](Self::init_tied)).
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the key of an invalid setting; a candle
@@ -164,6 +163,28 @@ impl TransformerDecoderNmConfig {
         Ok(TransformerDecoderNm {
             d_model: self.d_model,
             embedding: self.embedding().init(vb.pp("embedding_layer"))?,
+            decoder: self.stack().init(vb.pp("decoder"))?,
+            config: self.clone(),
+        })
+    }
+
+    /// [`init`](Self::init) around an existing token table `(vocab_size, d_model)` (NeMo's NMT
+    /// ties the decoder's table to the encoder's): no `embedding_layer.token_embedding.weight`
+    /// is read from `vb`.
+    ///
+    /// # Errors
+    /// As [`init`](Self::init); a shape error when the table is not `(vocab_size, d_model)`.
+    pub fn init_tied(
+        &self,
+        token_embedding: &Tensor,
+        vb: VarBuilder,
+    ) -> Result<TransformerDecoderNm> {
+        self.validate()?;
+        Ok(TransformerDecoderNm {
+            d_model: self.d_model,
+            embedding: self
+                .embedding()
+                .init_tied(token_embedding, vb.pp("embedding_layer"))?,
             decoder: self.stack().init(vb.pp("decoder"))?,
             config: self.clone(),
         })

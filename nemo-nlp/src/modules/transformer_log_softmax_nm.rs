@@ -9,8 +9,9 @@
 //!
 //! NeMo's recipe ties `W` `(C, D)` to the decoder's token embedding (the paper's script assigns
 //! `log_softmax.dense.weight = encoder.embedding_layer.token_embedding.weight`): a model builds
-//! this module with a `vb` that maps `dense.weight` to the embedding's name, so both are one
-//! variable and one entry of the weights file. Built alone, `dense.weight` is Xavier-uniform.
+//! this module with [`TransformerLogSoftmaxNmConfig::init_tied`], so both are one variable and
+//! one entry of the weights file. Built alone ([`init`](TransformerLogSoftmaxNmConfig::init)),
+//! `dense.weight` is Xavier-uniform.
 //! `dense.bias` `(C)` starts at 0 and is never tied.
 //!
 //! The log-softmax is the core's differentiable [`log_softmax`] (candle's fused softmax records
@@ -70,6 +71,37 @@ impl TransformerLogSoftmaxNmConfig {
             d_model: self.d_model,
             vocab_size: self.vocab_size,
             weight: dense.weight().clone(),
+            bias,
+        })
+    }
+}
+
+impl TransformerLogSoftmaxNmConfig {
+    /// The module around an existing `W` `(C, D)` (a token table: tied weights); only
+    /// `dense.bias` `(C)` comes from `vb`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a zero size; [`Error::Shape`] when `weight` is not `(C, D)`.
+    pub fn init_tied(&self, weight: &Tensor, vb: VarBuilder) -> Result<TransformerLogSoftmaxNm> {
+        self.validate()?;
+        if weight.dims() != [self.vocab_size, self.d_model] {
+            return Err(Error::Shape {
+                op: "TransformerLogSoftmaxNm",
+                msg: format!(
+                    "a tied weight must be (C, D) = ({}, {}), got {:?}",
+                    self.vocab_size,
+                    self.d_model,
+                    weight.dims()
+                ),
+            });
+        }
+        let bias =
+            vb.pp("dense")
+                .get_with_hints(self.vocab_size, "bias", candle_nn::Init::Const(0.0))?;
+        Ok(TransformerLogSoftmaxNm {
+            d_model: self.d_model,
+            vocab_size: self.vocab_size,
+            weight: weight.clone(),
             bias,
         })
     }
