@@ -47,10 +47,10 @@ if "$NEMO_NLP" average --model "$OUT" --last 3 --out "$OUT/averaged"; then
     MODEL="$OUT/averaged"
 fi
 
-echo "== dev BLEU ($MODEL, beam 4)"
+echo "== dev BLEU ($MODEL; beam search as its decoding: section says)"
 "$NEMO_NLP" eval --model "$MODEL" --src "$CORPUS/dev.en" --ref "$CORPUS/dev.es" \
     --hyp-out "$OUT/dev.hyp" | tail -n 2 | sed 's/^BLEU:/dev BLEU:/'
 
-echo "== test BLEU ($MODEL, beam 4)"
+echo "== test BLEU ($MODEL)"
 "$NEMO_NLP" eval --model "$MODEL" --src "$CORPUS/test.en" --ref "$CORPUS/test.es" \
     --hyp-out "$OUT/test.hyp" | tail -n 2 | sed 's/^BLEU:/test BLEU:/'

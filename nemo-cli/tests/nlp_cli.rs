@@ -181,3 +181,25 @@ fn a_misspelt_key_is_refused_naming_the_file_and_key() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_pair_longer_than_the_position_table_is_refused_naming_file_and_line() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("short.yaml");
+    std::fs::write(
+        &config,
+        CONFIG.replacen(
+            "num_attn_heads: 2}",
+            "num_attn_heads: 2, max_seq_length: 20}",
+            1,
+        ),
+    )?;
+    let out = train(&config, &dir.path().join("model"), &[])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("model.encoder.max_seq_length") && stderr.contains("genesis.en:"),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -51,6 +51,10 @@ impl<'a> TranslationTrainTask<'a> {
                 msg: "the training text gave no batch".into(),
             });
         }
+        fits(model, train)?;
+        if let Some(v) = val {
+            fits(model, v.layer())?;
+        }
         let dataset = train.dataset();
         let label_tokens = dataset
             .batches()
@@ -88,6 +92,47 @@ impl<'a> TranslationTrainTask<'a> {
         let b = self.batch_of(g);
         self.label_tokens.get(b).copied().unwrap_or(0)
     }
+}
+
+/// Checks that every pair of `layer` fits the model's position tables, so that a long pair is
+/// refused before training with its file and line, not by the embedding in the middle of a run.
+fn fits(model: &MtEncDecModel, layer: &TranslationDataLayer) -> Result<()> {
+    let config = layer.config();
+    let dataset = layer.dataset();
+    let limits = [
+        (
+            "encoder",
+            &config.dataset_src,
+            model.config().encoder.max_seq_length,
+        ),
+        (
+            "decoder",
+            &config.dataset_tgt,
+            model.config().decoder.max_seq_length,
+        ),
+    ];
+    for i in 0..dataset.len() {
+        let Some(pair) = dataset.pair(i) else {
+            continue;
+        };
+        // The source row is `<BOS>` s `<EOS>`; the target rows are `<BOS>` t and t `<EOS>`.
+        for ((section, file, max), len) in
+            limits.iter().zip([pair.src.len() + 2, pair.tgt.len() + 1])
+        {
+            if len > *max {
+                return Err(Error::Config {
+                    key: format!("model.{section}.max_seq_length"),
+                    msg: format!(
+                        "{}:{}: {len} tokens with <BOS>/<EOS>, more than the {max} positions (raise \
+                         max_seq_length, or clean the data with a smaller train_ds.max_tokens)",
+                        file.display(),
+                        pair.line + 1
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 impl TrainTask for TranslationTrainTask<'_> {
