@@ -326,6 +326,7 @@ fn decoder_gradients_match_finite_differences() -> TestResult {
             pad_id: 4,
             smoothing_coef: 0.1,
             sample_wise: false,
+            ..Default::default()
         })
         .init()?;
         let dev = Device::Cpu;

@@ -1,7 +1,7 @@
 //! What the command-line programs of nemo-rs share: the `--device` argument, logging, the
 //! training arguments every `train` command takes ([`TrainArgs`] → the core runner's
 //! [`RunOptions`](nemo_core::train::RunOptions)), and the process tuning they apply at start
-//! ([`nemo_host`]). The programs themselves are this crate's binaries (`nemo-asr`).
+//! ([`nemo_host`]). The programs themselves are this crate's binaries (`nemo-asr`, `nemo-nlp`).
 //!
 //! The collections stay libraries: clap, anyhow and the tracing subscriber reach only the
 //! programs.

@@ -544,3 +544,59 @@ fn a_longer_sequence_than_the_position_table_is_an_error() -> TestResult {
     assert!(mean.to_scalar::<f32>()? < 1e-5);
     Ok(())
 }
+
+#[test]
+fn a_tied_embedding_shares_the_table_and_checks_its_shape() -> TestResult {
+    let params = Parameters::new();
+    let vb = seeded_var_builder(params.varmap(), 3, DType::F32, &Device::Cpu);
+    let cfg = TransformerEmbeddingConfig::new(10, 8);
+    let enc = cfg.init(vb.pp("enc"))?;
+    let dec = cfg.init_tied(enc.token_embedding(), vb.pp("dec"))?;
+    assert_eq!(dec.token_embedding().id(), enc.token_embedding().id());
+    // No table of its own was made; its LayerNorm is its own.
+    let names: Vec<String> = params.named_vars().into_iter().map(|(n, _)| n).collect();
+    assert!(!names.iter().any(|n| n.starts_with("dec.token_embedding")));
+    assert!(names.iter().any(|n| n == "dec.layer_norm.weight"));
+    let wrong = Tensor::zeros((10, 4), DType::F32, &Device::Cpu)?;
+    assert!(matches!(
+        cfg.init_tied(&wrong, vb.pp("bad")),
+        Err(Error::Shape { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn the_step_decoder_gives_the_full_forward_log_probabilities() -> TestResult {
+    use nemo_core::decoding::StepDecoder;
+    use nemo_core::nn::TransformerStepDecoder;
+
+    let spec = Spec::small(false);
+    let (_, m) = model(spec, 11)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let batch = copy_batch(&mut rng, 3, 4, 4, spec.vocab as u32)?;
+    let eval = ForwardCtx::eval();
+    let enc = m.encode(&batch.src, &batch.src_mask, &eval)?;
+    let ones = Tensor::ones((3, 4), DType::U8, &Device::Cpu)?;
+    let full = m.decode(&enc, &batch.src_mask, &batch.tgt_in, &ones, &eval)?;
+    let table = m.tgt_emb.token_embedding();
+    let bias = Tensor::randn(0f32, 1.0, spec.vocab, &Device::Cpu)?;
+    let expected = log_softmax(&full.broadcast_matmul(&table.t()?)?.broadcast_add(&bias)?)?;
+    let step = TransformerStepDecoder::new(&m.tgt_emb, &m.decoder, table, Some(&bias))?;
+    let mut cache = m.decoder.start(&enc, Some(&batch.src_mask))?;
+    let ids: Vec<Vec<u32>> = batch.tgt_in.to_vec2()?;
+    for t in 0..4 {
+        let prev: Vec<u32> = ids.iter().map(|r| r[t]).collect();
+        let out = step.step(&prev, &cache)?;
+        let want = expected.narrow(1, t, 1)?.squeeze(1)?;
+        assert!(max_abs_diff(&out.log_probs, &want)? < 1e-4, "step {t}");
+        cache = out.state;
+    }
+    // Beams keep, reorder and repeat rows.
+    let picked = step.select(&cache, &[2, 2, 0])?;
+    assert_eq!((picked.batch_size(), picked.len()), (3, 4));
+    // Sizes that do not fit are named.
+    let short_bias = Tensor::zeros(spec.vocab - 1, DType::F32, &Device::Cpu)?;
+    let err = TransformerStepDecoder::new(&m.tgt_emb, &m.decoder, table, Some(&short_bias));
+    assert!(matches!(err, Err(Error::Shape { .. })));
+    Ok(())
+}

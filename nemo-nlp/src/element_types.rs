@@ -21,12 +21,26 @@
 //! # }
 //! ```
 //!
+//! The two masks of a translation batch differ too: [`SourceMask`] and [`TargetMask`] are kinds
+//! of `Mask` but not of each other (NeMo 0.11: both `ChannelType`), so the source mask wired
+//! into the decoder's `input_mask_tgt` fails at build, not when the lengths happen to differ.
+//!
 //! [`Mask`]: nemo_core::typed::elements::Mask
 
 use nemo_core::element_type;
-use nemo_core::typed::elements::Labels;
+use nemo_core::typed::elements::{Labels, Mask};
 
 /// Ids of tokens in a vocabulary: `src_ids`, `tgt_ids` and `labels` of the translation data
 /// layer. A kind of [`Labels`], not of `Mask`.
 #[element_type(parent = Labels, alias = "TokenIdsType")]
 pub struct TokenIds;
+
+/// The mask of the source side of a translation batch (`src_mask`, the encoder's and decoder's
+/// `input_mask_src`). A kind of `Mask`, not of [`TargetMask`].
+#[element_type(parent = Mask, alias = "SourceMaskType")]
+pub struct SourceMask;
+
+/// The mask of the target side of a translation batch (`tgt_mask`, the decoder's
+/// `input_mask_tgt`). A kind of `Mask`, not of [`SourceMask`].
+#[element_type(parent = Mask, alias = "TargetMaskType")]
+pub struct TargetMask;

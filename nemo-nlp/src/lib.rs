@@ -5,8 +5,14 @@
 //! * [`data`] — the translation data layer: aligned text files, NeMo's cleaning rules, batches
 //!   by token count on typed ports (`src_ids`, `src_mask`, `tgt_ids`, `tgt_mask`, `labels`,
 //!   `sent_ids`);
-//! * [`element_types`] — [`TokenIds`], so ids and masks cannot be
-//!   swapped;
+//! * [`element_types`] — [`TokenIds`], [`SourceMask`] and [`TargetMask`], so ids and masks,
+//!   or the two masks, cannot be swapped;
+//! * [`modules`] — the Transformer encoder, decoder and tied log-softmax of the paper's §4.2.1,
+//!   the beam-search and greedy translators (over the core's `TransformerStepDecoder`);
+//! * [`losses`] — NeMo's label-smoothed, pad-masked cross-entropy;
+//! * [`models`] — [`MtEncDecModel`](models::MtEncDecModel): the modules wired as the paper's
+//!   graph, translation, a self-contained model directory;
+//! * [`train`] — the run config and the training task for the core runner;
 //! * [`metrics`] — BLEU equal to SacreBLEU 2.6.0's (13a tokenisation, `exp` smoothing, the
 //!   signature line);
 //! * [`tokenizer`] — byte-level BPE tokenizers (Hugging Face `tokenizers`) with fixed special
@@ -17,7 +23,8 @@
 //!
 //! Each is explained where it is made; in short:
 //! * ids are typed [`TokenIds`] (NeMo: `ChannelType` / `LabelsType`), line numbers `Index`
-//!   (NeMo: `ChannelType`), so ids and masks cannot be swapped ([`element_types`]);
+//!   (NeMo: `ChannelType`), masks [`SourceMask`] / [`TargetMask`] (NeMo: `MaskType` /
+//!   `ChannelType`), so ids and masks cannot be swapped ([`element_types`]);
 //! * masks are `u8`, not float; `sent_ids` are line numbers in the files, not indices of the
 //!   cleaned pairs; `shuffle: false` is honoured and the shuffle is seeded; `tgt_ids` and
 //!   `tgt_mask` stop before `<EOS>` in every row ([`data::translation::data_layer`],
@@ -34,12 +41,16 @@
 pub mod data;
 pub mod element_types;
 pub mod error;
+pub mod losses;
 pub mod metrics;
+pub mod models;
+pub mod modules;
 pub mod text_file;
 pub mod tokenizer;
+pub mod train;
 
 pub use data::{TranslationDataLayer, TranslationDataLayerConfig};
-pub use element_types::TokenIds;
+pub use element_types::{SourceMask, TargetMask, TokenIds};
 pub use error::{Error, Result};
 pub use metrics::{Bleu, BleuScore, corpus_bleu, sentence_bleu};
 pub use tokenizer::{

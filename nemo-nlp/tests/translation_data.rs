@@ -42,8 +42,8 @@ fn ports_carry_the_declared_neural_types() -> TestResult {
     let layer = genesis_layer(2000)?;
     assert_eq!(
         layer.output_types().to_string(),
-        "src_ids: (B, T) TokenIds, src_mask: (B, T) Mask, tgt_ids: (B, T) TokenIds, \
-         tgt_mask: (B, T) Mask, labels: (B, T) TokenIds, sent_ids: (B) Index"
+        "src_ids: (B, T) TokenIds, src_mask: (B, T) SourceMask, tgt_ids: (B, T) TokenIds, \
+         tgt_mask: (B, T) TargetMask, labels: (B, T) TokenIds, sent_ids: (B) Index"
     );
     let batch = layer.epoch(0, &Device::Cpu).next().ok_or("no batch")??;
     let typed = layer.wrap_outputs(batch)?;
@@ -59,9 +59,9 @@ fn ports_carry_the_declared_neural_types() -> TestResult {
         types,
         [
             "(B, T) TokenIds",
-            "(B, T) Mask",
+            "(B, T) SourceMask",
             "(B, T) TokenIds",
-            "(B, T) Mask",
+            "(B, T) TargetMask",
             "(B, T) TokenIds",
             "(B) Index"
         ]
@@ -79,7 +79,10 @@ fn the_layer_feeds_a_graph_and_names_a_batch_past_the_end() -> TestResult {
     let layer = Arc::new(genesis_layer(2000)?);
     let graph = Graph::new();
     let handles = layer.call(&graph)?;
-    assert_eq!(handles.tgt_mask.neural_type().to_string(), "(B, T) Mask");
+    assert_eq!(
+        handles.tgt_mask.neural_type().to_string(),
+        "(B, T) TargetMask"
+    );
     let n = DataLayer::num_batches(layer.as_ref());
     let named = layer.batch(3, n - 1)?;
     let mut ports: Vec<&str> = named.keys().map(String::as_str).collect();

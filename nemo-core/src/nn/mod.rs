@@ -43,5 +43,5 @@ pub use transformer::{
     PositionEncoding, PositionWiseFf, PositionWiseFfConfig, TransformerBlockConfig,
     TransformerDecoder, TransformerDecoderBlock, TransformerDecoderConfig, TransformerEmbedding,
     TransformerEmbeddingConfig, TransformerEncoder, TransformerEncoderBlock,
-    TransformerEncoderConfig,
+    TransformerEncoderConfig, TransformerStepDecoder,
 };

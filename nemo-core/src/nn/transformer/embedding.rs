@@ -103,6 +103,39 @@ impl TransformerEmbeddingConfig {
     /// another shape under one of the names.
     pub fn init(&self, vb: VarBuilder) -> Result<TransformerEmbedding> {
         self.validate()?;
+        let w = vb.pp("token_embedding").get_with_hints(
+            (self.vocab_size, self.hidden_size),
+            "weight",
+            embedding_init(self.hidden_size),
+        )?;
+        self.init_with_tokens(w, vb)
+    }
+
+    /// Builds the embedding around an existing token table `(vocab_size, D)` — tied weights,
+    /// as NeMo's NMT shares one table between the encoder's embedding, the decoder's and the
+    /// output projection — with its other weights from `vb` as [`init`](Self::init) (no
+    /// `token_embedding.weight` is read there).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid setting; [`Error::Shape`] when `token_embedding` is not
+    /// `(vocab_size, D)`; [`Error::Candle`] as [`init`](Self::init).
+    pub fn init_tied(
+        &self,
+        token_embedding: &Tensor,
+        vb: VarBuilder,
+    ) -> Result<TransformerEmbedding> {
+        self.validate()?;
+        let want = [self.vocab_size, self.hidden_size];
+        if token_embedding.dims() != want {
+            return Err(shape_err(format!(
+                "a tied token_embedding must be (vocab_size, hidden_size) = {want:?}, got {:?}",
+                token_embedding.dims()
+            )));
+        }
+        self.init_with_tokens(token_embedding.clone(), vb)
+    }
+
+    fn init_with_tokens(&self, tokens: Tensor, vb: VarBuilder) -> Result<TransformerEmbedding> {
         let d = self.hidden_size;
         let table = |rows: usize, name: &str| -> Result<Embedding> {
             let w = vb
@@ -110,7 +143,7 @@ impl TransformerEmbeddingConfig {
                 .get_with_hints((rows, d), "weight", embedding_init(d))?;
             Ok(Embedding::new(w, d))
         };
-        let token_embedding = table(self.vocab_size, "token_embedding")?;
+        let token_embedding = Embedding::new(tokens, d);
         let position = if self.learn_positional_encodings {
             PositionEncoding::learned(self.max_sequence_length, d, vb.pp("position_embedding"))?
         } else {

@@ -11,6 +11,8 @@
 //!   ([`TransformerBlockConfig::pre_ln`]);
 //! * [`TransformerEncoder`], [`TransformerDecoder`] — the stacks, the decoder with
 //!   [`step`](TransformerDecoder::step) over a [`DecoderCache`] for generation;
+//! * [`TransformerStepDecoder`] — embedding, decoder step, (tied) output projection and
+//!   log-softmax as a [`StepDecoder`](crate::decoding::StepDecoder) for greedy and beam search;
 //! * [`mask`] — `(B, T)` padding masks and causal masks as additive −10000 masks;
 //! * [`init`] — NeMo's initialization (Xavier-uniform linears, `N(0, 1/√D)` embeddings), drawn
 //!   from any `VarBuilder`, e.g. [`seeded_var_builder`](crate::nn::seeded_var_builder).
@@ -31,6 +33,7 @@ pub mod init;
 pub mod mask;
 pub mod multi_head_attention;
 pub mod position_encoding;
+pub mod step_decoder;
 
 pub use block::TransformerBlockConfig;
 pub use decoder::{DecoderCache, TransformerDecoder, TransformerDecoderConfig};
@@ -41,6 +44,7 @@ pub use encoder_block::TransformerEncoderBlock;
 pub use feed_forward::{HiddenAct, PositionWiseFf, PositionWiseFfConfig};
 pub use multi_head_attention::{KeyValues, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use position_encoding::{PositionEncoding, sinusoidal_position_encoding};
+pub use step_decoder::TransformerStepDecoder;
 
 use candle_core::Tensor;
 

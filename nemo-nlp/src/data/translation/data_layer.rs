@@ -4,14 +4,15 @@
 //! | port | type | NeMo 0.11 |
 //! |---|---|---|
 //! | `src_ids` | `(B, T) TokenIds` | `(B, T) ChannelType` |
-//! | `src_mask` | `(B, T) Mask` | `(B, T) MaskType` |
+//! | `src_mask` | `(B, T) SourceMask` | `(B, T) MaskType` |
 //! | `tgt_ids` | `(B, T) TokenIds` | `(B, T) LabelsType` |
-//! | `tgt_mask` | `(B, T) Mask` | `(B, T) MaskType` |
+//! | `tgt_mask` | `(B, T) TargetMask` | `(B, T) MaskType` |
 //! | `labels` | `(B, T) TokenIds` | `(B, T) LabelsType` |
 //! | `sent_ids` | `(B) Index` | `(B) ChannelType` |
 //!
 //! Ids are [`TokenIds`] (a kind of `Labels` that a `Mask` is not) and line numbers `Index`, so
-//! a mask wired into an ids port, or ids into a mask port, fails to compile. The source ports
+//! a mask wired into an ids port, or ids into a mask port, fails to compile; the masks are
+//! [`SourceMask`] and [`TargetMask`], so neither goes where the other is read. The source ports
 //! share one time symbol and the target ports another, checked when a batch is made. The
 //! [dataset](super::dataset) describes the tensors; [`TranslationDataLayerConfig`] the settings.
 //!
@@ -39,8 +40,7 @@
 //! ```
 //!
 //! ...and `batch.src_mask` in its place does not compile: "error\[E0277\]: port `input_ids` of
-//! `Passthrough` expects `(B, T) TokenIds`, found `(B, T) MaskType`" (the mask's second name,
-//! under the glob import). Ids into a `Mask` port fail the same way.
+//! `Passthrough` expects `(B, T) TokenIds`, found `(B, T) SourceMask`". Ids into a `Mask` port fail the same way.
 //!
 //! ```compile_fail
 //! # use nemo_core::prelude::*;
@@ -111,7 +111,7 @@ use nemo_core::{NeuralModule, neural_module};
 
 use super::cleaning::{CleaningRules, CleaningSummary};
 use super::dataset::TranslationDataset;
-use crate::element_types::TokenIds;
+use crate::element_types::{SourceMask, TargetMask, TokenIds};
 use crate::tokenizer::TranslationTokenizers;
 use crate::{Error, Result};
 
@@ -240,9 +240,9 @@ pub type TranslationBatch = TranslationDataLayerOutputTensors;
     kind = data_layer,
     outputs(
         src_ids: (B, T as src_time) TokenIds,
-        src_mask: (B, T as src_time) Mask,
+        src_mask: (B, T as src_time) SourceMask,
         tgt_ids: (B, T as tgt_time) TokenIds,
-        tgt_mask: (B, T as tgt_time) Mask,
+        tgt_mask: (B, T as tgt_time) TargetMask,
         labels: (B, T as tgt_time) TokenIds,
         sent_ids: (B) Index,
     ),
