@@ -165,7 +165,7 @@ pub struct SpeechTrainTask<'a, M: SpeechModel> {
 
 impl<'a, M: SpeechModel> SpeechTrainTask<'a, M> {
     /// A task training `model` on `train` (from [`train_data_layer`]) with `batches_per_step`
-    /// micro-batches per update, evaluating on `val` (from [`eval_data_layer`]).
+    /// micro-batches per update, evaluating on `val` (from [`eval_data_layer`](crate::models::eval_data_layer)).
     pub fn new(
         model: &'a M,
         train: &'a AudioToTextDataLayer,

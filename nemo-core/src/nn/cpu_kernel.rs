@@ -274,6 +274,38 @@ where
     Ok((buf, results))
 }
 
+/// The output of a row-wise op of two contiguous arguments `a` and `b` of one shape `(.., n)`
+/// (a backward: the incoming gradient and the forward's output), built by `task(out, a, b, n)`
+/// over chunks of whole rows in parallel ([`par_uninit`]). Errors name `op` and the argument.
+///
+/// # Safety
+/// When `task` returns `Ok`, it must have written every element of the chunk it was given.
+pub(crate) unsafe fn par_rows2<T: WithDType + Send>(
+    op: &str,
+    (names, (s1, l1), (s2, l2)): ([&str; 2], (&CpuStorage, &Layout), (&CpuStorage, &Layout)),
+    task: impl Fn(&mut [MaybeUninit<T>], &[T], &[T], usize) -> candle_core::Result<()> + Sync,
+) -> candle_core::Result<Vec<T>> {
+    let a = contiguous_slice::<T>(op, names[0], s1, l1, l1.shape())?;
+    let b = contiguous_slice::<T>(op, names[1], s2, l2, l1.shape())?;
+    let Some(&n) = l1.dims().last() else {
+        bail!("{op}: {} has no axes", names[0]);
+    };
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let chunk = rows_per_task(n) * n;
+    let fill = |i: usize, out: &mut [MaybeUninit<T>]| -> candle_core::Result<()> {
+        let rows = i * chunk..i * chunk + out.len();
+        let (Some(a), Some(b)) = (a.get(rows.clone()), b.get(rows)) else {
+            bail!("{op}: chunk {i} is outside {}", names[0]);
+        };
+        task(out, a, b, n)
+    };
+    // SAFETY: the caller's `task` writes every element of its chunk when it returns `Ok`.
+    let (out, _) = unsafe { par_uninit(a.len(), chunk, fill) }?;
+    Ok(out)
+}
+
 /// `Σ acc`, as a tree. Never inlined, on purpose: any reduction of the accumulators written
 /// after a row loop changes how LLVM vectorizes the loop itself (128-bit pieces spilled to the
 /// stack instead of four 256-bit chains); behind a call the loop keeps its registers, and the

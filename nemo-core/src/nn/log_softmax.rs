@@ -13,8 +13,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Shape, Tensor, bail};
 
 use super::cpu_kernel::{
-    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_max2, lane_sum, par_uninit,
-    rows_per_task,
+    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_max2, lane_sum, par_rows2,
+    par_uninit, rows_per_task,
 };
 use crate::Result;
 
@@ -142,22 +142,11 @@ fn forward_storage<T: Elem>(s: &CpuStorage, l: &Layout) -> candle_core::Result<C
 }
 
 fn backward_storage<T: Elem>(
-    (s1, l1): (&CpuStorage, &Layout),
-    (s2, l2): (&CpuStorage, &Layout),
+    dy: (&CpuStorage, &Layout),
+    y: (&CpuStorage, &Layout),
 ) -> candle_core::Result<CpuStorage> {
-    let op = "log_softmax backward";
-    let g = contiguous_slice::<T>(op, "dy", s1, l1, l1.shape())?;
-    let y = contiguous_slice::<T>(op, "y", s2, l2, l1.shape())?;
-    let Some(&n) = l1.dims().last() else {
-        bail!("{op}: dy has no axes");
-    };
-    let task = rows_per_task(n) * n;
     let avx = has_avx2_fma();
-    let fill = |i: usize, dx: &mut [MaybeUninit<T>]| -> candle_core::Result<()> {
-        let rows = i * task..i * task + dx.len();
-        let (Some(g), Some(y)) = (g.get(rows.clone()), y.get(rows)) else {
-            bail!("{op}: chunk {i} is outside dy");
-        };
+    let task = |dx: &mut [MaybeUninit<T>], g: &[T], y: &[T], n: usize| {
         #[cfg(target_arch = "x86_64")]
         if avx {
             // SAFETY: `avx` comes from `has_avx2_fma()`: this CPU runs AVX2 and FMA.
@@ -167,7 +156,7 @@ fn backward_storage<T: Elem>(
         backward_task_body::<T, false>(dx, g, y, n)
     };
     // SAFETY: the task bodies return `Ok` only after writing every element of their chunk.
-    let (dx, _) = unsafe { par_uninit(g.len(), task, fill) }?;
+    let dx = unsafe { par_rows2("log_softmax backward", (["dy", "y"], dy, y), task) }?;
     Ok(T::to_cpu_storage_owned(dx))
 }
 

@@ -48,8 +48,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Shape, Tensor, bail};
 
 use super::cpu_kernel::{
-    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_max2, lane_sum2, par_uninit,
-    rows_per_task,
+    Acc, Elem, contiguous_slice, dispatch_elem, has_avx2_fma, lane_max2, lane_sum2, par_rows2,
+    par_uninit, rows_per_task,
 };
 use crate::{Error, Result};
 
@@ -335,29 +335,16 @@ impl CustomOp2 for MaskedSoftmax {
 }
 
 fn backward_storage<T: Elem>(
-    (s1, l1): (&CpuStorage, &Layout),
-    (s2, l2): (&CpuStorage, &Layout),
+    dy: (&CpuStorage, &Layout),
+    y: (&CpuStorage, &Layout),
 ) -> candle_core::Result<CpuStorage> {
-    let op = "softmax backward";
-    let g = contiguous_slice::<T>(op, "dy", s1, l1, l1.shape())?;
-    let y = contiguous_slice::<T>(op, "y", s2, l2, l1.shape())?;
-    let Some(&n) = l1.dims().last() else {
-        bail!("{op}: dy has no axes");
-    };
-    if n == 0 {
-        return Ok(T::to_cpu_storage_owned(Vec::new()));
-    }
-    let task = rows_per_task(n) * n;
     let avx = has_avx2_fma();
-    let fill = |i: usize, dx: &mut [MaybeUninit<T>]| -> candle_core::Result<()> {
-        let rows = i * task..i * task + dx.len();
-        let (Some(g), Some(y)) = (g.get(rows.clone()), y.get(rows)) else {
-            bail!("{op}: chunk {i} is outside dy");
-        };
-        backward_task(avx, dx, g, y, n)
-    };
     // SAFETY: `backward_task` returns `Ok` only after writing every element of `dx` (see there).
-    let (dx, _) = unsafe { par_uninit(g.len(), task, fill) }?;
+    let dx = unsafe {
+        par_rows2("softmax backward", (["dy", "y"], dy, y), |dx, g, y, n| {
+            backward_task(avx, dx, g, y, n)
+        })
+    }?;
     Ok(T::to_cpu_storage_owned(dx))
 }
 

@@ -24,7 +24,7 @@ use nemo_asr::models::{
     AsrModel, EncDecAttentionModel, EncDecCtcModel, ModelKind, SpeechModel, eval_data_layer,
 };
 use nemo_asr::train::{SpeechTrainTask, read_run_config, train_data_layer};
-use nemo_cli::{DeviceArg, TrainArgs};
+use nemo_cli::{GlobalArgs, TrainArgs};
 use nemo_host::ElementwisePool;
 
 #[derive(Parser)]
@@ -36,14 +36,8 @@ use nemo_host::ElementwisePool;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log filter for tracing output (e.g. `info`, `debug`, `nemo_core=debug`); default:
-    /// `RUST_LOG`, else `info`.
-    #[arg(long, global = true)]
-    log: Option<String>,
-    /// Where models run: `cpu`, or `cuda` / `cuda:N` (GPU N; needs a build with `--features
-    /// cuda`). A model directory loads on any device, whichever it was trained on.
-    #[arg(long, global = true, default_value = "cpu")]
-    device: DeviceArg,
+    #[command(flatten)]
+    global: GlobalArgs,
 }
 
 #[derive(Subcommand)]
@@ -200,9 +194,9 @@ fn main() -> Result<()> {
     let pool = elementwise_pool(&cli.command);
     // SAFETY: parsing arguments and reading YAML start no thread, and no candle op has run.
     let tuning = unsafe { nemo_host::tune_for_training(pool) };
-    nemo_cli::logging::init(cli.log.as_deref())?;
+    nemo_cli::logging::init(cli.global.log.as_deref())?;
     tracing::info!("host tuning: {tuning}");
-    let device = cli.device.open()?;
+    let device = cli.global.device.open()?;
     match cli.command {
         Command::Train {
             run,

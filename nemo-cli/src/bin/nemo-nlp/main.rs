@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Parser, Subcommand};
 
-use nemo_cli::{DeviceArg, TrainArgs};
+use nemo_cli::{GlobalArgs, TrainArgs};
 use nemo_core::train::{last_checkpoints, weights_file, write_average};
 use nemo_host::ElementwisePool;
 use nemo_nlp::data::TranslationDataLayer;
@@ -36,13 +36,8 @@ use nemo_nlp::train::{TranslationEvalSet, TranslationTrainTask, read_run_config}
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log filter for tracing output (e.g. `info`, `debug`, `nemo_nlp=debug`); default:
-    /// `RUST_LOG`, else `info`.
-    #[arg(long, global = true)]
-    log: Option<String>,
-    /// Where models run: `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
-    #[arg(long, global = true, default_value = "cpu")]
-    device: DeviceArg,
+    #[command(flatten)]
+    global: GlobalArgs,
 }
 
 #[derive(Subcommand)]
@@ -148,9 +143,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     // SAFETY: parsing arguments starts no thread, and no candle op has run.
     let tuning = unsafe { nemo_host::tune_for_training(ElementwisePool::CandlePool) };
-    nemo_cli::logging::init(cli.log.as_deref())?;
+    nemo_cli::logging::init(cli.global.log.as_deref())?;
     tracing::info!("host tuning: {tuning}");
-    let device = cli.device.open()?;
+    let device = cli.global.device.open()?;
     match cli.command {
         Command::Train {
             run,
